@@ -1,0 +1,29 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .routes_kilns import Context
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: Context) -> JSONResponse:
+    reasons = ctx.readiness.not_ready_reasons()
+    if reasons:
+        return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
+    return JSONResponse({"status": "ready", "reasons": []})
+
+
+@router.get("/metrics")
+async def metrics(ctx: Context) -> Response:
+    return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Collectors (OPC UA, MQTT), payload decoding, conditioning, the pipeline and the durable store."""

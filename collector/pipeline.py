@@ -1,0 +1,129 @@
+"""The pipeline: a bounded queue from the collectors to the durable store, then to the consumers.
+
+Collectors ``await pipeline.put(batch, ack)``; when the queue is full they wait (back-pressure),
+nothing is dropped. The pipeline groups queued batches, conditions them, commits them to SQLite
+on its single store thread, then calls each batch's ``ack`` (MQTT acknowledges only now, when
+the readings are durable) and hands the batch to the consumers (the analytics engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from analytics.batch import ReadingBatch
+
+from .conditioning import Conditioner
+from .metrics import Metrics
+from .store import DeadLetter, LocalStore
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+BatchConsumer = Callable[[ReadingBatch], None]
+T = TypeVar("T")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: LocalStore,
+        conditioner: Conditioner,
+        signal_names: tuple[str, ...],
+        metrics: Metrics,
+        *,
+        maxsize: int = 256,
+        max_group: int = 64,
+    ) -> None:
+        self.store = store
+        self.conditioner = conditioner
+        self.signal_names = signal_names
+        self.metrics = metrics
+        self.max_group = max_group
+        self.consumers: list[BatchConsumer] = []
+        #: Optional hook: while it returns False, acks are held back (outbox over budget).
+        self.ack_gate: Callable[[], bool] | None = None
+        self._held_acks: list[Ack] = []
+        self._queue: asyncio.Queue[tuple[ReadingBatch, Ack | None]] = asyncio.Queue(maxsize)
+        self._dead: list[DeadLetter] = []
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-store")
+        self.stored_readings = 0
+
+    async def put(self, batch: ReadingBatch, ack: Ack | None = None) -> None:
+        """Queue a batch; waits while the queue is full."""
+        await self._queue.put((batch, ack))
+        self.metrics.queue_depth.set(self._queue.qsize())
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Keep an input that could not be decoded; it is committed with the next group."""
+        self._dead.append(letter)
+        self.metrics.dead_letters.labels(letter.source).inc()
+        if self._queue.empty():
+            self._queue.put_nowait((ReadingBatch.empty(), None))
+
+    async def on_store_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run store work on the single store thread, serialised with the reading commits."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            group = [first]
+            while len(group) < self.max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                await self._commit(group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+                self.metrics.queue_depth.set(self._queue.qsize())
+
+    async def _commit(self, group: list[tuple[ReadingBatch, Ack | None]]) -> None:
+        batch, counts = self.conditioner.apply(ReadingBatch.concat(b for b, _ in group))
+        letters, self._dead = self._dead, []
+        started = time.perf_counter()
+        while True:
+            try:
+                await self.on_store_thread(self.store.write, batch, letters)
+                break
+            except Exception:
+                # A full disk or a locked file: keep the data in memory and the collectors waiting.
+                log.exception("cannot commit %d readings to the local store; retrying in 1 s", len(batch))
+                await asyncio.sleep(1.0)
+        self.metrics.store_seconds.observe(time.perf_counter() - started)
+        self.stored_readings += len(batch)
+        self._count_flags(counts.non_finite, "non_finite")
+        self._count_flags(counts.out_of_range, "out_of_range")
+        self._release_acks([a for _, a in group if a is not None])
+        if len(batch):
+            for consume in self.consumers:
+                try:
+                    consume(batch)
+                except Exception:
+                    log.exception("a consumer failed on a batch of %d readings", len(batch))
+
+    def _release_acks(self, acks: list[Ack]) -> None:
+        self._held_acks.extend(acks)
+        if self.ack_gate is not None and not self.ack_gate():
+            return
+        held, self._held_acks = self._held_acks, []
+        for ack in held:
+            try:
+                ack()
+            except Exception:
+                log.exception("acknowledging a message failed")
+
+    def _count_flags(self, counts: dict[int, int], reason: str) -> None:
+        for sig, n in counts.items():
+            self.metrics.flagged.labels(self.signal_names[sig], reason).inc(n)
+
+    async def drain(self) -> None:
+        """Wait until every queued batch is committed (for a clean stop)."""
+        await self._queue.join()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,131 @@
+"""The ``kilnwatch`` command: run, check-config, simulate, demo-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, PlantFile, load_plant_file, parse_plant
+from .demo import DEMO_KILNS, DEMO_OPCUA_PORT, demo_plant
+from .settings import Settings
+
+log = logging.getLogger("kilnwatch")
+
+
+def _summary(plant: PlantFile) -> list[str]:
+    lines = []
+    for p, k in plant.kilns():
+        sources = sorted({"opcua" if s.source.opcua else "mqtt" for s in k.signals})
+        quantities = ", ".join(s.quantity.value for s in k.signals)
+        lines.append(
+            f"  {p.id}/{k.id} ({k.name or k.id}): {len(k.signals)} signals "
+            f"via {'+'.join(sources)}: {quantities}"
+        )
+    return lines
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        plant = load_plant_file(args.file)
+    except ConfigError as err:
+        for e in err.errors:
+            print(f"{err.path}: {e}", file=sys.stderr)
+        print(f"{err.path}: {len(err.errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {args.file}")
+    print("\n".join(_summary(plant)))
+    return 0
+
+
+def cmd_demo_config(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(demo_plant(mqtt_port=None if args.opcua_only else args.mqtt_port), sort_keys=False))
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items() if v
+    }
+    return Settings(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .demo_runner import attach_demo
+    from .service import Service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    try:
+        plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        service = Service(plant, settings)
+        if not args.config:
+            await attach_demo(service, speed=args.speed, backfill_h=args.backfill_hours)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.stop)
+        run = asyncio.create_task(service.run())
+        await service.started()
+        print(
+            f"kilnwatch is serving http://{settings.host}:{service.bound_port}/  (API: /api/v1/kilns, /docs)"
+        )
+        print(f"local store: {settings.store_path}")
+        await run
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_simulate(argv: list[str]) -> int:
+    from simulators.cli import main as sim_main
+
+    return int(sim_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kilnwatch", description="Live CO2 of cement kilns")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service (the built-in demo when no --config is given)")
+    run.add_argument("--config", type=Path, help="plant file (YAML); default: the demo plant with simulators")
+    run.add_argument("--speed", type=float, default=60.0, help="demo simulator speed-up until it catches up")
+    run.add_argument("--backfill-hours", type=float, default=6.0, help="demo history before now [h]")
+    run.add_argument("--host", help="API address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="API port (default 8000)")
+    run.add_argument("--data-dir", type=Path, help="where the SQLite store lives")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a plant file without running")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_check_config)
+
+    demo = sub.add_parser("demo-config", help="print the demo plant file")
+    demo.add_argument("--opcua-only", action="store_true", help="analysers over OPC UA instead of MQTT")
+    demo.add_argument("--mqtt-port", type=int, default=18830)
+    demo.set_defaults(func=cmd_demo_config)
+
+    sub.add_parser(
+        "simulate", help="run the kiln simulators alone (see kilnwatch simulate --help)", add_help=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        return cmd_simulate(argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+__all__ = ["DEMO_KILNS", "DEMO_OPCUA_PORT", "main"]

@@ -1,0 +1,196 @@
+"""OPC UA server of the simulated kilns (asyncua), with source timestamps in simulated time.
+
+Nodes live in namespace `urn:kilnwatch:simulator` with string ids `<kiln>.<key>` (clients address them as
+`nsu=urn:kilnwatch:simulator;s=kiln1.stack.co2`), plus `<kiln>.cems.status` (Int32: 0 ok, 1 maintenance,
+2 calibration, 3 fault) and `<kiln>.truth.co2_t_per_h`, the model's own CO2 mass flow for demos.
+
+Every `wall_interval_s` the server computes all model ticks between the last published one and the sim
+clock's now in one numpy batch, applies the scenario, and writes each value in time order as a DataValue
+whose SourceTimestamp is the tick's simulated time. `stop()` and `start()` may be called again on the same
+port; the clock keeps running meanwhile, so the ticks of the stop are never published (an event-time gap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import numpy as np
+from asyncua import Server, ua
+
+from simulators.clock import SimClock
+from simulators.model import SIGNAL_KEYS, TRUTH_KEY, KilnModel
+from simulators.scenarios import Scenario
+
+NAMESPACE_URI = "urn:kilnwatch:simulator"
+STATUS_KEY = "cems.status"
+_NS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_log = logging.getLogger(__name__)
+
+
+def node_string_id(kiln: str, key: str) -> str:
+    """String node id of a kiln signal, e.g. `kiln1.stack.co2`."""
+    return f"{kiln}.{key}"
+
+
+@dataclass
+class ServerStats:
+    ticks: int = 0
+    values_written: int = 0
+    last_tick_ns: int = 0
+    busy_s: float = 0.0
+    """Wall time spent computing and writing [s]."""
+
+
+class SimOpcUaServer:
+    """asyncua server publishing the kiln models on a `SimClock`. Use `async with` or `start()`/`stop()`."""
+
+    def __init__(
+        self,
+        kilns: Sequence[KilnModel],
+        clock: SimClock,
+        host: str = "127.0.0.1",
+        port: int = 4840,
+        tick_s: float = 1.0,
+        scenario: Scenario | None = None,
+        wall_interval_s: float = 0.1,
+        max_ticks_per_step: int = 600,
+    ) -> None:
+        self.kilns = list(kilns)
+        self.clock = clock
+        self.host, self.port = host, port
+        self.tick_ns = round(tick_s * _NS)
+        self.scenario = scenario or Scenario()
+        self.wall_interval_s = wall_interval_s
+        self.max_ticks_per_step = max_ticks_per_step
+        self.stats = ServerStats()
+        self._server: Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._nodeids: dict[str, list[ua.NodeId]] = {}
+        self._status_nodeid: dict[str, ua.NodeId] = {}
+        self._next_k = 0
+        self._codes: dict[int, ua.StatusCode] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def __aenter__(self) -> SimOpcUaServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build a fresh server (a restarted device forgets its sessions) and start publishing from now."""
+        if self._server is not None:
+            return
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"{self.endpoint}/kilnwatch/sim/")
+        server.set_server_name("kilnwatch kiln simulator")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await server.register_namespace(NAMESPACE_URI)
+        await self._build_nodes(server, idx)
+        await server.start()
+        self._server = server
+        self._next_k = self.clock.now_ns() // self.tick_ns
+        self._task = asyncio.create_task(self._run(), name=f"opcua-sim-{self.port}")
+        _log.info("OPC UA simulator listening on %s", self.endpoint)
+
+    async def stop(self) -> None:
+        """Stop publishing and close the listening socket and every session."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+            _log.info("OPC UA simulator on %s stopped", self.endpoint)
+
+    async def _build_nodes(self, server: Server, idx: int) -> None:
+        objects = server.nodes.objects
+        for model in self.kilns:
+            kiln = model.kiln_id
+            obj = await objects.add_object(ua.NodeId(kiln, idx), ua.QualifiedName(kiln, idx))
+            ids = []
+            for key in (*SIGNAL_KEYS, TRUTH_KEY):
+                nodeid = ua.NodeId(node_string_id(kiln, key), idx)
+                await obj.add_variable(nodeid, ua.QualifiedName(key, idx), ua.Variant(0.0, ua.VariantType.Double))
+                ids.append(nodeid)
+            self._nodeids[kiln] = ids
+            status_id = ua.NodeId(node_string_id(kiln, STATUS_KEY), idx)
+            await obj.add_variable(status_id, ua.QualifiedName(STATUS_KEY, idx), ua.Variant(0, ua.VariantType.Int32))
+            self._status_nodeid[kiln] = status_id
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            target_k = self.clock.now_ns() // self.tick_ns
+            if target_k >= self._next_k:
+                k_end = min(target_k + 1, self._next_k + self.max_ticks_per_step)
+                started = loop.time()
+                await self._publish(self._next_k, k_end)
+                self.stats.busy_s += loop.time() - started
+                self._next_k = k_end
+                if k_end <= target_k:
+                    await asyncio.sleep(0)
+                    continue
+            await asyncio.sleep(self.wall_interval_s)
+
+    def _code(self, value: int) -> ua.StatusCode:
+        code = self._codes.get(value)
+        if code is None:
+            code = self._codes[value] = ua.StatusCode(value)
+        return code
+
+    async def _publish(self, k0: int, k1: int) -> None:
+        server = self._server
+        if server is None:
+            return
+        t_ns = np.arange(k0, k1, dtype=np.int64) * self.tick_ns
+        source_ts = [_EPOCH + timedelta(microseconds=int(us)) for us in (t_ns // 1000).tolist()]
+        rows = []  # per kiln: [(nodeid, values, codes, send)]
+        for model in self.kilns:
+            clean = model.sample(t_ns)
+            applied = self.scenario.apply(model, t_ns, clean)
+            cols = [
+                (nid, applied.values[key].tolist(), applied.status_code[key].tolist(), applied.send[key].tolist())
+                for nid, key in zip(self._nodeids[model.kiln_id], SIGNAL_KEYS, strict=False)
+            ]
+            truth_nid = self._nodeids[model.kiln_id][-1]
+            cols.append((truth_nid, clean[TRUTH_KEY].tolist(), [0] * len(t_ns), [True] * len(t_ns)))
+            rows.append((self._status_nodeid[model.kiln_id], applied.rack_state.tolist(), cols))
+        write = server.iserver.aspace.write_attribute_value
+        value_attr = ua.AttributeIds.Value
+        double, int32 = ua.VariantType.Double, ua.VariantType.Int32
+        written = 0
+        for i, ts in enumerate(source_ts):
+            server_ts = datetime.now(UTC)
+            for status_nid, rack_state, cols in rows:
+                await write(status_nid, value_attr, ua.DataValue(
+                    ua.Variant(rack_state[i], int32), self._code(0), SourceTimestamp=ts, ServerTimestamp=server_ts))
+                for nid, values, codes, send in cols:
+                    if send[i]:
+                        dv = ua.DataValue(ua.Variant(values[i], double), self._code(codes[i]),
+                                          SourceTimestamp=ts, ServerTimestamp=server_ts)
+                        await write(nid, value_attr, dv)
+                        written += 1
+        self.stats.ticks += len(source_ts)
+        self.stats.values_written += written
+        self.stats.last_tick_ns = int(t_ns[-1])
