@@ -1,4 +1,4 @@
-"""Flow normalisation, CO2 mass flow and intensity (domain.md § 1, worked examples WE1-WE4).
+"""Flow normalisation, CO2 mass flow, CO as CO2 and intensity (domain.md § 1, worked examples WE1-WE5).
 
 All functions take and return numpy arrays (scalars broadcast). Units are in brackets.
 Invalid inputs (NaN) propagate as NaN; nothing here decides validity.

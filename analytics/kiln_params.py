@@ -5,8 +5,12 @@
 ``co2_dry``     CO2 concentration, dry basis [vol %]
 ``clinker_rate`` clinker production [t/h]
 ``co_dry``      CO concentration, dry basis [mg/Nm3] (when the kiln has a CO analyser)
+``o2_dry``      O2 concentration, dry basis [vol %] (when the kiln has an O2 analyser)
+``<p>_ref``     pollutant p (nox, so2, dust, toc, co) at the reference O2, dry [mg/Nm3]
+                (IED Annex VI Part 7; WE6): needs the O2 analyser; never applied to CO2
 
-A derived point is valid only where every input point is valid.
+A derived point is valid only where every input point is valid. Dry conversion and O2 correction
+are applied per grid point, before averaging [assumption, domain.md § 2.5].
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from . import corrections as corr
 from . import emissions as em
 from .gridding import GridSamples
+from .rules import POLLUTANT_QUANTITIES
 from .signals import KilnSpec, Quantity, SignalInfo
 
 FLOW_N_DRY = "flow_n_dry"
 CO2_DRY = "co2_dry"
 CLINKER_RATE = "clinker_rate"
 CO_DRY = "co_dry"
+O2_DRY = "o2_dry"
+REF_SUFFIX = "_ref"
 
 Series = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
@@ -50,10 +58,31 @@ def check_kiln(kiln: KilnSpec, signals: Sequence[SignalInfo]) -> None:
         raise ValueError(f"kiln {kiln.id} cannot compute CO2 mass flow: no signal for {', '.join(missing)}")
 
 
+def pollutant_signals(kiln: KilnSpec, signals: Sequence[SignalInfo]) -> dict[str, int]:
+    """Pollutant name -> the kiln's first signal measuring it (global index)."""
+    out: dict[str, int] = {}
+    for g in kiln.signals:
+        name = POLLUTANT_QUANTITIES.get(signals[g].quantity)
+        if name is not None and name not in out:
+            out[name] = g
+    return out
+
+
+def ref_name(pollutant: str) -> str:
+    return pollutant + REF_SUFFIX
+
+
 def derive(
-    kiln: KilnSpec, signals: Sequence[SignalInfo], row: dict[int, int], samples: GridSamples
+    kiln: KilnSpec,
+    signals: Sequence[SignalInfo],
+    row: dict[int, int],
+    samples: GridSamples,
+    reference_o2_pct: float | None = None,
 ) -> dict[str, Series]:
-    """Derived series for one kiln; ``row`` maps a global signal index to its row in ``samples``."""
+    """Derived series for one kiln; ``row`` maps a global signal index to its row in ``samples``.
+
+    With ``reference_o2_pct`` and an O2 analyser, also each pollutant at that O2 [mg/Nm3, dry].
+    """
 
     def get(role: Quantity) -> Series:
         r = row[kiln.roles[role]]
@@ -88,7 +117,25 @@ def derive(
         if signals[kiln.roles[Quantity.CO]].moisture_basis == "wet" and h2o is not None:
             co, co_ok = em.wet_to_dry_concentration(co, h2o[0]), co_ok & h2o[1]
         out[CO_DRY] = _clean(co, co_ok)
+
+    if Quantity.O2 in kiln.roles:
+        o2, o2_ok = _dry(signals, kiln.roles[Quantity.O2], get(Quantity.O2), h2o)
+        out[O2_DRY] = _clean(o2, o2_ok)
+        if reference_o2_pct is not None:
+            for name, g in pollutant_signals(kiln, signals).items():
+                c, c_ok = _dry(signals, g, (samples.value[row[g]], samples.valid[row[g]]), h2o)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ref = corr.o2_reference_correction(c, o2, reference_o2_pct)
+                out[ref_name(name)] = _clean(ref, c_ok & o2_ok)
     return out
+
+
+def _dry(signals: Sequence[SignalInfo], g: int, series: Series, h2o: Series | None) -> Series:
+    """A concentration on a dry basis: wet values divided by the dry fraction of the same point."""
+    c, ok = series
+    if signals[g].moisture_basis == "wet" and h2o is not None:
+        return em.wet_to_dry_concentration(c, h2o[0]), ok & h2o[1]
+    return c, ok
 
 
 def _clean(values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]) -> Series:

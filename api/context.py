@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry
 from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.engine import SignalNow
 from analytics.signals import KilnSpec, SignalTable
+from api.events import Broadcaster
+from api.page_config import AlarmSettings, StreamSettings
 
 
 class LiveSource(Protocol):
@@ -40,6 +42,14 @@ class ApiContext:
     #: Rules used for the numbers (density, validity thresholds, reference conditions...).
     method: dict[str, Any] = field(default_factory=dict)
     kiln_names: dict[str, str] = field(default_factory=dict)
+    #: Closed minutes and hours as they happen: {"type": "minute"|"hour", "kiln": id, "start_ns": int}.
+    events: Broadcaster = field(default_factory=Broadcaster)
+    #: Source health for alarms: name -> {"connected", "kind", "last_error", ...}.
+    sources: Any = None
+    #: Alarm limits and times of the control-room page and /api/v1/alarms.
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    #: Keep-alive and reconnect timing of /api/v1/stream.
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     def kiln(self, kiln_id: str) -> KilnSpec | None:
         return next((k for k in self.kilns if k.id == kiln_id), None)

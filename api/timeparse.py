@@ -28,6 +28,6 @@ def time_range(start: str | None, end: str | None, default_span_ns: int, now_ns:
     start_ns = parse_time(start, "start") if start else end_ns - default_span_ns
     if start_ns >= end_ns:
         raise HTTPException(422, detail=f"start ({iso(start_ns)}) must be before end ({iso(end_ns)})")
-    if end_ns - start_ns > 366 * 24 * 3600 * 10**9:
-        raise HTTPException(422, detail="a time range may span at most 366 days")
+    if end_ns - start_ns > 3 * 366 * 24 * 3600 * 10**9:
+        raise HTTPException(422, detail="a time range may span at most 3 years")
     return start_ns, end_ns

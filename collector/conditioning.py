@@ -6,7 +6,6 @@ dropped: a non-finite value becomes BAD, a value outside the range gets OUT_OF_R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +26,10 @@ class FlagCounts:
 class Conditioner:
     def __init__(
         self,
-        scale: Sequence[float],
-        offset: Sequence[float],
-        valid_min: Sequence[float],
-        valid_max: Sequence[float],
+        scale: npt.ArrayLike,
+        offset: npt.ArrayLike,
+        valid_min: npt.ArrayLike,
+        valid_max: npt.ArrayLike,
     ) -> None:
         self.scale = np.asarray(scale, dtype=np.float64)
         self.offset = np.asarray(offset, dtype=np.float64)

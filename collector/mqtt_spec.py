@@ -40,12 +40,12 @@ class MqttBrokerSpec(BaseModel):
     keyfile: str | None = None
     qos: Literal[0, 1] = Field(default=1, description="subscription QoS; 1 for at-least-once delivery")
     clean_session: bool = Field(
-        default=False, description="MQTT 3.1.1 only: True drops the broker's queue for kilnwatch on every connect"
+        default=False, description="MQTT 3.1.1 only; True drops the broker's queue for kilnwatch on connect"
     )
     receive_maximum: int = Field(
-        default=1000, ge=1, le=65535, description="MQTT 5: unacknowledged messages the broker may have in flight"
+        default=1000, ge=1, le=65535, description="MQTT 5: unacknowledged messages the broker may send"
     )
-    reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay [s]; doubles each try")
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay [s], doubling")
     reconnect_max_s: float = Field(default=60.0, gt=0, description="cap of the reconnect delay [s]")
     status_map: dict[str | int, StatusWord] = Field(
         default_factory=lambda: dict(DEFAULT_STATUS_MAP),

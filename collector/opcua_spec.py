@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 _NODE_RE = re.compile(r"^nsu=[^;]+;[sig]=.+$")
 
@@ -29,6 +29,19 @@ class OpcUaServerSpec(BaseModel):
         default=30.0, gt=0, description="rebuild the connection when nothing arrives for this long"
     )
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_stall_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="rebuild the client when its own reconnect has not succeeded for this long",
+    )
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> OpcUaServerSpec:
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError("security_policy and security_mode must both be 'None' or both be set")
+        if self.security_policy != "None" and not (self.certificate and self.private_key):
+            raise ValueError(f"security_policy {self.security_policy} needs certificate and private_key")
+        return self
 
 
 class OpcUaBinding(BaseModel):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,7 @@ from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from api.app import create_app
 from api.context import ApiContext
+from api.events import Broadcaster
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
@@ -45,7 +47,7 @@ class Service:
     reader: StoreReader = field(init=False)
     pipeline: Pipeline = field(init=False)
     listeners: list[OutputListener] = field(default_factory=list)
-    extra_tasks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     bound_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -56,6 +58,8 @@ class Service:
         self._stop = asyncio.Event()
         self._aggregate_writes: set[asyncio.Task[None]] = set()
         self._started = asyncio.Event()
+        self.events = Broadcaster()
+        self.listeners.append(self._publish_events)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -92,11 +96,10 @@ class Service:
             except Exception:
                 log.exception("a listener of closed minutes failed")
 
-    def _sources(self) -> list[Callable[[], Awaitable[None]]]:
-        from collector.mqtt import MqttSource
+    def _sources(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         from collector.opcua import OpcUaSource
 
-        runs: list[Callable[[], Awaitable[None]]] = []
+        runs: list[Callable[[], Coroutine[Any, Any, None]]] = []
         for name, nodes in self.runtime.opcua_nodes.items():
             spec = self.plant.sources.opcua[name]
             opcua = OpcUaSource(
@@ -107,9 +110,12 @@ class Service:
                 health=self.health.source(f"opcua:{name}", "opcua"),
                 metrics=self.metrics,
                 instance_id=self.settings.instance_id,
+                signal_names=self.runtime.table.ids,
             )
             runs.append(opcua.run)
         for name, bindings in self.runtime.mqtt_bindings.items():
+            from collector.mqtt import MqttSource
+
             mqtt = MqttSource(
                 name=f"mqtt:{name}",
                 spec=self.plant.sources.mqtt[name],
@@ -123,6 +129,16 @@ class Service:
             runs.append(mqtt.run)
         return runs
 
+    def _publish_events(self, out: EngineOutput) -> None:
+        for m in out.minutes:
+            self.events.publish(
+                {"type": "minute", "kiln": m.kiln, "start_ns": m.start_ns, "revision": m.revision}
+            )
+        for h in out.hours:
+            self.events.publish(
+                {"type": "hour", "kiln": h.kiln, "start_ns": h.start_ns, "revision": h.revision}
+            )
+
     def api_context(self) -> ApiContext:
         return ApiContext(
             table=self.runtime.table,
@@ -133,6 +149,8 @@ class Service:
             registry=self.metrics.registry,
             method=self.runtime.method(),
             kiln_names=self.runtime.kiln_names,
+            events=self.events,
+            sources=self.health,
         )
 
     async def _late_data(self) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Text of the sample environment file's placeholders (deploy/kilnwatch.env.example).
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "<your")
 
 
 class Settings(BaseSettings):
@@ -23,6 +26,29 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_org: str = "kilnwatch"
     influx_bucket: str = "kilnwatch"
+    influx_timeout_s: float = Field(default=30.0, gt=0, description="one write request [s]")
+    influx_gzip: bool = False
+    influx_batch_points: int = Field(default=5000, ge=1, description="points per write request")
+    influx_in_flight: int = Field(default=4, ge=1, le=64, description="write requests in flight")
+    influx_retry_cap_s: float = Field(default=60.0, gt=0, description="longest pause between retries [s]")
+
+    outbox_max_bytes: int = Field(default=2 * 1024**3, ge=1, description="outbox budget [bytes]")
+    outbox_max_age_h: float = Field(default=72.0, gt=0, description="outbox budget: oldest row's age [h]")
+    outbox_warn_fraction: float = Field(default=0.8, gt=0, lt=1, description="warn at this use of budget")
+
+    retention_raw_days: float = Field(default=7.0, gt=0, description="raw readings kept locally [days]")
+    retention_minute_days: float = Field(default=366.0, gt=0, description="minute aggregates kept [days]")
+
+    @field_validator("influx_url", "influx_token", "influx_org", "influx_bucket")
+    @classmethod
+    def _not_a_placeholder(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and any(m in text.lower() for m in PLACEHOLDER_MARKERS):
+            raise ValueError(
+                "still the sample file's placeholder; set the real value "
+                "(KILNWATCH_INFLUX_URL, _TOKEN, _ORG, _BUCKET in the environment or the env file)"
+            )
+        return value
 
     @property
     def store_path(self) -> Path:

@@ -33,8 +33,9 @@ class Message:
 
 def iso_ms(t_ns: np.ndarray) -> list[str]:
     """ISO 8601 UTC strings with milliseconds and `Z`, e.g. `2026-11-28T12:00:00.000Z`."""
-    stamps = np.datetime_as_string(np.asarray(t_ns, np.int64).astype("datetime64[ns]").astype("datetime64[ms]"),
-                                   unit="ms")
+    stamps = np.datetime_as_string(
+        np.asarray(t_ns, np.int64).astype("datetime64[ns]").astype("datetime64[ms]"), unit="ms"
+    )
     return [f"{s}Z" for s in stamps]
 
 
@@ -49,8 +50,15 @@ def build_messages(applied: Applied, decimals: int | None = None) -> list[Messag
         values = applied.values[key]
         if decimals is not None:
             values = np.round(values, decimals)
-        cols.append((name, SIGNAL_UNITS[key], values.tolist(), applied.state[key].tolist(),
-                     applied.send[key].tolist()))
+        cols.append(
+            (
+                name,
+                SIGNAL_UNITS[key],
+                values.tolist(),
+                applied.state[key].tolist(),
+                applied.send[key].tolist(),
+            )
+        )
     rack = applied.rack_state.tolist()
     forms: list[list[tuple[str, tuple[str, ...]]]] = [[] for _ in range(n)]
     for mask, ev in applied.malformed:

@@ -18,11 +18,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from simulators.clock import SimClock
 from simulators.model import KilnParams, build_models
 from simulators.mqtt_publisher import SimMqttPublisher
-from simulators.opcua_server import SimOpcUaServer
+from simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
 from simulators.scenario_presets import PRESET_RATES, preset
 
 _NS = 1_000_000_000
@@ -60,20 +61,36 @@ async def run_simulator(
 ) -> None:
     """Run the OPC UA server (and the MQTT publisher) until cancelled or `stop` is set."""
     clock = clock or build_clock(config)
-    models = build_models(config.kilns, config.seed, KilnParams(clinker_t_per_h=config.clinker_t_per_day / 24.0))
-    scenario = preset(config.scenario, config.kilns, clock.start_ns,
-                      clock.start_ns + SCENARIO_HORIZON_DAYS * 86_400 * _NS, config.seed)
+    models = build_models(
+        config.kilns, config.seed, KilnParams(clinker_t_per_h=config.clinker_t_per_day / 24.0)
+    )
+    scenario = preset(
+        config.scenario,
+        config.kilns,
+        clock.start_ns,
+        clock.start_ns + SCENARIO_HORIZON_DAYS * 86_400 * _NS,
+        config.seed,
+    )
     opcua = SimOpcUaServer(models, clock, config.opcua_host, config.opcua_port, config.tick_s, scenario)
     mqtt = None
     if config.mqtt:
-        mqtt = SimMqttPublisher(models, clock, config.mqtt_host, config.mqtt_port, config.mqtt_client_id,
-                                config.mqtt_rate_s or config.tick_s, scenario)
+        mqtt = SimMqttPublisher(
+            models,
+            clock,
+            config.mqtt_host,
+            config.mqtt_port,
+            config.mqtt_client_id,
+            config.mqtt_rate_s or config.tick_s,
+            scenario,
+        )
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(opcua)
         if mqtt is not None:
             await stack.enter_async_context(mqtt)
-        _print(f"OPC UA server {opcua.endpoint} (namespace urn:kilnwatch:simulator), kilns {','.join(config.kilns)}"
-               + (f"; MQTT {config.mqtt_host}:{config.mqtt_port} topic {mqtt.topic('<kiln>')}" if mqtt else ""))
+        line = f"OPC UA server {opcua.endpoint} (namespace {NAMESPACE_URI}), kilns {','.join(config.kilns)}"
+        if mqtt is not None:
+            line += f"; MQTT {config.mqtt_host}:{config.mqtt_port} topic {mqtt.topic('<kiln>')}"
+        _print(line)
         waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
             await _progress(config, clock, opcua, mqtt, waiter)
@@ -83,10 +100,13 @@ async def run_simulator(
 
 
 async def _progress(
-    config: SimulatorConfig, clock: SimClock, opcua: SimOpcUaServer, mqtt: SimMqttPublisher | None,
-    waiter: asyncio.Future[object] | None,
+    config: SimulatorConfig,
+    clock: SimClock,
+    opcua: SimOpcUaServer,
+    mqtt: SimMqttPublisher | None,
+    waiter: asyncio.Future[Any] | None,
 ) -> None:
-    interval = config.progress_interval_s if config.progress_interval_s > 0 else 3600.0
+    interval = config.progress_interval_s if config.progress_interval_s > 0 else 1.0
     was_caught_up = False
     while waiter is None or not waiter.done():
         if waiter is not None:
@@ -111,8 +131,11 @@ def _print(line: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
-    p = argparse.ArgumentParser(prog="python -m simulators", description="Simulated cement kilns over OPC UA "
-                                "and MQTT, with ground truth, in real time or accelerated.")
+    p = argparse.ArgumentParser(
+        prog="python -m simulators",
+        description="Simulated cement kilns over OPC UA "
+        "and MQTT, with ground truth, in real time or accelerated.",
+    )
     p.add_argument("--kilns", default="kiln1,kiln2", help="comma-separated kiln ids (default %(default)s)")
     p.add_argument("--opcua-host", default="127.0.0.1")
     p.add_argument("--opcua-port", type=int, default=4840)
@@ -137,10 +160,21 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         p.error("--speed and --tick must be > 0 and --backfill-hours >= 0")
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
     return SimulatorConfig(
-        kilns=kilns, opcua_host=a.opcua_host, opcua_port=a.opcua_port, mqtt=not a.no_mqtt, mqtt_host=a.mqtt_host,
-        mqtt_port=a.mqtt_port, mqtt_client_id=a.mqtt_client_id, mqtt_rate_s=a.mqtt_rate, speed=a.speed,
-        backfill_hours=a.backfill_hours, tick_s=a.tick, seed=a.seed, clinker_t_per_day=a.clinker_tpd,
-        scenario=a.scenario, progress_interval_s=a.progress,
+        kilns=kilns,
+        opcua_host=a.opcua_host,
+        opcua_port=a.opcua_port,
+        mqtt=not a.no_mqtt,
+        mqtt_host=a.mqtt_host,
+        mqtt_port=a.mqtt_port,
+        mqtt_client_id=a.mqtt_client_id,
+        mqtt_rate_s=a.mqtt_rate,
+        speed=a.speed,
+        backfill_hours=a.backfill_hours,
+        tick_s=a.tick,
+        seed=a.seed,
+        clinker_t_per_day=a.clinker_tpd,
+        scenario=a.scenario,
+        progress_interval_s=a.progress,
     )
 
 

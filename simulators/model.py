@@ -103,7 +103,9 @@ class KilnModel:
         self.params = p = params or KilnParams()
         self._key = stream_key(seed, kiln_id)
 
-        def slow(name: str, sigma: float, periods: tuple[float, float] = (900.0, 4 * 3600.0)) -> SlowVariation:
+        def slow(
+            name: str, sigma: float, periods: tuple[float, float] = (900.0, 4 * 3600.0)
+        ) -> SlowVariation:
             return SlowVariation(stream_key(self._key, name), sigma, periods)
 
         self._clinker = slow("clinker", p.clinker_sigma)
@@ -157,7 +159,9 @@ class KilnModel:
         p = self.params
         mill_off = self.raw_mill_off(t)
 
-        clinker = p.clinker_t_per_h * (1.0 + self._clinker(t) + self._jitter("clinker-j", t, p.clinker_jitter))
+        clinker = p.clinker_t_per_h * (
+            1.0 + self._clinker(t) + self._jitter("clinker-j", t, p.clinker_jitter)
+        )
         energy_gj_per_h = clinker * p.specific_energy_gj_per_t * (1.0 + self._energy(t))
         co2_fuel = energy_gj_per_h * p.ef_fuel_t_per_tj / 1000.0
         co2 = clinker * p.ef_calcination_t_per_t + co2_fuel

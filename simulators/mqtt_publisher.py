@@ -80,7 +80,7 @@ class SimMqttPublisher:
         self._connected = threading.Event()
         self._held: list[tuple[int, int, str, bytes]] = []  # (release_ns, t_ns, topic, payload) heap
         self._next_k = 0
-        self._lock = threading.Lock()
+        self._acked = threading.Condition()
 
     def topic(self, kiln: str) -> str:
         return f"{self.topic_prefix}/{kiln}/cems"
@@ -128,29 +128,39 @@ class SimMqttPublisher:
         client, self._client = self._client, None
         if client is None:
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain_timeout_s
-        while self.connected and self.stats.acked < self.stats.messages and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(self._drain, drain_timeout_s)
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self._connected.clear()
 
+    def _drain(self, timeout_s: float) -> None:
+        with self._acked:
+            self._acked.wait_for(
+                lambda: not self.connected or self.stats.acked >= self.stats.messages, timeout_s
+            )
+
     # paho callbacks run on paho's network thread: they only update counters and flags.
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
         if not reason_code.is_failure:
             self.stats.connects += 1
             self._connected.set()
             _log.info("CEMS publisher connected to %s:%s", self.host, self.port)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
-        if self._connected.is_set():
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
+    ) -> None:
+        if self._connected.is_set() and self._client is not None:
             _log.warning("CEMS publisher disconnected from %s:%s (%s)", self.host, self.port, reason_code)
         self._connected.clear()
+        with self._acked:
+            self._acked.notify_all()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, props: Any) -> None:
-        with self._lock:
+        with self._acked:
             self.stats.acked += 1
+            self._acked.notify_all()
 
     async def _run(self) -> None:
         while True:
@@ -192,5 +202,5 @@ class SimMqttPublisher:
         if self._client is None:
             return
         self._client.publish(topic, payload, qos=self.qos)
-        with self._lock:
+        with self._acked:
             self.stats.messages += 1

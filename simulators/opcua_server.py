@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import cast
 
 import numpy as np
 from asyncua import Server, ua
@@ -127,15 +128,20 @@ class SimOpcUaServer:
         objects = server.nodes.objects
         for model in self.kilns:
             kiln = model.kiln_id
-            obj = await objects.add_object(ua.NodeId(kiln, idx), ua.QualifiedName(kiln, idx))
+            ns = ua.Int16(idx)
+            obj = await objects.add_object(ua.NodeId(ua.String(kiln), ns), ua.QualifiedName(kiln, idx))
             ids = []
             for key in (*SIGNAL_KEYS, TRUTH_KEY):
-                nodeid = ua.NodeId(node_string_id(kiln, key), idx)
-                await obj.add_variable(nodeid, ua.QualifiedName(key, idx), ua.Variant(0.0, ua.VariantType.Double))
+                nodeid = ua.NodeId(ua.String(node_string_id(kiln, key)), ns)
+                await obj.add_variable(
+                    nodeid, ua.QualifiedName(key, idx), ua.Variant(0.0, ua.VariantType.Double)
+                )
                 ids.append(nodeid)
             self._nodeids[kiln] = ids
-            status_id = ua.NodeId(node_string_id(kiln, STATUS_KEY), idx)
-            await obj.add_variable(status_id, ua.QualifiedName(STATUS_KEY, idx), ua.Variant(0, ua.VariantType.Int32))
+            status_id = ua.NodeId(ua.String(node_string_id(kiln, STATUS_KEY)), ns)
+            await obj.add_variable(
+                status_id, ua.QualifiedName(STATUS_KEY, idx), ua.Variant(0, ua.VariantType.Int32)
+            )
             self._status_nodeid[kiln] = status_id
 
     async def _run(self) -> None:
@@ -156,7 +162,7 @@ class SimOpcUaServer:
     def _code(self, value: int) -> ua.StatusCode:
         code = self._codes.get(value)
         if code is None:
-            code = self._codes[value] = ua.StatusCode(value)
+            code = self._codes[value] = ua.StatusCode(ua.UInt32(value))
         return code
 
     async def _publish(self, k0: int, k1: int) -> None:
@@ -164,13 +170,21 @@ class SimOpcUaServer:
         if server is None:
             return
         t_ns = np.arange(k0, k1, dtype=np.int64) * self.tick_ns
-        source_ts = [_EPOCH + timedelta(microseconds=int(us)) for us in (t_ns // 1000).tolist()]
+        # asyncua types its timestamps as ua.DateTime but encodes any datetime.
+        source_ts = cast(
+            list[ua.DateTime], [_EPOCH + timedelta(microseconds=us) for us in (t_ns // 1000).tolist()]
+        )
         rows = []  # per kiln: [(nodeid, values, codes, send)]
         for model in self.kilns:
             clean = model.sample(t_ns)
             applied = self.scenario.apply(model, t_ns, clean)
             cols = [
-                (nid, applied.values[key].tolist(), applied.status_code[key].tolist(), applied.send[key].tolist())
+                (
+                    nid,
+                    applied.values[key].tolist(),
+                    applied.status_code[key].tolist(),
+                    applied.send[key].tolist(),
+                )
                 for nid, key in zip(self._nodeids[model.kiln_id], SIGNAL_KEYS, strict=False)
             ]
             truth_nid = self._nodeids[model.kiln_id][-1]
@@ -181,14 +195,26 @@ class SimOpcUaServer:
         double, int32 = ua.VariantType.Double, ua.VariantType.Int32
         written = 0
         for i, ts in enumerate(source_ts):
-            server_ts = datetime.now(UTC)
+            server_ts = cast(ua.DateTime, datetime.now(UTC))
             for status_nid, rack_state, cols in rows:
-                await write(status_nid, value_attr, ua.DataValue(
-                    ua.Variant(rack_state[i], int32), self._code(0), SourceTimestamp=ts, ServerTimestamp=server_ts))
+                await write(
+                    status_nid,
+                    value_attr,
+                    ua.DataValue(
+                        ua.Variant(rack_state[i], int32),
+                        self._code(0),
+                        SourceTimestamp=ts,
+                        ServerTimestamp=server_ts,
+                    ),
+                )
                 for nid, values, codes, send in cols:
                     if send[i]:
-                        dv = ua.DataValue(ua.Variant(values[i], double), self._code(codes[i]),
-                                          SourceTimestamp=ts, ServerTimestamp=server_ts)
+                        dv = ua.DataValue(
+                            ua.Variant(values[i], double),
+                            self._code(codes[i]),
+                            SourceTimestamp=ts,
+                            ServerTimestamp=server_ts,
+                        )
                         await write(nid, value_attr, dv)
                         written += 1
         self.stats.ticks += len(source_ts)

@@ -30,8 +30,16 @@ PRESET_RATES: dict[str, dict[Kind, float]] = {
     "none": {},
     "demo": {Kind.SPIKE: 2.0, Kind.STUCK: 0.5, Kind.DROPOUT: 1.0, Kind.BURST: 1.0, Kind.NAN: 2.0},
     "chaos": {
-        Kind.MAINTENANCE: 1.0, Kind.FAULT: 2.0, Kind.DROPOUT: 12.0, Kind.STUCK: 4.0, Kind.SPIKE: 24.0,
-        Kind.NAN: 24.0, Kind.MALFORMED: 48.0, Kind.BURST: 6.0, Kind.FLOW_DROPOUT: 6.0, Kind.BAD_STATUS: 6.0,
+        Kind.MAINTENANCE: 1.0,
+        Kind.FAULT: 2.0,
+        Kind.DROPOUT: 12.0,
+        Kind.STUCK: 4.0,
+        Kind.SPIKE: 24.0,
+        Kind.NAN: 24.0,
+        Kind.MALFORMED: 48.0,
+        Kind.BURST: 6.0,
+        Kind.FLOW_DROPOUT: 6.0,
+        Kind.BAD_STATUS: 6.0,
     },
 }
 """Events per kiln per simulated day, by preset."""
@@ -69,7 +77,9 @@ def random_scenario(
     events: list[Event] = []
     days = max(end_ns - start_ns, 0) / _DAY_NS
     for kiln in kilns:
-        events += daily_calibrations(kiln, start_ns, end_ns, seed, calibration_interval_h, calibration_minutes)
+        events += daily_calibrations(
+            kiln, start_ns, end_ns, seed, calibration_interval_h, calibration_minutes
+        )
         for kind, rate in rates_per_day.items():
             rng = np.random.default_rng(stream_key(seed, "events", kiln, kind.value))
             count = int(rng.poisson(rate * days))

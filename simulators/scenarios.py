@@ -45,18 +45,32 @@ class State(IntEnum):
     FAULT = 3
 
 
-MQTT_STATUS: dict[int, str] = {State.OK: "OK", State.MAINTENANCE: "MAINT", State.CALIBRATION: "CAL",
-                               State.FAULT: "FLT"}
+MQTT_STATUS: dict[int, str] = {
+    State.OK: "OK",
+    State.MAINTENANCE: "MAINT",
+    State.CALIBRATION: "CAL",
+    State.FAULT: "FLT",
+}
 MALFORMED_FORMS = ("invalid_json", "missing_value", "string_value", "bad_ts", "future_ts")
 _ANALYSER_KEYS = tuple(ANALYSER_CHANNELS.values())
 _DEFAULT_CHANNELS: dict[Kind, tuple[str, ...]] = {
-    Kind.CALIBRATION: _ANALYSER_KEYS, Kind.MAINTENANCE: _ANALYSER_KEYS, Kind.FAULT: _ANALYSER_KEYS,
-    Kind.DROPOUT: _ANALYSER_KEYS, Kind.STUCK: ("stack.co2",), Kind.SPIKE: ("stack.co",),
-    Kind.NAN: ("stack.co2",), Kind.MALFORMED: ("stack.co2",), Kind.BURST: _ANALYSER_KEYS,
-    Kind.FLOW_DROPOUT: ("stack.flow",), Kind.BAD_STATUS: ("stack.flow",),
+    Kind.CALIBRATION: _ANALYSER_KEYS,
+    Kind.MAINTENANCE: _ANALYSER_KEYS,
+    Kind.FAULT: _ANALYSER_KEYS,
+    Kind.DROPOUT: _ANALYSER_KEYS,
+    Kind.STUCK: ("stack.co2",),
+    Kind.SPIKE: ("stack.co",),
+    Kind.NAN: ("stack.co2",),
+    Kind.MALFORMED: ("stack.co2",),
+    Kind.BURST: _ANALYSER_KEYS,
+    Kind.FLOW_DROPOUT: ("stack.flow",),
+    Kind.BAD_STATUS: ("stack.flow",),
 }
-_STATE_OF_KIND = {Kind.CALIBRATION: State.CALIBRATION, Kind.MAINTENANCE: State.MAINTENANCE,
-                  Kind.FAULT: State.FAULT}
+_STATE_OF_KIND = {
+    Kind.CALIBRATION: State.CALIBRATION,
+    Kind.MAINTENANCE: State.MAINTENANCE,
+    Kind.FAULT: State.FAULT,
+}
 _STATUS_OF_STATE = {
     State.OK: ua.StatusCodes.Good,
     State.MAINTENANCE: ua.StatusCodes.BadOutOfService,
@@ -65,11 +79,25 @@ _STATUS_OF_STATE = {
 }
 ZERO_GAS = dict.fromkeys(_ANALYSER_KEYS, 0.0)
 """Reading on zero gas (N2) [channel units]."""
-SPAN_GAS = {"stack.co2": 18.0, "stack.o2": 20.9, "stack.h2o": 0.0, "stack.co": 800.0, "stack.nox": 400.0,
-            "stack.so2": 150.0, "stack.dust": 40.0}
+SPAN_GAS = {
+    "stack.co2": 18.0,
+    "stack.o2": 20.9,
+    "stack.h2o": 0.0,
+    "stack.co": 800.0,
+    "stack.nox": 400.0,
+    "stack.so2": 150.0,
+    "stack.dust": 40.0,
+}
 """Reading on span gas / reference point [channel units]."""
-AMBIENT_AIR = {"stack.co2": 0.04, "stack.o2": 20.9, "stack.h2o": 1.0, "stack.co": 0.0, "stack.nox": 0.0,
-               "stack.so2": 0.0, "stack.dust": 0.0}
+AMBIENT_AIR = {
+    "stack.co2": 0.04,
+    "stack.o2": 20.9,
+    "stack.h2o": 1.0,
+    "stack.co": 0.0,
+    "stack.nox": 0.0,
+    "stack.so2": 0.0,
+    "stack.dust": 0.0,
+}
 """Reading when the sample line draws ambient air (maintenance, filter change) [channel units]."""
 
 

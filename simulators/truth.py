@@ -92,7 +92,10 @@ class GroundTruth:
         t, w = self._ticks(start_ns, end_ns)
         s = self.model.sample(t)
         q_wet = ph.normal_wet_flow(
-            s["stack.flow"], s["stack.temperature"], s["stack.barometric_pressure"], s["stack.static_pressure"]
+            s["stack.flow"],
+            s["stack.temperature"],
+            s["stack.barometric_pressure"],
+            s["stack.static_pressure"],
         )
         q_dry = ph.dry_flow(q_wet, s["stack.h2o"])
         hours = float(w.sum()) / 3600.0
@@ -101,7 +104,7 @@ class GroundTruth:
         return HourTruth(
             hour_ns=start_ns,
             co2_t=float(np.dot(s[TRUTH_KEY], w)) / 3600.0,
-            regulatory_co2_t=float(ph.co2_mass_flow(np.float64(mean_flow), np.float64(mean_co2))) * hours,
+            regulatory_co2_t=float(ph.co2_mass_flow(np.array(mean_flow), np.array(mean_co2))) * hours,
             clinker_t=float(np.dot(s["clinker.rate"], w)) / 3600.0,
         )
 

@@ -1,0 +1,123 @@
+"""``GET /api/v1/stream``: Server-Sent Events with each kiln's newest minute, closed hours and alarms.
+
+On connect the stream sends ``hello`` (``{"kilns", "ping_s", "retry_ms", "stale_after_s"}``, with the
+reconnect delay as the SSE ``retry`` field), every kiln's live payload and the alarms, then as things
+happen:
+
+- ``minute``: the live payload of ``/api/v1/kilns/{id}/live`` when a kiln's minute closes (while a
+  source replays history, at most one per kiln every ``min_interval_s``, the newest);
+- ``hour``: ``{"kiln", "hour", "revision"}`` when an hour closes or is recomputed;
+- ``alarms``: the body of ``/api/v1/alarms`` whenever an alarm or a kiln status changes;
+- ``ping``: ``{"time"}`` every ``ping_s``, so that proxies keep the connection open and a client
+  can tell a half-open connection from a quiet one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from analytics.signals import KilnSpec
+
+from .context import ApiContext
+from .routes_alarms import AlarmWatch, Watch
+from .routes_kilns import Context, live_payload
+from .timeparse import iso
+
+router = APIRouter(prefix="/api/v1")
+#: Longest wait between two looks at the alarms while nothing else happens [s].
+_ALARM_LOOK_S = 1.0
+
+
+async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+    return await anext(events)
+
+
+def _minute(ctx: ApiContext, kiln: KilnSpec) -> ServerSentEvent:
+    return ServerSentEvent(live_payload(ctx, kiln).model_dump_json(), event="minute")
+
+
+def _alarms(watch: AlarmWatch) -> ServerSentEvent:
+    return ServerSentEvent(watch.response().model_dump_json(), event="alarms")
+
+
+async def _events(
+    ctx: ApiContext, watch: AlarmWatch, kilns: Sequence[KilnSpec]
+) -> AsyncIterator[ServerSentEvent]:
+    by_id = {k.id: k for k in kilns}
+    subscription = ctx.events.subscribe()
+    pending = asyncio.create_task(_next(subscription))
+    await asyncio.sleep(0)  # let the subscription register before the snapshot, so no minute falls between
+    try:
+        hello = {
+            "kilns": [k.id for k in kilns],
+            "ping_s": ctx.stream.ping_s,
+            "retry_ms": ctx.stream.retry_ms,
+            "stale_after_s": ctx.alarms.stale_after_s,
+        }
+        yield ServerSentEvent(json.dumps(hello), event="hello", retry=ctx.stream.retry_ms)
+        for kiln in kilns:
+            if ctx.live.newest_minute(kiln.id) is not None:
+                yield _minute(ctx, kiln)
+        await watch.evaluate()
+        sent_version = watch.book.version
+        yield _alarms(watch)
+        dirty: set[str] = set()
+        flushed = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait(
+                {pending}, timeout=ctx.stream.min_interval_s if dirty else _ALARM_LOOK_S
+            )
+            if done:
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = asyncio.create_task(_next(subscription))
+                if event.get("kiln") in by_id and event.get("type") == "minute":
+                    dirty.add(event["kiln"])
+                elif event.get("kiln") in by_id and event.get("type") == "hour":
+                    hour = {
+                        "kiln": event["kiln"],
+                        "hour": iso(event["start_ns"]),
+                        "revision": event["revision"],
+                    }
+                    yield ServerSentEvent(json.dumps(hour), event="hour")
+            if dirty and time.monotonic() - flushed >= ctx.stream.min_interval_s:
+                for kiln_id in sorted(dirty):
+                    yield _minute(ctx, by_id[kiln_id])
+                dirty.clear()
+                flushed = time.monotonic()
+            await watch.evaluate()
+            if watch.book.version != sent_version:
+                sent_version = watch.book.version
+                yield _alarms(watch)
+    finally:
+        # Not awaited: the response's cancel scope may be cancelled already; the task ends by itself.
+        pending.cancel()
+
+
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream(
+    ctx: Context,
+    watch: Watch,
+    kiln: Annotated[list[str] | None, Query(description="kiln ids; default: all")] = None,
+) -> EventSourceResponse:
+    """Live minutes, closed hours and alarms as Server-Sent Events (``text/event-stream``)."""
+    kilns = list(ctx.kilns)
+    if kiln:
+        unknown = sorted(set(kiln) - {k.id for k in kilns})
+        if unknown:
+            raise HTTPException(404, detail=f"no kiln {unknown}; known kilns: {[k.id for k in kilns]}")
+        kilns = [k for k in kilns if k.id in kiln]
+    return EventSourceResponse(_events(ctx, watch, kilns), ping=ctx.stream.ping_s, ping_message_factory=_ping)
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(json.dumps({"time": iso(time.time_ns())}), event="ping")

@@ -1,0 +1,551 @@
+// kilnwatch control-room page: live minutes over Server-Sent Events, trend in SVG, hourly table.
+// Plain browser JavaScript, no build step, no request to any other origin.
+'use strict';
+
+(() => {
+  const API = 'api/v1/';
+  const MINUTE_MS = 60_000;
+  const HOUR_MS = 3_600_000;
+  const TREND_MS = 2 * HOUR_MS;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const STATUS_TEXT = {
+    valid: 'valid', stale: 'stale', maintenance: 'maintenance', fault: 'fault',
+    catching_up: 'catching up', invalid: 'invalid', no_data: 'no data',
+  };
+  const STATUS_ICON = {
+    valid: '●', stale: '▲', maintenance: '◆', fault: '✖', catching_up: '↻', invalid: '▲', no_data: '○',
+  };
+  const KIND_TEXT = {
+    stale: 'stale', maintenance: 'maintenance', calibration: 'calibration', fault: 'fault',
+    source: 'source', intensity: 'limit', co2: 'limit', completeness: 'completeness',
+  };
+
+  const state = {
+    kilns: new Map(),       // id -> kiln view state
+    alarms: null,           // last body of the `alarms` event
+    alarmsAt: 0,            // performance.now() when it arrived
+    source: null,           // the EventSource
+    connected: false,
+    lastMessage: 0,         // Date.now() of the last event, pings included
+    pingS: 15,
+    staleAfterS: 180,
+    reconnectTimer: 0,
+  };
+
+  // ---- small helpers ---------------------------------------------------------------------
+
+  const $ = (root, sel) => root.querySelector(sel);
+  const pad = (n) => String(n).padStart(2, '0');
+  const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+  const fmt = (x, digits) => (isNum(x) ? x.toFixed(digits) : '—');
+  const hhmm = (ms) => { const d = new Date(ms); return `${pad(d.getHours())}:${pad(d.getMinutes())}`; };
+  const hhmmss = (ms) => `${hhmm(ms)}:${pad(new Date(ms).getSeconds())}`;
+  const isoDay = (ms) => { const d = new Date(ms); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
+  const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function duration(s) {
+    if (!isNum(s)) return '—';
+    s = Math.max(0, s);
+    if (s < 90) return `${Math.round(s)} s`;
+    if (s < 2 * 3600) return `${Math.round(s / 60)} min`;
+    if (s < 2 * 86400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+
+  function localDayStart(ms) {
+    const d = new Date(ms);
+    d.setHours(0, 0, 0, 0);
+    return d.getTime();
+  }
+
+  async function getJSON(path, params) {
+    const url = new URL(API + path, document.baseURI);
+    for (const [key, value] of Object.entries(params || {})) url.searchParams.set(key, value);
+    const response = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (!response.ok) throw new Error(`${url.pathname}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  function debounce(fn, ms) {
+    let timer = 0;
+    return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  }
+
+  // ---- kiln cards ------------------------------------------------------------------------
+
+  function buildCards(kilns) {
+    const main = document.getElementById('kilns');
+    const template = document.getElementById('kiln-template');
+    const plants = [...new Set(kilns.map((k) => k.plant))];
+    setText(document.getElementById('plant-name'), `Plant ${plants.join(', ')} · ${kilns.length} kilns`);
+    for (const info of kilns) {
+      const card = template.content.firstElementChild.cloneNode(true);
+      card.id = `kiln-${info.id}`;
+      card.dataset.kiln = info.id;
+      card.setAttribute('aria-label', info.name);
+      $(card, '.kiln-name').textContent = info.name;
+      $(card, '.table-wrap').setAttribute('aria-label', `${info.name}: today's hourly values`);
+      main.appendChild(card);
+      const k = {
+        id: info.id,
+        name: info.name,
+        live: null,
+        receivedAt: 0,
+        newest: null,            // start of the newest minute [ms]
+        minutes: new Map(),      // minute start [ms] -> {v, valid}
+        hours: [],
+        el: {
+          card,
+          intensity: $(card, '.intensity'),
+          co2: $(card, '.co2'),
+          clinker: $(card, '.clinker'),
+          vtime: $(card, '.vtime'),
+          age: $(card, '.age'),
+          statusIcon: $(card, '.status-icon'),
+          statusText: $(card, '.status-text'),
+          statusDetail: $(card, '.status-detail'),
+          svg: $(card, '.chart'),
+          tbody: $(card, 'tbody'),
+          day: $(card, '.day'),
+        },
+        drawPending: false,
+      };
+      k.loadMinutes = debounce(() => loadMinutes(k), 400);
+      k.loadHours = debounce(() => loadHours(k), 800);
+      state.kilns.set(info.id, k);
+      draw(k);
+      renderTable(k);
+    }
+  }
+
+  function ageOf(k) {
+    if (!k.live || !isNum(k.live.age_s)) return null;
+    return k.live.age_s + (performance.now() - k.receivedAt) / 1000;
+  }
+
+  function onMinute(p) {
+    const k = state.kilns.get(p.kiln);
+    if (!k) return;
+    k.live = p;
+    k.receivedAt = performance.now();
+    if (p.time) {
+      const t = Date.parse(p.time);
+      const prev = k.newest;
+      k.minutes.set(t, { v: p.intensity_kg_per_t, valid: p.valid });
+      if (prev === null || t > prev) k.newest = t;
+      if (prev === null || t - prev > MINUTE_MS) k.loadMinutes();  // first minute, or minutes skipped
+      if (prev === null || Math.floor(t / HOUR_MS) !== Math.floor(prev / HOUR_MS)) k.loadHours();
+      prune(k);
+    }
+    renderLive(k);
+    scheduleDraw(k);
+    renderTotal();
+  }
+
+  function prune(k) {
+    const oldest = k.newest - TREND_MS - HOUR_MS;
+    for (const t of k.minutes.keys()) if (t < oldest) k.minutes.delete(t);
+  }
+
+  function renderLive(k) {
+    const p = k.live;
+    const e = k.el;
+    setText(e.intensity, fmt(p.intensity_kg_per_t, 0));
+    e.intensity.dataset.value = isNum(p.intensity_kg_per_t) ? String(p.intensity_kg_per_t) : '';
+    setText(e.co2, fmt(p.co2_t_per_h, 1));
+    e.co2.dataset.value = isNum(p.co2_t_per_h) ? String(p.co2_t_per_h) : '';
+    setText(e.clinker, fmt(p.clinker_t_per_h, 1));
+    e.clinker.dataset.value = isNum(p.clinker_t_per_h) ? String(p.clinker_t_per_h) : '';
+    e.card.dataset.time = p.time || '';
+    e.card.dataset.valid = String(Boolean(p.valid));
+    setText(e.vtime, p.time ? hhmm(Date.parse(p.time)) : '--:--');
+    e.vtime.dateTime = p.time || '';
+    e.vtime.title = p.time ? `${new Date(Date.parse(p.time)).toString()} (minute start)` : '';
+    renderAge(k);
+    renderStatus(k);
+  }
+
+  function renderAge(k) {
+    const age = ageOf(k);
+    setText(k.el.age, age === null ? 'age —' : `age ${duration(age)}`);
+  }
+
+  function statusOf(k) {
+    const s = state.alarms && state.alarms.kilns ? state.alarms.kilns[k.id] : null;
+    const since = (performance.now() - state.alarmsAt) / 1000;
+    let status = s ? s.status : (k.live && k.live.time ? (k.live.valid ? 'valid' : 'invalid') : 'no_data');
+    let detail = '';
+    if (s) {
+      if (status === 'catching_up') detail = `replaying history · ${duration(s.lag_s + since)} behind`;
+      else if (status === 'valid') detail = 'live';
+      else if (status === 'stale' && s.detail === 'no data') detail = `no new minute for ${duration(isNum(s.minute_age_s) ? s.minute_age_s + since : null)}`;
+      else if (status === 'stale') detail = `no valid minute for ${duration(isNum(s.valid_age_s) ? s.valid_age_s + since : null)}`;
+      else if (status === 'maintenance') detail = `analyser in ${s.detail}`;
+      else if (status === 'fault') detail = 'analyser or instrument fault';
+      else if (status === 'invalid') detail = 'newest minute not valid';
+      else detail = 'waiting for the first minute';
+    }
+    const age = ageOf(k);
+    if (!state.connected && age !== null && age > state.staleAfterS) {
+      status = 'stale';
+      detail = 'no connection to kilnwatch';
+    }
+    return { status, detail };
+  }
+
+  function renderStatus(k) {
+    const { status, detail } = statusOf(k);
+    const e = k.el;
+    e.card.dataset.status = status;
+    setText(e.statusIcon, STATUS_ICON[status] || '?');
+    setText(e.statusText, STATUS_TEXT[status] || status);
+    setText(e.statusDetail, detail || '\u00a0');
+  }
+
+  function renderTotal() {
+    let co2 = 0;
+    let clinker = 0;
+    let count = 0;
+    const missing = [];
+    for (const k of state.kilns.values()) {
+      const p = k.live;
+      const { status } = statusOf(k);
+      if (p && p.valid && isNum(p.co2_t_per_h) && isNum(p.clinker_t_per_h) && status !== 'stale') {
+        co2 += p.co2_t_per_h;
+        clinker += p.clinker_t_per_h;
+        count += 1;
+      } else {
+        missing.push(k.name);
+      }
+    }
+    const has = count > 0;
+    setText(document.getElementById('total-co2'), has ? co2.toFixed(1) : '—');
+    setText(document.getElementById('total-clinker'), has ? clinker.toFixed(1) : '—');
+    setText(document.getElementById('total-intensity'), has && clinker > 0 ? (co2 * 1000 / clinker).toFixed(0) : '—');
+    const note = missing.length === 0
+      ? `sum of ${count} kilns, newest valid minutes`
+      : `partial: ${missing.join(', ')} without a valid current minute`;
+    setText(document.getElementById('total-note'), note);
+  }
+
+  // ---- history: minutes for the trend, hours for the table ---------------------------------
+
+  async function loadMinutes(k) {
+    if (k.newest === null) return;
+    const end = k.newest + MINUTE_MS;
+    try {
+      const rows = await getJSON(`kilns/${encodeURIComponent(k.id)}/minutes`, {
+        start: new Date(end - TREND_MS).toISOString(),
+        end: new Date(end).toISOString(),
+      });
+      for (const r of rows) k.minutes.set(Date.parse(r.minute), { v: r.intensity_kg_per_t, valid: r.valid });
+      scheduleDraw(k);
+    } catch (err) {
+      k.loadMinutes();  // the server is unreachable: try again; the stream shows the reconnect
+    }
+  }
+
+  async function loadHours(k) {
+    if (k.newest === null) return;
+    const dayStart = localDayStart(k.newest);
+    const start = Math.min(dayStart, Math.floor((k.newest - TREND_MS) / HOUR_MS) * HOUR_MS);
+    try {
+      const rows = await getJSON(`kilns/${encodeURIComponent(k.id)}/hourly`, {
+        start: new Date(start).toISOString(),
+        end: new Date(k.newest + HOUR_MS).toISOString(),
+      });
+      k.hours = rows.map((r) => ({
+        t: Date.parse(r.hour), co2: r.co2_t, clinker: r.clinker_t, intensity: r.intensity_kg_per_t,
+        valid: r.valid, completeness: r.completeness,
+      }));
+      renderTable(k);
+      scheduleDraw(k);
+    } catch (err) {
+      k.loadHours();
+    }
+  }
+
+  function cell(text, cls) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function renderTable(k) {
+    const tbody = k.el.tbody;
+    if (k.newest === null) {
+      const tr = document.createElement('tr');
+      const td = cell('waiting for data', 'muted');
+      td.colSpan = 6;
+      tr.appendChild(td);
+      tbody.replaceChildren(tr);
+      return;
+    }
+    const dayStart = localDayStart(k.newest);
+    setText(k.el.day, isoDay(dayStart));
+    const rows = k.hours.filter((h) => h.t >= dayStart).sort((a, b) => b.t - a.t);
+    if (rows.length === 0) {
+      const tr = document.createElement('tr');
+      const td = cell('no closed hour today yet', 'muted');
+      td.colSpan = 6;
+      tr.appendChild(td);
+      tbody.replaceChildren(tr);
+      return;
+    }
+    tbody.replaceChildren(...rows.map((h) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = `${hhmm(h.t)}–${hhmm(h.t + HOUR_MS)}`;
+      tr.append(
+        th,
+        cell(fmt(h.co2, 1)),
+        cell(fmt(h.clinker, 1)),
+        cell(fmt(h.intensity, 0)),
+        cell(h.valid ? 'valid' : 'invalid', h.valid ? 'ok' : 'bad'),
+        cell(fmt(h.completeness * 100, 0), h.completeness < 0.8 ? 'low' : ''),
+      );
+      return tr;
+    }));
+  }
+
+  // ---- trend -----------------------------------------------------------------------------
+
+  function scheduleDraw(k) {
+    if (k.drawPending) return;
+    k.drawPending = true;
+    requestAnimationFrame(() => { k.drawPending = false; draw(k); });
+  }
+
+  function svgEl(name, attrs, text) {
+    const el = document.createElementNS(SVG_NS, name);
+    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  function niceRange(lo, hi) {
+    let span = hi - lo;
+    if (span < 20) { const mid = (hi + lo) / 2; lo = mid - 10; hi = mid + 10; span = 20; }
+    lo -= span * 0.08;
+    hi += span * 0.08;
+    const raw = (hi - lo) / 4;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step, step];
+  }
+
+  function draw(k) {
+    const svg = k.el.svg;
+    const W = Math.max(svg.clientWidth, 300);
+    const H = Math.max(svg.clientHeight, 150);
+    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    const nodes = [];
+    if (k.newest === null) {
+      nodes.push(svgEl('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, 'waiting for minutes'));
+      svg.replaceChildren(...nodes);
+      svg.setAttribute('aria-label', `${k.name}: no minutes yet`);
+      return;
+    }
+    const t1 = k.newest + MINUTE_MS;
+    const t0 = t1 - TREND_MS;
+    const points = [...k.minutes.entries()].filter(([t]) => t >= t0 && t < t1).sort((a, b) => a[0] - b[0]);
+    const hours = k.hours.filter((h) => h.t + HOUR_MS > t0 && h.t < t1 && isNum(h.intensity));
+    const values = points.filter(([, m]) => m.valid && isNum(m.v)).map(([, m]) => m.v)
+      .concat(hours.map((h) => h.intensity));
+    const [lo, hi, step] = values.length ? niceRange(Math.min(...values), Math.max(...values)) : [0, 1000, 250];
+    const L = 58; const R = 10; const T = 8; const B = 24;
+    const pw = W - L - R;
+    const ph = H - T - B;
+    const x = (t) => L + ((t - t0) / TREND_MS) * pw;
+    const y = (v) => T + ((hi - v) / (hi - lo)) * ph;
+
+    for (let v = lo; v <= hi + step / 2; v += step) {
+      nodes.push(svgEl('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+      nodes.push(svgEl('text', { x: L - 6, y: y(v) + 5, 'text-anchor': 'end', class: 'axis-label' }, v.toFixed(0)));
+    }
+    const tickMs = 30 * MINUTE_MS;
+    for (let t = Math.ceil(t0 / tickMs) * tickMs; t <= t1; t += tickMs) {
+      nodes.push(svgEl('line', { x1: x(t), x2: x(t), y1: T, y2: T + ph, class: 'grid' }));
+      nodes.push(svgEl('text', { x: x(t), y: H - 5, 'text-anchor': 'middle', class: 'axis-label' }, hhmm(t)));
+    }
+    for (const h of hours) {
+      const cls = h.valid ? 'hour' : 'hour invalid';
+      const yy = y(h.intensity);
+      nodes.push(svgEl('line', { x1: x(Math.max(h.t, t0)), x2: x(Math.min(h.t + HOUR_MS, t1)), y1: yy, y2: yy, class: cls }));
+    }
+    let d = '';
+    let prevT = null;
+    const markW = Math.max(1.5, pw / 120 - 0.5);
+    for (const [t, m] of points) {
+      if (m.valid && isNum(m.v)) {
+        const cmd = prevT !== null && t - prevT === MINUTE_MS ? 'L' : 'M';
+        d += `${cmd}${x(t + MINUTE_MS / 2).toFixed(1)},${y(m.v).toFixed(1)}`;
+        prevT = t;
+      } else {
+        nodes.push(svgEl('rect', { x: x(t), y: T + ph - 8, width: markW, height: 8, class: 'invalid-mark' }));
+        prevT = null;
+      }
+    }
+    if (d) nodes.push(svgEl('path', { d, class: 'minute' }));
+    svg.replaceChildren(...nodes);
+    const valid = values.length ? `${Math.round(Math.min(...values))} to ${Math.round(Math.max(...values))}` : 'no valid values';
+    svg.setAttribute('aria-label',
+      `${k.name}: intensity per minute from ${hhmm(t0)} to ${hhmm(t1)}, ${valid} kg CO2 per t clinker`);
+  }
+
+  // ---- alarms ----------------------------------------------------------------------------
+
+  function kilnName(id) {
+    const k = id ? state.kilns.get(id) : null;
+    return k ? k.name : (id || 'plant');
+  }
+
+  function renderAlarms() {
+    const body = state.alarms;
+    if (!body) return;
+    const list = document.getElementById('alarm-list');
+    const section = list.closest('.alarms');
+    const active = [...body.active].sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'alarm' ? -1 : 1));
+    const items = active.map((a) => alarmItem(a)).concat(body.cleared.slice(0, 10).map((a) => alarmItem(a)));
+    if (active.length === 0) {
+      const li = document.createElement('li');
+      li.className = 'none';
+      li.textContent = 'No active alarm';
+      items.unshift(li);
+    }
+    list.replaceChildren(...items);
+    setText(document.getElementById('alarm-count'), String(active.length));
+    section.dataset.active = String(active.length > 0);
+    for (const k of state.kilns.values()) renderStatus(k);
+    renderTotal();
+  }
+
+  function alarmItem(a) {
+    const li = document.createElement('li');
+    li.dataset.kind = a.kind;
+    li.dataset.id = a.id;
+    li.dataset.active = String(a.active);
+    if (a.kiln) li.dataset.kiln = a.kiln;
+    const kindClass = a.kind === 'maintenance' || a.kind === 'calibration' ? ' maintenance-kind' : '';
+    li.className = a.active ? `${a.severity}${kindClass}` : 'cleared';
+    const sev = document.createElement('span');
+    sev.className = 'sev';
+    sev.textContent = a.active ? a.severity : 'cleared';
+    const who = document.createElement('span');
+    who.textContent = `${kilnName(a.kiln)} · ${KIND_TEXT[a.kind] || a.kind}`;
+    const msg = document.createElement('span');
+    msg.className = 'msg';
+    msg.textContent = a.message;
+    const when = document.createElement('span');
+    when.className = 'when num';
+    when.dataset.start = a.start;
+    if (a.end) when.dataset.end = a.end;
+    li.append(sev, who, msg, when);
+    updateWhen(when);
+    return li;
+  }
+
+  function updateWhen(el) {
+    const start = Date.parse(el.dataset.start);
+    if (el.dataset.end) {
+      const end = Date.parse(el.dataset.end);
+      setText(el, `${hhmmss(start)}–${hhmmss(end)}`);
+    } else {
+      setText(el, `since ${hhmmss(start)} · ${duration((Date.now() - start) / 1000)}`);
+    }
+  }
+
+  // ---- the stream ------------------------------------------------------------------------
+
+  function setConnection(stateName, text) {
+    const el = document.getElementById('connection');
+    el.dataset.state = stateName;
+    const words = { live: 'connected · live', reconnecting: 'reconnecting…', connecting: 'connecting…' };
+    setText($(el, '.conn-text'), text || words[stateName] || stateName);
+    state.connected = stateName === 'live';
+  }
+
+  function connect() {
+    clearTimeout(state.reconnectTimer);
+    if (state.source) state.source.close();
+    const source = new EventSource(API + 'stream');
+    state.source = source;
+    const seen = () => { state.lastMessage = Date.now(); };
+    source.addEventListener('open', () => {
+      seen();
+      setConnection('live');
+      for (const k of state.kilns.values()) { k.loadMinutes(); k.loadHours(); }
+    });
+    source.addEventListener('hello', (e) => {
+      seen();
+      const hello = JSON.parse(e.data);
+      state.pingS = hello.ping_s;
+      state.staleAfterS = hello.stale_after_s;
+    });
+    source.addEventListener('ping', seen);
+    source.addEventListener('minute', (e) => { seen(); onMinute(JSON.parse(e.data)); });
+    source.addEventListener('hour', (e) => {
+      seen();
+      const k = state.kilns.get(JSON.parse(e.data).kiln);
+      if (k) k.loadHours();
+    });
+    source.addEventListener('alarms', (e) => {
+      seen();
+      state.alarms = JSON.parse(e.data);
+      state.alarmsAt = performance.now();
+      state.staleAfterS = state.alarms.stale_after_s;
+      renderAlarms();
+    });
+    source.addEventListener('error', () => {
+      if (state.source !== source) return;
+      setConnection('reconnecting');
+      // The browser retries by itself unless the server answered with an error; then we do.
+      if (source.readyState === EventSource.CLOSED) state.reconnectTimer = setTimeout(connect, 3000);
+    });
+  }
+
+  function everySecond() {
+    const now = Date.now();
+    setText(document.getElementById('clock'), hhmmss(now));
+    for (const k of state.kilns.values()) { renderAge(k); renderStatus(k); }
+    for (const el of document.querySelectorAll('#alarm-list .when')) updateWhen(el);
+    // A half-open connection shows no error: without pings for a while, start again.
+    if (state.source && state.connected && now - state.lastMessage > Math.max(3 * state.pingS, 10) * 1000) {
+      setConnection('reconnecting');
+      connect();
+    }
+  }
+
+  function showTimezone() {
+    const off = -new Date().getTimezoneOffset();
+    const sign = off >= 0 ? '+' : '−';
+    setText(document.getElementById('tz'), `local time, UTC${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`);
+  }
+
+  async function init() {
+    showTimezone();
+    everySecond();
+    setInterval(everySecond, 1000);
+    let delay = 1000;
+    for (;;) {
+      try {
+        buildCards(await getJSON('kilns'));
+        break;
+      } catch (err) {
+        setConnection('reconnecting', 'kilnwatch unreachable, retrying…');
+        await sleep(delay);
+        delay = Math.min(delay * 2, 15000);
+      }
+    }
+    connect();
+    window.addEventListener('resize', debounce(() => { for (const k of state.kilns.values()) draw(k); }, 200));
+  }
+
+  init();
+})();

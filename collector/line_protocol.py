@@ -1,0 +1,154 @@
+"""InfluxDB line protocol, formatted straight from columnar batches.
+
+The schema (docs/decisions/0004-outbox-and-writer.md)::
+
+    reading,kiln=K,plant=P,quantity=Q,signal=S value=<float>,quality=<int>i <ts ns>
+    kiln_minute,kiln=K,plant=P co2_t_per_h=..,clinker_t_per_h=..,intensity_kg_per_t=..,valid=<bool>,
+        revision=<int>i <start ns>
+    kiln_hourly,kiln=K,plant=P co2_t=..,clinker_t=..,intensity_kg_per_t=..,completeness=..,valid=<bool>,
+        revision=<int>i <start ns>
+
+Tags are sorted by key (what InfluxDB stores them as). A reading whose value is NaN or infinite
+keeps its ``quality`` field and has no ``value`` field (line protocol has no NaN); an aggregate
+field that is None or not finite is left out.
+
+Readings are formatted without a Python loop per reading: the tag part of each line is
+precomputed per signal, numbers are turned into text by orjson (shortest text that parses back
+to the same float64, and integers exactly), and the pieces are joined once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import orjson
+
+from analytics.aggregates import HourAggregate, MinuteAggregate
+from analytics.batch import ReadingBatch
+from analytics.signals import SignalInfo
+
+READING = "reading"
+KILN_MINUTE = "kiln_minute"
+KILN_HOURLY = "kiln_hourly"
+
+# Line protocol escaping (InfluxDB docs, "Line protocol" > "Special characters").
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_ESCAPE_TAG = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_QUALITY_CODES = 256  # quality is a uint8
+
+
+def escape_measurement(name: str) -> str:
+    return name.translate(_ESCAPE_MEASUREMENT)
+
+
+def escape_tag(text: str) -> str:
+    """Escape a tag key or value."""
+    return text.translate(_ESCAPE_TAG)
+
+
+def series_key(measurement: str, tags: dict[str, str]) -> str:
+    """``measurement,k1=v1,k2=v2`` with tags sorted by key; empty tag values are left out."""
+    parts = [escape_measurement(measurement)]
+    parts += [f"{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v]
+    return ",".join(parts)
+
+
+def reading_tags(signal: SignalInfo) -> dict[str, str]:
+    return {"plant": signal.plant, "kiln": signal.kiln, "signal": signal.id, "quantity": str(signal.quantity)}
+
+
+class ReadingFormatter:
+    """Formats a :class:`ReadingBatch` as ``reading`` lines; the batch's signals index ``signals``.
+
+    An instance is the store's ``outbox_formatter``: ``formatter(batch) -> bytes``.
+    """
+
+    def __init__(self, signals: Sequence[SignalInfo]) -> None:
+        keys = [series_key(READING, reading_tags(s)).encode() + b" " for s in signals]
+        self.n_signals = len(keys)
+        # Row i: signal i with a finite value; row n_signals + i: without a value field.
+        self._prefix = np.array([k + b"value=" for k in keys] + keys, dtype=object)
+        self._quality = np.array(
+            [b",quality=%di " % q for q in range(_QUALITY_CODES)]
+            + [b"quality=%di " % q for q in range(_QUALITY_CODES)],
+            dtype=object,
+        )
+
+    def __call__(self, batch: ReadingBatch) -> bytes:
+        n = len(batch)
+        if n == 0:
+            return b""
+        no_value = ~np.isfinite(batch.value)
+        prefix = self._prefix[batch.signal.astype(np.intp) + self.n_signals * no_value]
+        quality = self._quality[batch.quality.astype(np.intp) + _QUALITY_CODES * no_value]
+        parts: list[bytes] = [b""] * (4 * n)
+        parts[0::4] = prefix.tolist()
+        parts[1::4] = _number_texts(batch.value)
+        parts[2::4] = quality.tolist()
+        parts[3::4] = _number_texts(batch.ts, sep=b"\n,")
+        return b"".join(parts) + b"\n"
+
+
+def _number_texts(values: np.ndarray, sep: bytes = b",") -> list[bytes]:
+    """One text per element; NaN and infinities give b"". ``sep`` ends every text but the last."""
+    text = orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+    if values.dtype.kind == "f":
+        text = text.replace(b"null", b"")
+    if sep != b",":
+        text = text.replace(b",", sep)
+    return text.split(b",")
+
+
+def _field(name: str, value: float | bool | int | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return f"{name}={'true' if value else 'false'}"
+    if isinstance(value, int) and name == "revision":
+        return f"{name}={value}i"
+    number = float(value)  # an int here would make InfluxDB type the field as integer
+    return f"{name}={number!r}" if math.isfinite(number) else None
+
+
+def _line(
+    measurement: str, plant: str, kiln: str, ts_ns: int, fields: dict[str, float | bool | int | None]
+) -> str:
+    text = ",".join(f for f in (_field(k, v) for k, v in fields.items()) if f is not None)
+    return f"{series_key(measurement, {'plant': plant, 'kiln': kiln})} {text} {ts_ns}\n"
+
+
+def minute_line(m: MinuteAggregate) -> str:
+    fields: dict[str, float | bool | int | None] = {
+        "co2_t_per_h": m.co2_t_per_h,
+        "clinker_t_per_h": m.clinker_t_per_h,
+        "intensity_kg_per_t": m.intensity_kg_per_t,
+        "valid": m.valid,
+        "revision": m.revision,
+    }
+    return _line(KILN_MINUTE, m.plant, m.kiln, m.start_ns, fields)
+
+
+def hour_line(h: HourAggregate) -> str:
+    fields: dict[str, float | bool | int | None] = {
+        "co2_t": h.co2_t,
+        "clinker_t": h.clinker_t,
+        "intensity_kg_per_t": h.intensity_kg_per_t,
+        "completeness": h.completeness,
+        "valid": h.valid,
+        "revision": h.revision,
+    }
+    return _line(KILN_HOURLY, h.plant, h.kiln, h.start_ns, fields)
+
+
+def aggregate_outbox_rows(
+    minutes: Iterable[MinuteAggregate], hours: Iterable[HourAggregate]
+) -> list[tuple[int, int, bytes]]:
+    """Closed minutes and hours as outbox rows ``(oldest_ns, n_points, body)``: one row, or none."""
+    minutes, hours = list(minutes), list(hours)
+    if not minutes and not hours:
+        return []
+    body = "".join([minute_line(m) for m in minutes] + [hour_line(h) for h in hours]).encode()
+    oldest = min([m.start_ns for m in minutes] + [h.start_ns for h in hours])
+    return [(oldest, len(minutes) + len(hours), body)]

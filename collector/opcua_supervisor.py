@@ -1,0 +1,234 @@
+"""Supervision of one OPC UA connection: building the client, backoff, log-once outages and
+the watchdog's verdict.
+
+The source runs one connection after another. asyncua's own auto-reconnect handles the
+common restart; the watchdog decides when that is not enough and the client is rebuilt:
+
+    connected, nothing received for stale_after_s        → rebuild ("stale")
+    not connected for reconnect_stall_s                  → rebuild ("reconnect stalled")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
+from asyncua.crypto import security_policies, uacrypto
+from cryptography import x509
+
+from .opcua_spec import OpcUaServerSpec
+
+log = logging.getLogger(__name__)
+
+
+class Rebuild(Exception):
+    """The running client is to be torn down and built again; the message says why."""
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter [s]: 0.5, 1, 2, 4, 8, 10, 10, ... (each ±jitter)."""
+
+    initial: float = 0.5
+    cap: float = 10.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    _attempt: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def next(self) -> float:
+        base = min(self.cap, self.initial * self.factor**self._attempt)
+        self._attempt += 1
+        return base * self._rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class OutageLog:
+    """Logs the first failure of an outage and its recovery, once each; retries go to debug."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, reason: str) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            self._log.error("%s failed: %s; retrying in the background", self._what, reason)
+        else:
+            self._log.debug("%s still failing: %s", self._what, reason)
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            self._log.info("%s recovered after %.1f s", self._what, time.monotonic() - self._since)
+            self._since = None
+
+
+def watchdog_verdict(
+    *,
+    connected: bool,
+    now: float,
+    last_activity: float,
+    lost_since: float | None,
+    stale_after_s: float,
+    reconnect_stall_s: float,
+) -> str | None:
+    """Why the client must be rebuilt, or None while it is fine or still recovering by itself.
+
+    ``now``, ``last_activity`` (last publish response, keep-alives included, or the time the
+    connection was made) and ``lost_since`` are monotonic times [s].
+    """
+    if connected:
+        quiet = now - last_activity
+        if quiet >= stale_after_s:
+            return f"nothing received for {quiet:.1f} s while connected"
+        return None
+    if lost_since is not None and now - lost_since >= reconnect_stall_s:
+        return f"reconnect has not succeeded for {now - lost_since:.1f} s"
+    return None
+
+
+# -- building the client -----------------------------------------------------------------------
+
+#: Keep-alives per stale period, so a quiet but healthy subscription is never taken for stale.
+KEEPALIVES_PER_STALE: Final = 3
+#: asyncua's default subscription lifetime [publishing intervals]; must be >= 3 keep-alives.
+LIFETIME_COUNT: Final = 10_000
+
+
+def make_client(spec: OpcUaServerSpec, instance_id: str, backoff_cap_s: float) -> Client:
+    """An asyncua client with its auto-reconnect on (asyncua 2.1 has it off by default)."""
+    client = Client(
+        spec.url,
+        timeout=spec.connect_timeout_s,
+        auto_reconnect=True,
+        reconnect_max_delay=backoff_cap_s,
+        reconnect_request_timeout=spec.connect_timeout_s,
+    )
+    client.name = client.description = f"kilnwatch {instance_id}"
+    client.application_uri = f"urn:kilnwatch:{instance_id}"
+    return client
+
+
+async def configure_security(client: Client, spec: OpcUaServerSpec) -> None:
+    """Security policy, mode, certificates and user credentials, where the spec sets them."""
+    if spec.security_policy != "None" and spec.certificate and spec.private_key:
+        cert = await uacrypto.load_certificate(spec.certificate)
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+            if uris:
+                client.application_uri = uris[0]  # servers check it against the certificate
+        await client.set_security(
+            getattr(security_policies, f"SecurityPolicy{spec.security_policy}"),
+            spec.certificate,
+            spec.private_key,
+            mode=getattr(ua.MessageSecurityMode, spec.security_mode),
+        )
+    if spec.username is not None:
+        client.set_user(spec.username)
+    if spec.password is not None:
+        client.set_password(spec.password.get_secret_value())
+
+
+def subscription_parameters(spec: OpcUaServerSpec) -> ua.CreateSubscriptionParameters:
+    interval_ms = spec.publishing_interval_ms
+    keepalive = max(1, math.ceil(spec.stale_after_s * 1000.0 / KEEPALIVES_PER_STALE / interval_ms))
+    return ua.CreateSubscriptionParameters(
+        RequestedPublishingInterval=interval_ms,
+        RequestedLifetimeCount=max(LIFETIME_COUNT, 3 * keepalive),
+        RequestedMaxKeepAliveCount=keepalive,
+        MaxNotificationsPerPublish=0,
+        PublishingEnabled=True,
+        Priority=0,
+    )
+
+
+def parse_nodes(nodes: Sequence[str]) -> list[ua.NodeId]:
+    """Node id strings like 'nsu=urn:plant:kiln;s=kiln1.flow'; ValueError unless by namespace URI."""
+    parsed = [ua.NodeId.from_string(node) for node in nodes]
+    for node, node_id in zip(nodes, parsed, strict=True):
+        if not getattr(node_id, "NamespaceUri", None):
+            raise ValueError(f"OPC UA node {node!r} is not addressed by namespace URI (nsu=...)")
+    return parsed
+
+
+def resolve_nodes(
+    parsed: Sequence[ua.NodeId], namespace_array: Sequence[str]
+) -> tuple[list[tuple[int, ua.NodeId]], dict[str, int], list[int]]:
+    """Node ids by namespace URI → by the server's current index.
+
+    Returns (position, node id) of each resolved node, the index used for each URI and the
+    positions whose URI the server does not know.
+    """
+    index = {uri: i for i, uri in enumerate(namespace_array)}
+    resolved: list[tuple[int, ua.NodeId]] = []
+    used: dict[str, int] = {}
+    missing: list[int] = []
+    for position, node in enumerate(parsed):
+        uri = getattr(node, "NamespaceUri", None)
+        if uri is None or uri not in index:
+            missing.append(position)
+            continue
+        used[uri] = index[uri]
+        resolved.append((position, ua.NodeId(node.Identifier, ua.Int16(index[uri]), node.NodeIdType)))
+    return resolved, used, missing
+
+
+def monitor_request(spec: OpcUaServerSpec, handle: int, node_id: ua.NodeId) -> ua.MonitoredItemCreateRequest:
+    """A data-change monitored item whose client handle is the node's position in the source."""
+    params = ua.MonitoringParameters(
+        ClientHandle=handle,
+        SamplingInterval=spec.sampling_interval_ms,
+        QueueSize=spec.queue_size,
+        DiscardOldest=True,
+    )
+    return ua.MonitoredItemCreateRequest(
+        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
+        MonitoringMode=ua.MonitoringMode.Reporting,
+        RequestedParameters=params,
+    )
+
+
+def describe_error(err: BaseException) -> str:
+    """A short reason for logs and health; never contains credentials."""
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, ua.UaStatusCodeError):
+        return f"server answered {type(err).__name__}"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+async def close_client(client: Client, timeout_s: float) -> None:
+    """Stop the client's tasks and drop its connection; a dead server is no error here."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            if client.state is UaClientState.CONNECTED:
+                await client.disconnect()
+            else:  # stops asyncua's supervisor without the transport calls that would fail
+                await client.close_session()
+    except Exception as err:
+        log.debug("closing an OPC UA client: %s", describe_error(err))
+    with contextlib.suppress(Exception):
+        client.disconnect_socket()
+
+
+def url_without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

@@ -1,0 +1,95 @@
+"""Headless Chromium (Debian's /usr/bin/chromium and /usr/bin/chromedriver) driven by selenium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service as DriverService
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+#: Quiet, reproducible, offline: no first-run UI, no background traffic to the vendor's servers.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1920,1080",
+    "--force-device-scale-factor=1",
+)
+#: Where screenshots land besides the test's tmp_path (ignored by git).
+TEST_OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+class Page:
+    """A browser and the log entries read from it so far (reading a Chrome log empties it)."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+        self.console: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []  # (url, url of the document that asked for it)
+
+    def collect_logs(self) -> None:
+        self.console += self.driver.get_log("browser")
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                params = message["params"]
+                self.requests.append((params["request"]["url"], params.get("documentURL", "")))
+
+    def console_errors(self) -> list[dict[str, Any]]:
+        self.collect_logs()
+        return [e for e in self.console if e["level"] == "SEVERE"]
+
+    def foreign_requests(self, origin: str) -> list[str]:
+        """Requests of our page to anything but its origin, and any request to another web host
+        (the browser's own chrome:// pages before the first navigation are not the page's)."""
+        self.collect_logs()
+        own = origin.rstrip("/") + "/"
+        return [
+            url
+            for url, document in self.requests
+            if not url.startswith(own)
+            and (document.startswith(own) or url.startswith(("http:", "https:", "ws:", "wss:")))
+        ]
+
+    def screenshot(self, tmp_path: Path, name: str) -> Path:
+        path = tmp_path / name
+        self.driver.save_screenshot(str(path))
+        TEST_OUTPUT.mkdir(exist_ok=True)
+        shutil.copyfile(path, TEST_OUTPUT / name)
+        return path
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))
+    # A 1080p control-room screen, whatever the headless window's decorations take.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        yield Page(driver)
+    finally:
+        driver.quit()
