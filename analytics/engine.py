@@ -5,12 +5,16 @@ The watermark is the oldest "latest timestamp" among the kiln's signals, but nev
 ``max_hold`` behind the newest, so a silent signal delays closing by at most ``max_hold``.
 Readings older than a closed minute are late: they are counted and the affected range is
 queued for :meth:`EmissionsEngine.recompute`, which the caller feeds from the durable store.
+
+Per kiln, the engine also applies the accounting rules (:class:`~analytics.rules.KilnRules`): the
+stuck-value check on the grid, the IED half-hours of the pollutants, and the substitution of invalid
+hours from the reporting period's history (:mod:`analytics.substitution`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,10 +24,14 @@ from . import kiln_params as kp
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
 from .emissions import CO2_DENSITY_KG_PER_NM3
-from .gridding import sample_on_grid
+from .gridding import GridSamples, sample_on_grid
 from .hours import HOUR_NS, hour_from_minutes
 from .minutes import MINUTE_NS, close_minutes
-from .signals import KilnSpec, SignalTable
+from .periods import half_hours_from_minutes
+from .rules import KilnRules
+from .signals import KilnSpec, Quantity, SignalTable
+from .stuck import RunState, detect_stuck
+from .substitution import SubstitutionHistory, apply_hour_rules, period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
 _MAX_MINUTES_PER_PASS = 60
@@ -37,6 +45,8 @@ class EngineParams:
     valid_fraction: float = 0.8
     co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
     keep_minutes: int = 180
+    #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
+    rules: Mapping[str, KilnRules] = field(default_factory=dict)
 
     @property
     def step_ns(self) -> int:
@@ -61,6 +71,12 @@ class EngineOutput:
 class _KilnState:
     spec: KilnSpec
     members: npt.NDArray[np.int64]
+    rules: KilnRules
+    stuck_check: npt.NDArray[np.bool_]
+    clinker_row: int | None
+    pollutants: tuple[str, ...]
+    run: RunState
+    history: SubstitutionHistory = field(default_factory=SubstitutionHistory)
     pending: list[ReadingBatch] = field(default_factory=list)
     closed_until: int | None = None
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
@@ -88,9 +104,7 @@ class EmissionsEngine:
             raise ValueError(f"grid_s={self.params.grid_s} does not divide a minute")
         for k in kilns:
             kp.check_kiln(k, table.signals)
-        self.kilns: dict[str, _KilnState] = {
-            k.id: _KilnState(k, np.array(k.signals, dtype=np.int64)) for k in kilns
-        }
+        self.kilns: dict[str, _KilnState] = {k.id: self._new_state(k) for k in kilns}
         n = len(table)
         self._kiln_of_signal: list[_KilnState | None] = [None] * n
         for state in self.kilns.values():
@@ -103,6 +117,25 @@ class EmissionsEngine:
         self.latest_ts = np.full(n, _NEVER, dtype=np.int64)
         self.latest_value = np.full(n, np.nan)
         self.latest_quality = np.zeros(n, dtype=np.uint8)
+
+    def _new_state(self, kiln: KilnSpec) -> _KilnState:
+        rules = self.params.rules.get(kiln.id) or KilnRules()
+        signals = self.table.signals
+        check = [g in rules.stuck_signals for g in kiln.signals]
+        clinker = kiln.roles.get(Quantity.CLINKER_RATE)
+        pollutants = tuple(kp.pollutant_signals(kiln, signals)) if Quantity.O2 in kiln.roles else ()
+        return _KilnState(
+            kiln,
+            np.array(kiln.signals, dtype=np.int64),
+            rules,
+            np.array(check, dtype=bool),
+            None if clinker is None else kiln.signals.index(clinker),
+            pollutants,
+            RunState.empty(len(kiln.signals)),
+        )
+
+    def rules(self, kiln_id: str) -> KilnRules:
+        return self.kilns[kiln_id].rules
 
     # -- input ----------------------------------------------------------------------------
 
@@ -175,14 +208,20 @@ class EmissionsEngine:
         now = pending.ts < end
         state.pending = [pending.take(~now)] if (~now).any() else []
         points = ReadingBatch.concat([state.carry, pending.take(now)])
-        minutes = self._minutes_from_points(state, points, start, n_minutes)
+        minutes, state.run = self._minutes_from_points(state, points, start, n_minutes, state.run)
         state.carry = _last_per_signal(points)
         state.closed_until = end
         return self._record(state, minutes)
 
     def _minutes_from_points(
-        self, state: _KilnState, points: ReadingBatch, start: int, n_minutes: int, revision: int = 0
-    ) -> list[MinuteAggregate]:
+        self,
+        state: _KilnState,
+        points: ReadingBatch,
+        start: int,
+        n_minutes: int,
+        run: RunState,
+        revision: int = 0,
+    ) -> tuple[list[MinuteAggregate], RunState]:
         p = self.params
         local = np.searchsorted(state.members, points.signal.astype(np.int64)).astype(np.int32)
         samples = sample_on_grid(
@@ -196,7 +235,17 @@ class EmissionsEngine:
             p.step_ns,
             round(p.max_hold_s * NS_PER_S),
         )
-        return close_minutes(
+        running = self._running(state, samples)
+        stuck, run = detect_stuck(
+            samples.value,
+            start,
+            p.step_ns,
+            run,
+            round(state.rules.stuck_s * NS_PER_S),
+            state.stuck_check,
+            np.ones(samples.value.shape[1], dtype=bool) if running is None else running,
+        )
+        minutes = close_minutes(
             state.spec,
             self.table.signals,
             samples,
@@ -205,7 +254,22 @@ class EmissionsEngine:
             p.valid_fraction,
             p.co2_density_kg_per_nm3,
             revision,
+            stuck=stuck,
+            running=running,
+            reference_o2_pct=state.rules.reference_o2_pct if state.pollutants else None,
+            co_counts_as_co2=state.rules.co_counts_as_co2,
         )
+        return minutes, run
+
+    @staticmethod
+    def _running(state: _KilnState, samples: GridSamples) -> npt.NDArray[np.bool_] | None:
+        """Where the kiln runs: not known to produce less clinker than the threshold (unknown = runs)."""
+        if state.clinker_row is None:
+            return None
+        r = state.clinker_row
+        with np.errstate(invalid="ignore"):
+            stopped = samples.valid[r] & (samples.value[r] < state.rules.running_min_clinker_t_per_h)
+        return ~stopped
 
     def _record(self, state: _KilnState, minutes: list[MinuteAggregate]) -> EngineOutput:
         out = EngineOutput(minutes=list(minutes))
@@ -217,21 +281,65 @@ class EmissionsEngine:
             state.minutes.popitem(last=False)
         return out
 
-    def _hour(self, state: _KilnState, hour_start: int) -> HourAggregate:
-        p = self.params
-        in_hour = [m for t, m in state.minutes.items() if hour_start <= t < hour_start + HOUR_NS]
+    def _hour(
+        self, state: _KilnState, hour_start: int, stored: Mapping[int, MinuteAggregate] | None = None
+    ) -> HourAggregate:
+        end = hour_start + HOUR_NS
+        in_hour = {t: m for t, m in (stored or {}).items() if hour_start <= t < end}
+        in_hour.update({t: m for t, m in state.minutes.items() if hour_start <= t < end})
+        minutes = [in_hour[t] for t in sorted(in_hour)]
         revision = state.hour_revision.get(hour_start, -1) + 1
         state.hour_revision[hour_start] = revision
-        return hour_from_minutes(
+        return self._finish_hour(state, hour_start, minutes, revision)
+
+    def _finish_hour(
+        self, state: _KilnState, hour_start: int, minutes: list[MinuteAggregate], revision: int
+    ) -> HourAggregate:
+        p, rules = self.params, state.rules
+        hour = hour_from_minutes(
             state.spec.id,
             state.spec.plant,
             hour_start,
-            in_hour,
+            minutes,
             p.points_per_minute * 60,
-            p.valid_fraction,
+            rules.hour_valid_fraction,
             p.co2_density_kg_per_nm3,
             revision,
+            convention=rules.convention,
         )
+        hour.half_hours = half_hours_from_minutes(
+            minutes, hour_start, state.pollutants, rules, p.points_per_minute
+        )
+        apply_hour_rules(hour, state.history, rules, p.co2_density_kg_per_nm3)
+        state.history.record(hour, rules.hour_valid_fraction)
+        return hour
+
+    def load_history(self, hours: Iterable[HourAggregate]) -> None:
+        """Seed the reporting period's history and the hour revisions from stored hours (at start-up)."""
+        for h in sorted(hours, key=lambda h: h.start_ns):
+            state = self.kilns.get(h.kiln)
+            if state is None:
+                continue
+            state.history.record(h, state.rules.hour_valid_fraction)
+            state.hour_revision[h.start_ns] = max(h.revision, state.hour_revision.get(h.start_ns, -1))
+
+    def rebuild_hours(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> list[HourAggregate]:
+        """Hours (with half-hours and substitution) from stored minute aggregates, in time order.
+
+        For reprocessing a period under the current rules; the history of earlier hours in the
+        reporting period should be loaded first (:meth:`load_history`). Revisions count on.
+        """
+        state = self.kilns[kiln_id]
+        by_hour: dict[int, list[MinuteAggregate]] = {}
+        for m in minutes:
+            by_hour.setdefault(m.start_ns // HOUR_NS * HOUR_NS, []).append(m)
+        out = []
+        for hour_start in sorted(by_hour):
+            revision = state.hour_revision.get(hour_start, -1) + 1
+            state.hour_revision[hour_start] = revision
+            part = sorted(by_hour[hour_start], key=lambda m: m.start_ns)
+            out.append(self._finish_hour(state, hour_start, part, revision))
+        return out
 
     # -- late data ------------------------------------------------------------------------
 
@@ -244,34 +352,69 @@ class EmissionsEngine:
                 state.late_from = state.late_to = None
         return out
 
-    def recompute(self, kiln_id: str, readings: ReadingBatch, start: int, end: int) -> EngineOutput:
-        """Recompute closed minutes in [start, end) from every stored reading of the kiln that
-        may bear on them (from ``start - max_hold`` on), and the hours they belong to.
+    def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:
+        """The raw readings [lo, hi) that :meth:`recompute` needs for minutes in [start, end) [ns]:
+        the stuck check's look-back and the maximum hold before ``start``."""
+        state = self.kilns[kiln_id]
+        hold = round(self.params.max_hold_s * NS_PER_S) + self.params.step_ns
+        return start - self._lookback_ns(state) - hold, end
 
-        Minutes beyond the in-memory window are recomputed but their hour is rebuilt only from
-        the minutes still held; callers keep the ledger for older hours.
+    @staticmethod
+    def _lookback_ns(state: _KilnState) -> int:
+        minutes = -(-round(state.rules.stuck_s * NS_PER_S) // MINUTE_NS)
+        return int(minutes) * MINUTE_NS if state.stuck_check.any() else 0
+
+    def recompute(
+        self,
+        kiln_id: str,
+        readings: ReadingBatch,
+        start: int,
+        end: int,
+        stored_minutes: Sequence[MinuteAggregate] = (),
+    ) -> EngineOutput:
+        """Recompute closed minutes in [start, end) from every stored reading of the kiln that
+        may bear on them (see :meth:`readings_window`), and the hours they belong to.
+
+        An hour is rebuilt from the minutes held in memory, completed by ``stored_minutes`` (the
+        ledger's minutes of the affected hours) for minutes that memory no longer holds. The stuck
+        check restarts at the start of the look-back if the readings do not reach back that far.
         """
         state = self.kilns[kiln_id]
         if state.closed_until is None:
             return EngineOutput()
+        start = start // MINUTE_NS * MINUTE_NS
         end = min(end, state.closed_until)
         out = EngineOutput()
-        t = start
+        run = RunState.empty(len(state.members))
+        t = start - self._lookback_ns(state)
         while t < end:
             n = min((end - t) // MINUTE_NS, _MAX_MINUTES_PER_PASS)
-            revised = []
-            for m in self._minutes_from_points(state, readings, t, n):
-                old = state.minutes.get(m.start_ns)
-                m.revision = 0 if old is None else old.revision + 1
-                revised.append(m)
-                state.minutes[m.start_ns] = m
-            out.minutes.extend(revised)
+            if t < start:
+                n = min(n, (start - t) // MINUTE_NS)
+            if n <= 0:
+                break
+            minutes, run = self._minutes_from_points(state, readings, t, n, run)
+            if t >= start:
+                for m in minutes:
+                    old = state.minutes.get(m.start_ns)
+                    m.revision = 0 if old is None else old.revision + 1
+                    state.minutes[m.start_ns] = m
+                out.minutes.extend(minutes)
             t += n * MINUTE_NS
         state.minutes = OrderedDict(sorted(state.minutes.items()))
+        stored = {m.start_ns: m for m in stored_minutes}
         for hour in sorted({m.start_ns // HOUR_NS * HOUR_NS for m in out.minutes}):
             if hour + HOUR_NS <= state.closed_until:
-                out.hours.append(self._hour(state, hour))
+                out.hours.append(self._hour(state, hour, stored))
         return out
+
+    def forget_history_before(self, t_ns: int) -> None:
+        """Drop substitution history and hour revisions of earlier reporting periods."""
+        lo = period_start_ns(t_ns)
+        for state in self.kilns.values():
+            state.history.forget_before(lo)
+            for h in [h for h in state.hour_revision if h < lo]:
+                del state.hour_revision[h]
 
     # -- live -----------------------------------------------------------------------------
 

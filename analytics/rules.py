@@ -76,7 +76,7 @@ def default_pollutant_rule(name: str) -> PollutantRule:
 class FuelRule:
     """A kiln fuel for the mass balance: its rate signal [t/h], NCV [GJ/t], EF [t CO2/TJ], oxidation [-]."""
 
-    signal: int
+    signal_id: str
     name: str
     ncv_gj_per_t: float
     ef_t_per_tj: float
@@ -95,8 +95,9 @@ class KilnRules:
     operating_fraction: float = DEFAULT_OPERATING_FRACTION
     max_discarded_half_hours: int = pol.MAX_DISCARDED_HALF_HOURS_PER_DAY
     stuck_s: float = DEFAULT_STUCK_S
-    #: Signals checked for stuck values (global indexes); None: by :data:`DEFAULT_STUCK_QUANTITIES`.
-    stuck_signals: frozenset[int] | None = None
+    #: Signals checked for stuck values (global indexes). None are by default here; the plant file's
+    #: default is every signal of :data:`DEFAULT_STUCK_QUANTITIES` (see kilnwatch.plant).
+    stuck_signals: frozenset[int] = frozenset()
     running_min_clinker_t_per_h: float = DEFAULT_RUNNING_MIN_CLINKER_T_PER_H
     ef_clinker_t_per_t: float = xc.CSI_DEFAULT_EF_T_PER_T
     ef_clinker_source: str = "CSI/GCCA default 525 kg CO2/t clinker (method B1)"
@@ -129,9 +130,7 @@ class KilnRules:
             "operating_fraction": self.operating_fraction,
             "max_discarded_half_hours_per_day": self.max_discarded_half_hours,
             "stuck_s": self.stuck_s,
-            "stuck_signals": None
-            if self.stuck_signals is None
-            else sorted(names.get(i, str(i)) for i in self.stuck_signals),
+            "stuck_signals": sorted(names.get(i, str(i)) for i in self.stuck_signals),
             "running_min_clinker_t_per_h": self.running_min_clinker_t_per_h,
             "mass_balance": {
                 "ef_clinker_t_per_t": self.ef_clinker_t_per_t,
@@ -141,7 +140,7 @@ class KilnRules:
                 "fuels": [
                     {
                         "name": f.name,
-                        "signal": names.get(f.signal, str(f.signal)),
+                        "signal": f.signal_id,
                         "ncv_gj_per_t": f.ncv_gj_per_t,
                         "ef_t_per_tj": f.ef_t_per_tj,
                         "oxidation_factor": f.oxidation_factor,

@@ -2,7 +2,7 @@
 
 A dispatcher hands consecutive outbox rows, oldest first, to a few workers (several requests
 in flight); a worker writes its batch and deletes the rows only when InfluxDB accepted them.
-Errors are translated in one place (:func:`classify`)::
+What the writer does on each kind of error (:mod:`collector.influx_errors`)::
 
     WriteError
      +-- Retryable       connection error, timeout, 429, 5xx  -> back off (capped exponential,
@@ -21,21 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.rest import ApiException
 
 from .health import HealthRegistry
+from .influx_errors import ConfigRejected, Malformed, Retryable, backoff_delay, classify
 from .influx_metrics import InfluxMetrics
 from .outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
 
@@ -43,69 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 HEALTH_KEY = "influx"
 _NS: Any = WritePrecision.NS  # the client annotates it as WritePrecision, defines it as str
-
-
-class WriteError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Retryable(WriteError):
-    def __init__(
-        self, message: str, reason: str, status: int | None = None, retry_after: float | None = None
-    ):
-        super().__init__(message, status)
-        self.reason = reason  # metrics label: connection | http_429 | http_5xx
-        self.retry_after = retry_after
-
-
-class Malformed(WriteError):
-    pass
-
-
-class ConfigRejected(WriteError):
-    pass
-
-
-def classify(err: BaseException) -> WriteError | None:
-    """The writer's view of a client error; None for errors that are not about the write."""
-    if isinstance(err, ApiException) and err.status:
-        status, message = int(err.status), str(getattr(err, "message", "") or err.reason or "")
-        if status == 429 or status >= 500:
-            reason = "http_429" if status == 429 else "http_5xx"
-            return Retryable(f"HTTP {status}: {message}", reason, status, _retry_after(err.retry_after))
-        if status in (400, 413, 422):
-            return Malformed(message, status)
-        return ConfigRejected(message, status)
-    if isinstance(err, ApiException | aiohttp.ClientError | TimeoutError | OSError):
-        return Retryable(f"{type(err).__name__}: {err}".strip(": "), "connection")
-    return None
-
-
-def _retry_after(value: object) -> float | None:
-    """Seconds from a Retry-After header (delay in seconds or an HTTP date)."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after: float | None = None) -> float:
-    """Pause before retry ``attempt`` (0, 1, ...) [s]: what the server asked for, or capped
-    exponential backoff with jitter (half fixed, half random, so retries of many workers spread)."""
-    if retry_after is not None:
-        return retry_after + random.uniform(0.0, min(1.0, 0.1 * retry_after))
-    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
-    return ceiling * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

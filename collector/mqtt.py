@@ -93,6 +93,8 @@ class MqttSource:
         self.router = TopicRouter(
             [(b.topic, FieldDecoder.from_binding(i, self.signal_names[i], b, spec)) for i, b in bindings]
         )
+        if not self.router.patterns:
+            raise ValueError(f"MQTT source {name} has no signal bindings")
         self.sink = sink
         self.health = health if isinstance(health, SourceHealth) else health.source(name, "mqtt")
         self.metrics = metrics
@@ -113,12 +115,11 @@ class MqttSource:
     async def run(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"MQTT source {self.name} is already running")
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._stopping = False
-        client = self._client = self._make_client()
-        client.loop_start()
+        self._loop, self._task, self._stopping = asyncio.get_running_loop(), asyncio.current_task(), False
+        client = None
         try:
+            client = self._client = self._make_client()  # raises on a TLS file that cannot be read
+            client.loop_start()
             await self._consume()
         except asyncio.CancelledError:
             if not self._stopping or self._task is None:
@@ -126,7 +127,8 @@ class MqttSource:
             self._task.uncancel()
         finally:
             self._stopping = True
-            await self._close(client)
+            if client is not None:
+                await self._close(client)
             self._task = None
 
     async def stop(self) -> None:

@@ -119,7 +119,7 @@ class Outbox:
         self._bytes -= size
         # The next insert reuses top + 1: lower the marks so that row is fetched and counted.
         self._counted = min(self._counted, top)
-        pass
+        self._cursor = min(self._cursor, top)
 
     def rewind(self) -> None:
         """Hand out every row again from the oldest (after in-flight batches were abandoned)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
-from .demo import DEMO_KILNS, DEMO_OPCUA_PORT, demo_plant
+from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
@@ -56,10 +56,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .demo_runner import attach_demo
+    from .demo_runner import demo_service
     from .service import Service
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("asyncua", "amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(args)
     try:
         plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
@@ -68,9 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
-        service = Service(plant, settings)
-        if not args.config:
-            await attach_demo(service, speed=args.speed, backfill_h=args.backfill_hours)
+        if args.config:
+            service = Service(plant, settings)
+        else:
+            service = await demo_service(
+                settings,
+                speed=args.speed,
+                backfill_h=args.backfill_hours,
+                opcua_port=args.sim_opcua_port,
+                mqtt_port=args.sim_mqtt_port,
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.stop)
@@ -100,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="plant file (YAML); default: the demo plant with simulators")
     run.add_argument("--speed", type=float, default=60.0, help="demo simulator speed-up until it catches up")
     run.add_argument("--backfill-hours", type=float, default=6.0, help="demo history before now [h]")
+    run.add_argument("--sim-opcua-port", type=int, default=DEMO_OPCUA_PORT, help="demo OPC UA simulator port")
+    run.add_argument("--sim-mqtt-port", type=int, default=DEMO_MQTT_PORT, help="demo MQTT broker port")
     run.add_argument("--host", help="API address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="API port (default 8000)")
     run.add_argument("--data-dir", type=Path, help="where the SQLite store lives")

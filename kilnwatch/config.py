@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from analytics import crosscheck as xc
+from analytics import pollutants as pol
+from analytics import rules as kr
+from analytics.corrections import O2_REFERENCE_CEMENT_PCT
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.signals import Quantity
 from analytics.units import conversion
@@ -41,6 +46,48 @@ class SignalSource(_Strict):
         return self
 
 
+class Qal2Calibration(_Strict):
+    """EN 14181 QAL2 calibration function y = a + b*x, in the signal's configured unit (domain.md § 2.2)."""
+
+    a: float = Field(default=0.0, description="intercept [configured unit]")
+    b: float = Field(default=1.0, description="slope [-]")
+    valid_min: float | None = Field(default=None, description="valid calibration range, lower end")
+    valid_max: float | None = Field(default=None, description="valid calibration range, upper end")
+    valid_from: datetime | None = Field(default=None, description="in force from (ISO 8601; naive = UTC)")
+    valid_to: datetime | None = Field(default=None, description="in force until, exclusive")
+    invalidate_outside: bool = Field(
+        default=False,
+        description="values outside the valid calibration range are invalid (the permit decides)",
+    )
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Qal2Calibration:
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise ValueError(f"valid_min {self.valid_min} is above valid_max {self.valid_max}")
+        if self.valid_from and self.valid_to and self.valid_from >= self.valid_to:
+            raise ValueError("valid_from must be before valid_to")
+        return self
+
+
+class LoopScaling(_Strict):
+    """The source delivers a 4-20 mA loop current [mA]; lo and hi are the range in the configured unit."""
+
+    input: Literal["4-20mA"] = "4-20mA"
+    lo: float
+    hi: float
+
+    @model_validator(mode="after")
+    def _span(self) -> LoopScaling:
+        if self.lo == self.hi:
+            raise ValueError("lo and hi of a 4-20 mA range must differ")
+        return self
+
+
 class SignalConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     quantity: Quantity
@@ -49,6 +96,11 @@ class SignalConfig(_Strict):
     conditions: Literal["actual", "standard"] | None = Field(default=None, description="flow conditions")
     range: tuple[float, float] | None = Field(default=None, description="valid range [min, max]")
     source: SignalSource
+    scaling: LoopScaling | None = Field(default=None, description="4-20 mA input with NAMUR NE 43 bands")
+    calibration: Qal2Calibration | None = Field(default=None, description="EN 14181 QAL2 function")
+    stuck_check: bool | None = Field(
+        default=None, description="check for stuck values (default: analysers, flow and temperature)"
+    )
 
     @model_validator(mode="after")
     def _unit_fits_quantity(self) -> SignalConfig:
@@ -62,10 +114,70 @@ class SignalConfig(_Strict):
         return self
 
 
+class PollutantLimit(_Strict):
+    """Daily ELV [mg/Nm3 at the reference O2, dry] and CI fraction; unset: IED Annex VI defaults."""
+
+    elv_mg_per_nm3: float | None = Field(default=None, gt=0)
+    ci_fraction: float | None = Field(default=None, ge=0, le=1)
+
+
+class CompositionConfig(_Strict):
+    """Clinker and raw-meal composition for the mass balance (WE10; domain.md § 3)."""
+
+    cao_pct: float | None = Field(default=None, ge=0, le=100, description="clinker CaO [wt %]")
+    mgo_pct: float | None = Field(default=None, ge=0, le=100, description="clinker MgO [wt %]")
+    cao_non_carbonate_pct: float = Field(default=0.0, ge=0, le=100)
+    mgo_non_carbonate_pct: float = Field(default=0.0, ge=0, le=100)
+    ef_clinker_t_per_t: float | None = Field(
+        default=None, gt=0, description="calcination EF [t CO2/t clinker]; default: from CaO/MgO, else 0.525"
+    )
+    raw_meal_per_clinker: float = Field(default=xc.RAW_MEAL_PER_CLINKER_DEFAULT, gt=0)
+    toc_pct: float = Field(default=xc.TOC_DEFAULT_PCT, ge=0, le=100, description="raw-meal TOC [wt %]")
+
+    @model_validator(mode="after")
+    def _both_oxides(self) -> CompositionConfig:
+        if (self.cao_pct is None) != (self.mgo_pct is None):
+            raise ValueError("give both cao_pct and mgo_pct, or neither")
+        return self
+
+
+class FuelConfig(_Strict):
+    name: str
+    signal: str = Field(description="id of the kiln's fuel_rate signal [t/h]")
+    ncv_gj_per_t: float = Field(gt=0)
+    ef_t_per_tj: float = Field(ge=0, description="0 for biomass (not in gross CO2)")
+    oxidation_factor: float = Field(default=1.0, gt=0, le=1)
+
+
+class AccountingConfig(_Strict):
+    """Emissions rules of a kiln; every default is documented in analytics.rules / domain.md."""
+
+    pollutants: dict[str, PollutantLimit] = Field(default_factory=dict)
+    reference_o2_pct: float = Field(default=O2_REFERENCE_CEMENT_PCT, ge=0, lt=21)
+    half_hour_valid_fraction: float = Field(default=pol.HALF_HOUR_MIN_AVAILABILITY, gt=0, le=1)
+    operating_fraction: float = Field(default=kr.DEFAULT_OPERATING_FRACTION, ge=0, le=1)
+    max_discarded_half_hours: int = Field(default=pol.MAX_DISCARDED_HALF_HOURS_PER_DAY, ge=0, le=48)
+    stuck_minutes: float = Field(default=kr.DEFAULT_STUCK_S / 60, gt=0)
+    running_min_clinker_t_per_h: float = Field(default=kr.DEFAULT_RUNNING_MIN_CLINKER_T_PER_H, ge=0)
+    composition: CompositionConfig = Field(default_factory=CompositionConfig)
+    fuels: list[FuelConfig] = Field(default_factory=list)
+    deviation_threshold_pct: float = Field(default=xc.DEFAULT_DEVIATION_THRESHOLD_PCT, gt=0)
+
+    @field_validator("pollutants")
+    @classmethod
+    def _known_pollutants(cls, value: dict[str, PollutantLimit]) -> dict[str, PollutantLimit]:
+        known = set(kr.POLLUTANT_QUANTITIES.values())
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown pollutants {unknown}; known: {sorted(known)}")
+        return value
+
+
 class KilnConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
     signals: list[SignalConfig]
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
 
     @model_validator(mode="after")
     def _roles(self) -> KilnConfig:
@@ -79,6 +191,13 @@ class KilnConfig(_Strict):
             raise ValueError(f"kiln {self.id} lacks signals for: {', '.join(missing)}")
         if Quantity.ABSOLUTE_PRESSURE not in seen and Quantity.BAROMETRIC_PRESSURE not in seen:
             raise ValueError(f"kiln {self.id} needs a barometric_pressure or an absolute_pressure signal")
+        fuel_signals = {s.id for s in self.signals if s.quantity is Quantity.FUEL_RATE}
+        for f in self.accounting.fuels:
+            if f.signal not in fuel_signals:
+                raise ValueError(
+                    f"fuel {f.name!r}: {f.signal!r} is not a fuel_rate signal of kiln {self.id} "
+                    f"(fuel_rate signals: {sorted(fuel_signals)})"
+                )
         return self
 
 
@@ -86,6 +205,9 @@ class PlantConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
     kilns: list[KilnConfig] = Field(min_length=1)
+    reporting: Literal["eu_mrr", "us_part75", "us_part98"] = Field(
+        default="eu_mrr", description="EU MRR Art. 43, or 40 CFR 75 App. F / 40 CFR 98 Eq. C-6 mass rates"
+    )
 
 
 class SourcesConfig(_Strict):

@@ -1,0 +1,156 @@
+"""Substitution of invalid hours (MRR 2018/2066 Art. 45; domain.md § 2.1, § 5 rule 2; WE8).
+
+concentration (CO2, CO)  C_mean + 2 sigma of the valid hours of the reporting period so far
+                         (Annex VIII Eq. 4); without two valid hours yet, CO2 falls back to the
+                         mass balance ([assumption]) and CO is left out (reported as unavailable)
+stack flow               from the mass balance: Q = calculated CO2 / (C x rho) (Art. 45(4) [recalled];
+                         crosscheck.flow_from_mass_balance); needs the hour's clinker and fuel rates
+
+The reporting period is the calendar year (UTC), as for EU ETS annual emissions [assumption about
+the time zone: the permit's local year may differ by the UTC offset].
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from . import crosscheck as xc
+from . import kiln_params as kp
+from .aggregates import CalculatedCO2, HourAggregate, ParameterStats
+from .averaging import mean_plus_two_sigma
+from .conventions import hour_mass
+from .emissions import intensity_kg_per_t
+from .rules import KilnRules
+
+MEAN_PLUS_2SIGMA = "mean_plus_2sigma"
+MASS_BALANCE = "mass_balance"
+UNAVAILABLE = "unavailable"
+CONCENTRATIONS = (kp.CO2_DRY, kp.CO_DRY)
+
+
+def period_start_ns(t_ns: int) -> int:
+    """Start of the reporting period (calendar year, UTC) holding ``t_ns`` [ns]."""
+    year = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).year
+    return int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+class SubstitutionHistory:
+    """Valid hourly means of the concentrations, by hour start, for Eq. 4."""
+
+    def __init__(self) -> None:
+        self._means: dict[str, dict[int, float]] = {p: {} for p in CONCENTRATIONS}
+
+    def record(self, hour: HourAggregate, valid_fraction: float) -> None:
+        for name, means in self._means.items():
+            s = hour.params.get(name)
+            if s is not None and s.mean is not None and s.availability >= valid_fraction:
+                means[hour.start_ns] = s.mean
+            else:
+                means.pop(hour.start_ns, None)
+
+    def substitute(self, name: str, hour_start_ns: int) -> float | None:
+        """C_mean + 2 sigma [unit of the concentration] of the valid hours before the hour, same period."""
+        lo = period_start_ns(hour_start_ns)
+        values = np.fromiter(
+            (v for t, v in self._means[name].items() if lo <= t < hour_start_ns), dtype=float
+        )
+        if len(values) < 2:
+            return None
+        result = float(mean_plus_two_sigma(values, np.ones(len(values), dtype=bool)))
+        return result if np.isfinite(result) else None
+
+    def forget_before(self, t_ns: int) -> None:
+        for means in self._means.values():
+            for t in [t for t in means if t < t_ns]:
+                del means[t]
+
+
+def calculated_co2(params: dict[str, ParameterStats], rules: KilnRules) -> CalculatedCO2:
+    """The hour's CO2 by mass balance [t]: calcination + kiln fuels + raw-meal TOC (WE10).
+
+    Uses the hour's mean clinker and fuel rates over their valid points. Without configured fuels the
+    balance is incomplete and gives no total.
+    """
+    cli = params.get(kp.CLINKER_RATE)
+    if cli is None or cli.mean is None:
+        return CalculatedCO2()
+    clinker = cli.mean
+    calcination = float(xc.calcination_co2(clinker, rules.ef_clinker_t_per_t))
+    toc = float(xc.toc_co2(clinker, rules.raw_meal_per_clinker, rules.toc_pct))
+    fuel: float | None = None
+    if rules.fuels:
+        stats = [params.get(f.signal_id) for f in rules.fuels]
+        rates = [s.mean for s in stats if s is not None and s.mean is not None]
+        if len(rates) == len(rules.fuels):
+            fuel = float(
+                xc.fuel_co2(
+                    rates,
+                    [f.ncv_gj_per_t for f in rules.fuels],
+                    [f.ef_t_per_tj for f in rules.fuels],
+                    [f.oxidation_factor for f in rules.fuels],
+                )
+            )
+    total = None if fuel is None else calcination + fuel + toc
+    return CalculatedCO2(calcination, fuel, toc, total, clinker)
+
+
+def _mark(stats: ParameterStats, value: float | None, method: str) -> None:
+    stats.substituted = value is not None
+    stats.substitute = value
+    stats.substitution_method = method
+
+
+def apply_hour_rules(
+    hour: HourAggregate, history: SubstitutionHistory, rules: KilnRules, density_kg_per_nm3: float
+) -> HourAggregate:
+    """Substitute the invalid parameters of a measured hour and set its reported CO2 (in place).
+
+    ``history`` must hold the hours before this one; the hour itself is not recorded here.
+    """
+    vf = rules.hour_valid_fraction
+    p = hour.params
+    flow, co2 = p[kp.FLOW_N_DRY], p[kp.CO2_DRY]
+    co = p.get(kp.CO_DRY)
+    hour.calculated = calc = calculated_co2(p, rules)
+    methods: dict[str, str] = {}
+
+    c = co2.mean if co2.availability >= vf else None
+    if c is None:
+        c = history.substitute(kp.CO2_DRY, hour.start_ns)
+        if c is not None:
+            _mark(co2, c, MEAN_PLUS_2SIGMA)
+            methods[kp.CO2_DRY] = MEAN_PLUS_2SIGMA
+    q = flow.mean if flow.availability >= vf else None
+    if q is None:
+        if calc.total_t is not None and c is not None and c > 0:
+            q = float(xc.flow_from_mass_balance(calc.total_t, c, density_kg_per_nm3))
+            _mark(flow, q, MASS_BALANCE)
+        methods[kp.FLOW_N_DRY] = MASS_BALANCE if q is not None else UNAVAILABLE
+    if c is None:
+        if calc.total_t is not None and q is not None and q > 0:
+            c = calc.total_t / (q * density_kg_per_nm3 / 1000.0) * 100.0
+            _mark(co2, c, MASS_BALANCE)
+        methods[kp.CO2_DRY] = MASS_BALANCE if c is not None else UNAVAILABLE
+    co_value = None
+    if co is not None:
+        co_value = co.mean if co.availability >= vf else history.substitute(kp.CO_DRY, hour.start_ns)
+        if co.availability < vf:
+            _mark(co, co_value, MEAN_PLUS_2SIGMA)
+            methods[kp.CO_DRY] = MEAN_PLUS_2SIGMA if co_value is not None else UNAVAILABLE
+
+    mass = hour_mass(q, c, co_value, rules.convention, density_kg_per_nm3)
+    hour.co2_t, hour.co_as_co2_t, hour.co2_short_tons = mass
+    if hour.co2_t is None and q is None and c is None and calc.total_t is not None:
+        hour.co2_t = calc.total_t  # both flow and CO2 invalid, no history: the balance itself
+        methods = {**methods, kp.FLOW_N_DRY: MASS_BALANCE, kp.CO2_DRY: MASS_BALANCE}
+    counted = [kp.FLOW_N_DRY, kp.CO2_DRY] + ([kp.CO_DRY] if rules.co_counts_as_co2 else [])
+    hour.co2_t_substituted = hour.co2_t is not None and any(
+        methods.get(k) in (MEAN_PLUS_2SIGMA, MASS_BALANCE) for k in counted
+    )
+    hour.substitution_method = ";".join(f"{k}={v}" for k, v in methods.items()) or None
+    hour.intensity_kg_per_t = None
+    if hour.co2_t is not None and hour.clinker_t is not None and hour.clinker_t > 0:
+        hour.intensity_kg_per_t = float(intensity_kg_per_t(hour.co2_t, hour.clinker_t))
+    return hour
