@@ -1,8 +1,11 @@
 """The event-time engine: readings in, closed minutes and hours out, live state per kiln.
 
 Per kiln, a minute closes when the kiln's watermark passes its end plus the allowed lateness.
-The watermark is the oldest "latest timestamp" among the kiln's signals, but never more than
-``max_hold`` behind the newest, so a silent signal delays closing by at most ``max_hold``.
+The watermark is the oldest "latest timestamp" among the kiln's *active* signals: those that
+delivered something within ``idle_after_s`` of wall-clock time. A source that lags (a slow
+OPC UA server, a gateway replaying history) holds the kiln's minutes open until its data is
+in; a source that went silent stops holding them after ``idle_after_s``, and its minutes close
+with its points missing.
 Readings older than a closed minute are late: they are counted and the affected range is
 queued for :meth:`EmissionsEngine.recompute`, which the caller feeds from the durable store.
 
@@ -45,6 +48,7 @@ class EngineParams:
     valid_fraction: float = 0.8
     co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
     keep_minutes: int = 180
+    idle_after_s: float = 10.0
     #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
     rules: Mapping[str, KilnRules] = field(default_factory=dict)
 
@@ -117,6 +121,7 @@ class EmissionsEngine:
         self.latest_ts = np.full(n, _NEVER, dtype=np.int64)
         self.latest_value = np.full(n, np.nan)
         self.latest_quality = np.zeros(n, dtype=np.uint8)
+        self.last_arrival = np.full(n, np.inf)
 
     def _new_state(self, kiln: KilnSpec) -> _KilnState:
         rules = self.params.rules.get(kiln.id) or KilnRules()
@@ -139,11 +144,17 @@ class EmissionsEngine:
 
     # -- input ----------------------------------------------------------------------------
 
-    def ingest(self, batch: ReadingBatch) -> None:
-        """Take a batch (any order, any kilns). Cheap: buffers and updates the latest values."""
+    def ingest(self, batch: ReadingBatch, now_s: float | None = None) -> None:
+        """Take a batch (any order, any kilns). Cheap: buffers and updates the latest values.
+
+        ``now_s`` is the wall-clock arrival time [s] (any monotonic clock, the same as given to
+        :meth:`advance`); without it every signal that ever reported counts as active.
+        """
         if not len(batch):
             return
         self._update_latest(batch)
+        if now_s is not None:
+            self.last_arrival[np.unique(batch.signal)] = now_s
         kiln_pos = self._kiln_pos[batch.signal]
         for i in np.unique(kiln_pos):
             if i < 0:
@@ -179,21 +190,23 @@ class EmissionsEngine:
 
     # -- closing --------------------------------------------------------------------------
 
-    def watermark(self, kiln_id: str) -> int | None:
+    def watermark(self, kiln_id: str, now_s: float | None = None) -> int | None:
+        """Oldest latest timestamp of the kiln's active signals [ns], None when none is active."""
         state = self.kilns[kiln_id]
         latest = self.latest_ts[state.members]
-        seen = latest[latest != _NEVER]
-        if not len(seen):
+        active = latest != _NEVER
+        if now_s is not None:
+            active &= self.last_arrival[state.members] >= now_s - self.params.idle_after_s
+        if not active.any():
             return None
-        hold = round(self.params.max_hold_s * NS_PER_S)
-        return max(int(seen.min()), int(seen.max()) - hold)
+        return int(latest[active].min())
 
-    def advance(self) -> EngineOutput:
-        """Close every minute (and hour) that the watermarks allow."""
+    def advance(self, now_s: float | None = None) -> EngineOutput:
+        """Close every minute (and hour) that the watermarks allow; ``now_s`` as in :meth:`ingest`."""
         out = EngineOutput()
         lateness = round(self.params.lateness_s * NS_PER_S)
         for kiln_id, state in self.kilns.items():
-            wm = self.watermark(kiln_id)
+            wm = self.watermark(kiln_id, now_s)
             if wm is None or state.closed_until is None:
                 continue
             target = (wm - lateness) // MINUTE_NS * MINUTE_NS

@@ -149,7 +149,8 @@ def apply_hour_rules(
     hour.co2_t_substituted = hour.co2_t is not None and any(
         methods.get(k) in (MEAN_PLUS_2SIGMA, MASS_BALANCE) for k in counted
     )
-    hour.substitution_method = ";".join(f"{k}={v}" for k, v in methods.items()) or None
+    order = (kp.FLOW_N_DRY, kp.CO2_DRY, kp.CO_DRY)
+    hour.substitution_method = ";".join(f"{k}={methods[k]}" for k in order if k in methods) or None
     hour.intensity_kg_per_t = None
     if hour.co2_t is not None and hour.clinker_t is not None and hour.clinker_t > 0:
         hour.intensity_kg_per_t = float(intensity_kg_per_t(hour.co2_t, hour.clinker_t))

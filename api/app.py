@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_stream
+from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
 from .context import ApiContext
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -39,6 +39,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     app.state.alarm_watch = routes_alarms.AlarmWatch(context)
     app.include_router(routes_kilns.router)
+    app.include_router(routes_reports.router)
     app.include_router(routes_minutes.router)
     app.include_router(routes_alarms.router)
     app.include_router(routes_stream.router)

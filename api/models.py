@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -32,11 +32,138 @@ class LiveResponse(BaseModel):
     method: dict[str, Any] = Field(default_factory=dict)
 
 
+class ParameterSummary(BaseModel):
+    mean: float | None = Field(description="mean of the valid points (pro rata)")
+    availability: float
+    n_valid: int
+    n_expected: int
+    substituted: bool = False
+    substitute: float | None = None
+    substitution_method: str | None = None
+
+
+class LedgerEntry(BaseModel):
+    """Completeness of one signal in one hour [grid points]; valid + the reasons = expected."""
+
+    expected: int
+    received: int
+    valid: int
+    missing: int = 0
+    comm_loss: int = 0
+    calibration: int = 0
+    maintenance: int = 0
+    fault: int = 0
+    out_of_range: int = 0
+    stuck: int = 0
+    bad: int = 0
+    substituted: bool = Field(default=False, description="the hourly value this signal feeds was substituted")
+
+
 class HourlyRow(BaseModel):
     hour: str = Field(description="start of the hour, ISO 8601 UTC")
+    co2_t: float | None = Field(
+        description="reported CO2 [t]: substitutes applied, CO as CO2 included (eu_mrr)"
+    )
+    clinker_t: float | None
+    intensity_kg_per_t: float | None
+    valid: bool = Field(description="flow, CO2 and clinker each met the hour validity rule")
+    completeness: float
+    revision: int = 0
+    co_as_co2_t: float | None = Field(default=None, description="CO counted as CO2 [t] (MRR Art. 43(1))")
+    co2_t_measured: float | None = Field(
+        default=None, description="from the valid points only, no substitute"
+    )
+    co2_t_substituted: bool = Field(default=False, description="co2_t rests on a substituted parameter")
+    substitution_method: str | None = Field(default=None, description="parameter=method;...")
+    convention: str = "eu_mrr"
+    co2_short_tons: float | None = Field(default=None, description="us_part75: Eq. F-2 result [short ton]")
+    calculated_co2_t: float | None = Field(default=None, description="mass balance of the hour [t]")
+    running_fraction: float | None = None
+    availability_flow_n_dry: float | None = None
+    availability_co2_dry: float | None = None
+    availability_clinker_rate: float | None = None
+    availability_co_dry: float | None = None
+    parameters: dict[str, ParameterSummary] = Field(default_factory=dict)
+    ledger: dict[str, LedgerEntry] | None = Field(default=None, description="per signal, with ?ledger=true")
+
+
+class HalfHourRow(BaseModel):
+    half_hour: str = Field(description="start, ISO 8601 UTC")
+    pollutant: str
+    concentration_ref_mg_per_nm3: float | None = Field(description="mean at the reference O2 (10 %), dry")
+    availability: float
+    valid: bool
+    operating: bool
+    ci_mg_per_nm3: float | None
+    validated_mg_per_nm3: float | None
+    elv_mg_per_nm3: float | None = Field(description="daily ELV")
+    above_elv: bool
+    revision: int
+
+
+class DailyRow(BaseModel):
+    day: str
+    pollutant: str
+    mean_ref_mg_per_nm3: float | None
+    validated_mg_per_nm3: float | None = Field(description="mean of the validated half-hours")
+    elv_mg_per_nm3: float | None
+    exceedance: bool
+    valid: bool
+    complete: bool
+    n_valid: int
+    n_discarded: int
+    n_not_operating: int
+    n_pending: int
+    revision: int = Field(description="sum of the revisions of the day's hours")
+
+
+class CrossCheckRow(BaseModel):
+    day: str
+    kiln: str
+    cems_co2_t: float | None
+    co_as_co2_t: float | None
+    calculated_co2_t: float | None
+    calcination_t: float | None
+    fuel_t: float | None
+    toc_t: float | None
+    clinker_t: float | None
+    deviation_pct: float | None = Field(description="(CEMS - calculated)/calculated, hours with both")
+    threshold_pct: float
+    flagged: bool
+    n_hours: int
+    n_hours_compared: int
+    n_substituted_hours: int
+    cems_intensity_kg_per_t: float | None
+    calculated_intensity_kg_per_t: float | None
+    revision: int
+
+
+class LedgerRow(LedgerEntry):
+    hour: str
+    signal: str
+    revision: int
+
+
+class PlantHourRow(BaseModel):
+    hour: str
+    plant: str
     co2_t: float | None
     clinker_t: float | None
     intensity_kg_per_t: float | None
+    co_as_co2_t: float | None
     valid: bool
     completeness: float
-    revision: int = 0
+    co2_t_substituted: bool
+    kilns: list[str]
+    missing_kilns: list[str]
+    revision: int = Field(description="sum of the kilns' revisions")
+
+
+RowT = TypeVar("RowT", bound=BaseModel)
+
+
+class Report(BaseModel, Generic[RowT]):
+    """The shape of every report list: the rules used, then the rows."""
+
+    method: dict[str, Any]
+    rows: list[RowT]

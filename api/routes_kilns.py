@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from typing import Annotated, Any, Literal
@@ -12,18 +13,33 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from analytics import kiln_params as kp
 from analytics import quality as q
+from analytics import tables
 from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.minutes import MINUTE_NS
-from analytics.signals import KilnSpec
+from analytics.signals import KilnSpec, Quantity
 
 from .context import ApiContext
-from .models import HourlyRow, KilnSummary, LiveResponse, SignalValue
+from .models import HourlyRow, KilnSummary, LiveResponse, Report, SignalValue
 from .timeparse import iso, time_range
 
 router = APIRouter(prefix="/api/v1")
 
-HOURLY_FIELDS = ["hour", "co2_t", "clinker_t", "intensity_kg_per_t", "valid", "completeness", "revision"]
+HOURLY_FIELDS = tables.HOURLY_FIELDS
+#: The rules used, as compact JSON, on every report response (lists stay lists for compatibility).
+METHOD_HEADER = "X-Kilnwatch-Method"
+_FEEDS = {
+    Quantity.FLOW: kp.FLOW_N_DRY,
+    Quantity.TEMPERATURE: kp.FLOW_N_DRY,
+    Quantity.STATIC_PRESSURE: kp.FLOW_N_DRY,
+    Quantity.BAROMETRIC_PRESSURE: kp.FLOW_N_DRY,
+    Quantity.ABSOLUTE_PRESSURE: kp.FLOW_N_DRY,
+    Quantity.H2O: kp.FLOW_N_DRY,
+    Quantity.CO2: kp.CO2_DRY,
+    Quantity.CO: kp.CO_DRY,
+    Quantity.CLINKER_RATE: kp.CLINKER_RATE,
+}
 
 
 def get_context(request: Request) -> ApiContext:
@@ -87,41 +103,74 @@ async def live(kiln: Kiln, ctx: Context) -> LiveResponse:
     return live_payload(ctx, kiln)
 
 
-def hourly_row(h: HourAggregate) -> HourlyRow:
-    return HourlyRow(
-        hour=iso(h.start_ns),
-        co2_t=_num(h.co2_t),
-        clinker_t=_num(h.clinker_t),
-        intensity_kg_per_t=_num(h.intensity_kg_per_t),
-        valid=h.valid,
-        completeness=round(h.completeness, 6),
-        revision=h.revision,
-    )
+def kiln_method(ctx: ApiContext, kiln_id: str | None = None) -> dict[str, Any]:
+    """The method block for one kiln: the shared rules plus that kiln's own (``kiln``)."""
+    method = {k: v for k, v in ctx.method.items() if k != "kilns"}
+    if kiln_id is not None:
+        method["kiln"] = ctx.method.get("kilns", {}).get(kiln_id, {})
+    return method
 
 
-def csv_response(rows: list[dict[str, Any]], fields: list[str], filename: str) -> Response:
+def method_header(method: dict[str, Any]) -> dict[str, str]:
+    return {METHOD_HEADER: json.dumps(method, separators=(",", ":"), ensure_ascii=True)}
+
+
+def signal_feeds(ctx: ApiContext, kiln: KilnSpec) -> dict[str, str]:
+    """Signal id -> the derived hourly parameter it feeds (for the ledger's ``substituted``)."""
+    out = {}
+    for g in kiln.signals:
+        info = ctx.table.signals[g]
+        if info.quantity in _FEEDS:
+            out[info.id] = _FEEDS[info.quantity]
+    return out
+
+
+def hourly_row(h: HourAggregate, feeds: dict[str, str] | None = None, ledger: bool = False) -> HourlyRow:
+    row = tables.hourly_row(h, feeds)
+    if not ledger:
+        row["ledger"] = None
+    return HourlyRow.model_validate(row)
+
+
+def csv_response(
+    rows: list[dict[str, Any]], fields: list[str], filename: str, method: dict[str, Any] | None = None
+) -> Response:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
-    return Response(
-        buf.getvalue(),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in rows)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if method is not None:
+        headers.update(method_header(method))
+    return Response(buf.getvalue(), media_type="text/csv", headers=headers)
 
 
-@router.get("/kilns/{kiln_id}/hourly", response_model=list[HourlyRow])
+@router.get("/kilns/{kiln_id}/hourly", response_model=list[HourlyRow] | Report[HourlyRow])
 async def hourly(
     kiln: Kiln,
     ctx: Context,
+    response: Response,
     start: Annotated[str | None, Query(description="ISO 8601, default: 24 h before end")] = None,
     end: Annotated[str | None, Query(description="ISO 8601, default: now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    envelope: Annotated[
+        bool,
+        Query(
+            description="JSON as {method, rows} instead of a bare list (the method is always in the "
+            f"{METHOD_HEADER} header)"
+        ),
+    ] = False,
+    ledger: Annotated[bool, Query(description="add the per-signal completeness ledger")] = False,
 ) -> Any:
+    """Hourly CO2 of a kiln. ``co2_t`` is the reported value: invalid parameters substituted (see
+    ``substitution_method``), CO counted as CO2 under eu_mrr; revised hours carry a higher ``revision``."""
     start_ns, end_ns = time_range(start, end, 24 * 3600 * 10**9, time.time_ns())
     hours = await run_in_threadpool(ctx.history.hours, kiln.id, start_ns, end_ns)
-    rows = [hourly_row(h) for h in hours]
+    feeds = signal_feeds(ctx, kiln)
+    method = kiln_method(ctx, kiln.id)
     if format == "csv":
-        return csv_response([r.model_dump() for r in rows], HOURLY_FIELDS, f"{kiln.id}-hourly.csv")
-    return rows
+        rows = [tables.hourly_row(h, feeds) for h in hours]
+        return csv_response(rows, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", method)
+    response.headers.update(method_header(method))
+    result = [hourly_row(h, feeds, ledger) for h in hours]
+    return Report[HourlyRow](method=method, rows=result) if envelope else result

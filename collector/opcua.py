@@ -290,4 +290,10 @@ class OpcUaSource:
         nodes = {
             node: {"signal": self._labels[i], **self._stats.row(i)} for i, (_, node) in enumerate(self.nodes)
         }
-        return {**self.health.as_dict(), "last_event_ns": self.health.last_event_ns, "nodes": nodes}
+        h = self.health
+        return {
+            **h.as_dict(),
+            "last_value_time": h.last_value_wall,
+            "last_event_ns": h.last_event_ns,
+            "nodes": nodes,
+        }

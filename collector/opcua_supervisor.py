@@ -37,7 +37,8 @@ class Rebuild(Exception):
 
 @dataclass
 class Backoff:
-    """Capped exponential backoff with jitter [s]: 0.5, 1, 2, 4, 8, 10, 10, ... (each ±jitter)."""
+    """Capped exponential backoff [s]: 0.5, 1, 2, 4, 8, 10, 10, ..., each shortened by a random
+    fraction up to ``jitter`` so that many sources do not retry in step."""
 
     initial: float = 0.5
     cap: float = 10.0
@@ -49,7 +50,7 @@ class Backoff:
     def next(self) -> float:
         base = min(self.cap, self.initial * self.factor**self._attempt)
         self._attempt += 1
-        return base * self._rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        return base * self._rng.uniform(1.0 - self.jitter, 1.0)
 
     def reset(self) -> None:
         self._attempt = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,8 +78,16 @@ class Service:
         self.pipeline.consumers.append(self._on_batch)
 
     def _on_batch(self, batch: ReadingBatch) -> None:
-        self.engine.ingest(batch)
-        self._emit(self.engine.advance())
+        now = time.monotonic()
+        self.engine.ingest(batch, now)
+        self._emit(self.engine.advance(now))
+
+    async def _tick(self) -> None:
+        """Close minutes of sources that went silent, and recompute what late data touched."""
+        while True:
+            await asyncio.sleep(1.0)
+            self._emit(self.engine.advance(time.monotonic()))
+            await self._late_data()
 
     def _emit(self, out: EngineOutput) -> None:
         if not out.minutes and not out.hours:
@@ -156,21 +165,19 @@ class Service:
     async def _late_data(self) -> None:
         """Recompute minutes and hours that late readings touched, from the durable store."""
         hold = int(self.runtime.engine_params.max_hold_s * 1e9) + 10**9
-        while True:
-            await asyncio.sleep(2.0)
-            for kiln_id, start, end in self.engine.late_ranges():
-                members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
-                names, batch = await asyncio.to_thread(self.reader.readings, members, start - hold, end)
-                index = [self.runtime.table.index(n) for n in names]
-                batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
-                out = self.engine.recompute(kiln_id, batch, start, end)
-                log.info(
-                    "late data for %s recomputed %d minutes and %d hours",
-                    kiln_id,
-                    len(out.minutes),
-                    len(out.hours),
-                )
-                self._emit(out)
+        for kiln_id, start, end in self.engine.late_ranges():
+            members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
+            names, batch = await asyncio.to_thread(self.reader.readings, members, start - hold, end)
+            index = [self.runtime.table.index(n) for n in names]
+            batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
+            out = self.engine.recompute(kiln_id, batch, start, end)
+            log.info(
+                "late data for %s recomputed %d minutes and %d hours",
+                kiln_id,
+                len(out.minutes),
+                len(out.hours),
+            )
+            self._emit(out)
 
     # -- running --------------------------------------------------------------------------
 
@@ -186,7 +193,7 @@ class Service:
         )
         server = _ApiServer(config)
         tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
-        tasks.append(asyncio.create_task(self._late_data(), name="late-data"))
+        tasks.append(asyncio.create_task(self._tick(), name="engine-tick"))
         tasks += [asyncio.create_task(run(), name="source") for run in self._sources()]
         tasks += [asyncio.create_task(run(), name="extra") for run in self.extra_tasks]
         api = asyncio.create_task(server.serve(), name="api")

@@ -40,6 +40,20 @@ def node_string_id(kiln: str, key: str) -> str:
     return f"{kiln}.{key}"
 
 
+class _SharedDataValue(ua.DataValue):
+    """A DataValue that monitored items share instead of deep-copying.
+
+    asyncua deep-copies every written DataValue once per monitored item, which was about 70 % of the
+    server's CPU with one subscriber. These values are built here, written once and never mutated, so
+    sharing them is safe.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _SharedDataValue:
+        return self
+
+
 @dataclass
 class ServerStats:
     ticks: int = 0
@@ -200,7 +214,7 @@ class SimOpcUaServer:
                 await write(
                     status_nid,
                     value_attr,
-                    ua.DataValue(
+                    _SharedDataValue(
                         ua.Variant(rack_state[i], int32),
                         self._code(0),
                         SourceTimestamp=ts,
@@ -209,7 +223,7 @@ class SimOpcUaServer:
                 )
                 for nid, values, codes, send in cols:
                     if send[i]:
-                        dv = ua.DataValue(
+                        dv = _SharedDataValue(
                             ua.Variant(values[i], double),
                             self._code(codes[i]),
                             SourceTimestamp=ts,

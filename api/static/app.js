@@ -177,9 +177,15 @@
   function statusOf(k) {
     const s = state.alarms && state.alarms.kilns ? state.alarms.kilns[k.id] : null;
     const since = (performance.now() - state.alarmsAt) / 1000;
-    let status = s ? s.status : (k.live && k.live.time ? (k.live.valid ? 'valid' : 'invalid') : 'no_data');
+    const age = ageOf(k);
+    let status = s ? s.status : 'no_data';
     let detail = '';
-    if (s) {
+    if (status === 'no_data' && k.live && k.live.time) {
+      // A minute came before the alarms caught up with it: judge it here until they do.
+      const catchUpS = state.alarms ? state.alarms.catch_up_lag_s : 300;
+      status = age !== null && age > catchUpS ? 'catching_up' : (k.live.valid ? 'valid' : 'invalid');
+      detail = status === 'catching_up' ? `replaying history · ${duration(age)} behind` : '';
+    } else if (s) {
       if (status === 'catching_up') detail = `replaying history · ${duration(s.lag_s + since)} behind`;
       else if (status === 'valid') detail = 'live';
       else if (status === 'stale' && s.detail === 'no data') detail = `no new minute for ${duration(isNum(s.minute_age_s) ? s.minute_age_s + since : null)}`;
@@ -189,7 +195,6 @@
       else if (status === 'invalid') detail = 'newest minute not valid';
       else detail = 'waiting for the first minute';
     }
-    const age = ageOf(k);
     if (!state.connected && age !== null && age > state.staleAfterS) {
       status = 'stale';
       detail = 'no connection to kilnwatch';

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -49,8 +50,12 @@ def kilns(page: Page) -> dict[str, dict[str, Any]]:
     return {k["id"]: k for k in page.driver.execute_script(READ_KILNS)}
 
 
-def wait(page: Page, condition: Callable[[], Any], timeout: float, message: str) -> Any:
-    return WebDriverWait(page.driver, timeout, poll_frequency=0.2).until(lambda _: condition(), message)
+def wait(page: Page, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    try:
+        return WebDriverWait(page.driver, timeout, poll_frequency=0.2).until(lambda _: condition())
+    except TimeoutException:
+        shown = {k: (v["status"], v["time"], v["detail"]) for k, v in kilns(page).items()}
+        raise AssertionError(f"no {what} within {timeout} s; the page shows {shown}") from None
 
 
 @pytest.fixture
@@ -82,10 +87,10 @@ def test_page_shows_every_kiln_live_as_the_api_does(
     assert [k["name"] for k in shown.values()] == [k["name"] for k in api_kilns]
 
     # While the simulator replays history the page says so, and the value moves within 10 s.
-    first = wait(page, lambda: kilns(page)["kiln1"]["time"], 20, "a first minute on the page")
-    assert kilns(page)["kiln1"]["status"] == "catching_up"
+    wait(page, lambda: kilns(page)["kiln1"]["status"] == "catching_up", 20, "catching-up status")
     assert kilns(page)["kiln1"]["statusText"] == "catching up"
     before = kilns(page)
+    first = before["kiln1"]["time"]
     t0 = time.monotonic()
     wait(page, lambda: kilns(page)["kiln1"]["time"] != first, 10, "the live value to change")
     assert time.monotonic() - t0 < 10

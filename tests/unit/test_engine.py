@@ -92,11 +92,11 @@ def test_we3_we4_through_the_engine_with_actual_wet_flow() -> None:
 
 
 def test_value_older_than_max_hold_counts_as_missing() -> None:
-    eng, table = engine(lateness_s=0, max_hold_s=30)
-    eng.ingest(series(table, "flow", T0, np.full(2, FLOW), step_s=1))  # then silent
-    eng.ingest(series(table, "co2", T0, np.full(120, 22.0)))
-    eng.ingest(series(table, "clinker", T0, np.full(120, CLINKER)))
-    out = eng.advance()
+    eng, table = engine(lateness_s=0, max_hold_s=30, idle_after_s=10)
+    eng.ingest(series(table, "flow", T0, np.full(2, FLOW), step_s=1), now_s=0.0)  # then silent
+    eng.ingest(series(table, "co2", T0, np.full(120, 22.0)), now_s=20.0)
+    eng.ingest(series(table, "clinker", T0, np.full(120, CLINKER)), now_s=20.0)
+    out = eng.advance(now_s=20.0)
     first = out.minutes[0].params["flow_n_dry"]
     assert first.n_valid == 32  # t=0 and t=1 readings, the last held until t=31 s (age <= 30 s)
     assert out.minutes[0].params["k.flow"].reasons["missing"] == 28
@@ -156,13 +156,15 @@ def test_late_data_recompute_increments_revision() -> None:
     assert_allclose(h0b.co2_t, FLOW * 0.22 * CO2_DENSITY_KG_PER_NM3 / 1000)
 
 
-def test_watermark_waits_for_the_slowest_signal_up_to_max_hold() -> None:
-    eng, table = engine(lateness_s=0, max_hold_s=60)
-    eng.ingest(series(table, "flow", T0, np.full(600, FLOW)))
-    eng.ingest(series(table, "clinker", T0, np.full(600, CLINKER)))
-    eng.ingest(series(table, "co2", T0, np.full(100, 22.0)))
-    out = eng.advance()
-    # co2 reached T0+99 s, so only minute 0 closes, although flow runs to 599 s ... but co2
-    # lagging by more than max_hold lets the watermark move to 599 - 60 s.
-    assert [m.start_ns for m in out.minutes] == [T0 + i * 60 * 10**9 for i in range(8)]
+def test_watermark_waits_for_a_lagging_signal_until_it_goes_idle() -> None:
+    eng, table = engine(lateness_s=0, idle_after_s=10)
+    eng.ingest(series(table, "co2", T0, np.full(100, 22.0)), now_s=95.0)
+    eng.ingest(series(table, "flow", T0, np.full(600, FLOW)), now_s=100.0)
+    eng.ingest(series(table, "clinker", T0, np.full(600, CLINKER)), now_s=100.0)
+    # co2 lags (reached T0 + 99 s) but is alive: only minute 0 may close.
+    assert [m.start_ns for m in eng.advance(now_s=105.0).minutes] == [T0]
+    # co2 silent for more than idle_after_s of wall time: the others' watermark closes minutes 1-8.
+    out = eng.advance(now_s=106.0)
+    assert [m.start_ns for m in out.minutes] == [T0 + i * 60 * 10**9 for i in range(1, 9)]
+    assert out.minutes[-1].params["k.co2"].reasons["missing"] == 60
     assert HOUR > 0

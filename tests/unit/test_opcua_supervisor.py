@@ -26,10 +26,10 @@ def test_backoff_doubles_to_its_cap_with_jitter_and_resets() -> None:
     b = Backoff(_rng=random.Random(1))
     delays = [b.next() for _ in range(8)]
     for delay, base in zip(delays, [0.5, 1, 2, 4, 8, 10, 10, 10], strict=True):
-        assert base * 0.8 <= delay <= base * 1.2
+        assert base * 0.8 <= delay <= base
     assert len(set(delays)) == len(delays)  # jittered: no two clients retry in lockstep
     b.reset()
-    assert 0.4 <= b.next() <= 0.6
+    assert 0.4 <= b.next() <= 0.5
 
 
 def test_outage_is_logged_once_and_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
