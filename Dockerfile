@@ -1,4 +1,5 @@
 # kilnwatch as a container (deploy/compose.yml builds it). State lives in /var/lib/kilnwatch.
+# The demo extra lets `kilnwatch run` without --config show the simulated demo plant.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -9,7 +10,7 @@ COPY kilnwatch ./kilnwatch
 COPY simulators ./simulators
 RUN python -m venv /opt/kilnwatch \
     && /opt/kilnwatch/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/kilnwatch/bin/pip install --no-cache-dir .
+    && /opt/kilnwatch/bin/pip install --no-cache-dir ".[demo]"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/kilnwatch --shell /usr/sbin/nologin kilnwatch

@@ -47,7 +47,9 @@ class EngineParams:
     lateness_s: float = 10.0
     valid_fraction: float = 0.8
     co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
-    keep_minutes: int = 180
+    #: Closed minutes held in memory: late data within this window [min] rebuilds its hours from
+    #: memory alone; older hours need the ledger's minutes (``recompute(..., stored_minutes)``).
+    keep_minutes: int = 360
     idle_after_s: float = 10.0
     #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
     rules: Mapping[str, KilnRules] = field(default_factory=dict)

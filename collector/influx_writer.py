@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from .outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HEALTH_KEY = "influx"
+_DB_RETRY_S = 5.0
 _NS: Any = WritePrecision.NS  # the client annotates it as WritePrecision, defines it as str
 
 
@@ -130,7 +132,12 @@ class InfluxWriter:
         assert self._outbox is not None
         p = self.policy
         while True:
-            batch = await self._db(self._outbox.next_batch, p.batch_points, p.batch_bytes)
+            try:
+                batch = await self._db(self._outbox.next_batch, p.batch_points, p.batch_bytes)
+            except sqlite3.Error:
+                log.exception("reading the outbox failed; trying again in %.0f s", _DB_RETRY_S)
+                await asyncio.sleep(_DB_RETRY_S)
+                continue
             if batch is None:
                 await asyncio.sleep(p.poll_s)
             else:
@@ -251,7 +258,12 @@ class InfluxWriter:
     async def _watch_depth(self) -> None:
         assert self._outbox is not None
         while True:
-            self.depth = depth = await self._db(self._outbox.depth)
+            try:
+                self.depth = depth = await self._db(self._outbox.depth)
+            except sqlite3.Error:
+                log.exception("measuring the outbox failed; trying again in %.0f s", _DB_RETRY_S)
+                await asyncio.sleep(_DB_RETRY_S)
+                continue
             m = self.metrics
             m.outbox_rows.set(depth.rows)
             m.outbox_bytes.set(depth.bytes)

@@ -118,6 +118,9 @@ def make_client(spec: OpcUaServerSpec, instance_id: str, backoff_cap_s: float) -
     client = Client(
         spec.url,
         timeout=spec.connect_timeout_s,
+        # asyncua probes the server every interval with that as timeout; its 1 s default takes a
+        # busy server for a dead one and reconnects for nothing
+        watchdog_intervall=spec.connect_timeout_s,
         auto_reconnect=True,
         reconnect_max_delay=backoff_cap_s,
         reconnect_request_timeout=spec.connect_timeout_s,

@@ -78,7 +78,7 @@ def alarm_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[[AlarmSettings],
 def test_page_shows_every_kiln_live_as_the_api_does(
     start_service: Callable[..., Any], page: Page, tmp_path: Path
 ) -> None:
-    svc = start_service(speed=240, backfill_h=2)  # replays 2 h in 30 s, then runs in real time
+    svc = start_service(speed=120, backfill_h=1)  # replays 1 h in 30 s, then runs in real time
     page.driver.get(svc.base_url + "/")
     api_kilns = svc.get("/api/v1/kilns").json()
     wait(page, lambda: len(kilns(page)) == len(api_kilns), 15, "kiln cards")

@@ -43,7 +43,9 @@ def make(rules: KilnRules | None = None, **params: float) -> EmissionsEngine:
     return EmissionsEngine(table, [kiln], p)
 
 
-def readings(start: int, n: int, quality: dict[str, np.ndarray] | None = None, **values: object) -> ReadingBatch:
+def readings(
+    start: int, n: int, quality: dict[str, np.ndarray] | None = None, **values: object
+) -> ReadingBatch:
     """1-s readings from ``start`` for the named signals; a scalar value is held constant."""
     parts = []
     for name, v in values.items():
@@ -319,7 +321,9 @@ def test_plant_file_accounting_becomes_the_kilns_rules_and_method() -> None:
 def test_plant_file_names_a_fuel_that_is_not_a_fuel_signal() -> None:
     from kilnwatch.config import ConfigError, parse_plant
 
-    bad = {"fuels": [{"name": "coal", "signal": "kiln1.stack.co2", "ncv_gj_per_t": 25.8, "ef_t_per_tj": 94.6}]}
+    bad = {
+        "fuels": [{"name": "coal", "signal": "kiln1.stack.co2", "ncv_gj_per_t": 25.8, "ef_t_per_tj": 94.6}]
+    }
     with pytest.raises(ConfigError, match="is not a fuel_rate signal of kiln kiln1"):
         parse_plant(_plant(accounting=bad))
 
