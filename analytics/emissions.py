@@ -80,6 +80,84 @@ def co2_mass_flow_t_per_h(
     return q * (c / 100.0) * (density_kg_per_nm3 / 1000.0)
 
 
+#: Samples per block of :func:`stack_co2_mass_flow_into`: its working set (the five inputs, the
+#: output and one scratch array of 16 Ki float64 each, 896 KiB) stays in the L2 cache, so each
+#: input is read from memory once (measured on the 2-core reference machine: 4 Ki and 64 Ki slower).
+BLOCK_SAMPLES: Final = 16_384
+
+
+def standard_dry_flow_into(
+    out: FloatArray,
+    q_actual_wet: ArrayLike,
+    t_c: ArrayLike,
+    p_abs_kpa: ArrayLike,
+    h2o_pct: ArrayLike,
+    scratch: FloatArray | None = None,
+) -> FloatArray:
+    """:func:`standard_dry_flow` [Nm3/h] written into ``out`` (float64, the inputs' shape) without
+    temporaries of the full size; ``scratch`` (same shape as ``out``) is used if given. Returns ``out``.
+    """
+    np.add(t_c, T_N_K, out=out)
+    np.divide(q_actual_wet, out, out=out)
+    np.multiply(out, p_abs_kpa, out=out)
+    np.multiply(out, T_N_K / P_N_KPA, out=out)
+    dry = np.empty_like(out) if scratch is None else scratch
+    np.multiply(h2o_pct, -0.01, out=dry)
+    np.add(dry, 1.0, out=dry)
+    np.multiply(out, dry, out=out)
+    return out
+
+
+def co2_mass_flow_into(
+    out: FloatArray,
+    q_n_dry: ArrayLike,
+    co2_pct_dry: ArrayLike,
+    density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3,
+) -> FloatArray:
+    """:func:`co2_mass_flow_t_per_h` [t/h] written into ``out``; ``q_n_dry`` may be ``out`` itself."""
+    np.multiply(q_n_dry, co2_pct_dry, out=out)
+    np.multiply(out, density_kg_per_nm3 / 100_000.0, out=out)
+    return out
+
+
+def stack_co2_mass_flow_into(
+    out: FloatArray,
+    q_actual_wet: FloatArray,
+    t_c: FloatArray | float,
+    p_abs_kpa: FloatArray | float,
+    h2o_pct: FloatArray | float,
+    co2_pct_dry: FloatArray | float,
+    density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3,
+    block: int = BLOCK_SAMPLES,
+) -> FloatArray:
+    """CO2 mass flow [t/h] from the stack's actual wet flow [m3/h], temperature [degC], absolute
+    pressure [kPa], H2O [vol %] and dry CO2 [vol %], into the 1-D ``out``.
+
+    The same result as ``co2_mass_flow_t_per_h(standard_dry_flow(...), co2)`` to rounding, computed
+    block by block so that the intermediate results never leave the cache (long series: a month of
+    1-s samples). Inputs are 1-D arrays of ``out``'s length, or scalars.
+    """
+    n = len(out)
+    scratch = np.empty(min(block, n))
+
+    def part(a: FloatArray | float, lo: int, hi: int) -> FloatArray | float:
+        return a[lo:hi] if isinstance(a, np.ndarray) and a.ndim else a
+
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        o = out[lo:hi]
+        standard_dry_flow_into(
+            o,
+            q_actual_wet[lo:hi],
+            part(t_c, lo, hi),
+            part(p_abs_kpa, lo, hi),
+            part(h2o_pct, lo, hi),
+            scratch[: hi - lo],
+        )
+        co2_mass_flow_into(o, o, part(co2_pct_dry, lo, hi), density_kg_per_nm3)
+    return out
+
+
 def mass_flow_t_per_h(q_n: ArrayLike, conc_mg_per_nm3: ArrayLike) -> FloatArray:
     """Mass flow of one component [t/h] = Q_N [Nm3/h] * C [mg/Nm3] * 1e-9 [t/mg].
 

@@ -37,6 +37,7 @@ from .stuck import RunState, detect_stuck
 from .substitution import SubstitutionHistory, apply_hour_rules, period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
+_LATEST = np.iinfo(np.int64).max
 _MAX_MINUTES_PER_PASS = 60
 
 
@@ -120,6 +121,11 @@ class EmissionsEngine:
         self._states = list(self.kilns.values())
         for i, state in enumerate(self._states):
             self._kiln_pos[state.members] = i
+        # every kiln's members one after the other, for the watermarks of all kilns in one reduction
+        sizes = np.array([len(s.members) for s in self._states], dtype=np.int64)
+        self._member_order = np.concatenate([s.members for s in self._states] or [np.empty(0, np.int64)])
+        self._member_starts = np.minimum(np.cumsum(sizes) - sizes, max(len(self._member_order) - 1, 0))
+        self._no_members = sizes == 0
         self.latest_ts = np.full(n, _NEVER, dtype=np.int64)
         self.latest_value = np.full(n, np.nan)
         self.latest_quality = np.zeros(n, dtype=np.uint8)
@@ -156,20 +162,39 @@ class EmissionsEngine:
             return
         self._update_latest(batch)
         if now_s is not None:
-            self.last_arrival[np.unique(batch.signal)] = now_s
-        kiln_pos = self._kiln_pos[batch.signal]
-        for i in np.unique(kiln_pos):
-            if i < 0:
-                continue
-            state = self._states[i]
-            part = batch.take(kiln_pos == i) if len(self._states) > 1 else batch
+            self.last_arrival[batch.signal] = now_s
+        grouped, kilns, starts, ends = self._group_by_kiln(batch)
+        states = [self._states[i] for i in kilns]
+        for state, lo, hi in zip(states, starts, ends, strict=True):
             if state.closed_until is None:
-                state.closed_until = int(part.ts.min()) // MINUTE_NS * MINUTE_NS
-            late = part.ts < state.closed_until
-            if late.any():
-                self._note_late(state, part.ts[late])
-                part = part.take(~late)
+                state.closed_until = int(grouped.ts[lo:hi].min()) // MINUTE_NS * MINUTE_NS
+        closed = np.array([s.closed_until for s in states], dtype=np.int64)
+        late = grouped.ts < np.repeat(closed, np.subtract(ends, starts))
+        late_in_kiln = np.logical_or.reduceat(late, starts).tolist() if starts else []
+        for state, lo, hi, has_late in zip(states, starts, ends, late_in_kiln, strict=True):
+            part = ReadingBatch(
+                grouped.signal[lo:hi], grouped.ts[lo:hi], grouped.value[lo:hi], grouped.quality[lo:hi]
+            )
+            if has_late:
+                self._note_late(state, part.ts[late[lo:hi]])
+                part = part.take(~late[lo:hi])
             state.pending.append(part)
+
+    def _group_by_kiln(self, batch: ReadingBatch) -> tuple[ReadingBatch, list[int], list[int], list[int]]:
+        """The batch's rows of kilns (not of unknown signals) grouped by kiln: one sort, not one pass
+        per kiln. Returns the grouped batch, and each kiln's position and [start, end) rows in it."""
+        kiln_pos = self._kiln_pos[batch.signal]
+        first = int(kiln_pos[0])
+        if (kiln_pos == first).all():
+            return (batch, [first], [0], [len(batch)]) if first >= 0 else (batch, [], [], [])
+        order = np.argsort(kiln_pos, kind="stable")
+        pos = kiln_pos[order]
+        known = int(np.searchsorted(pos, 0))
+        order, pos = order[known:], pos[known:]
+        bounds = (np.flatnonzero(pos[1:] != pos[:-1]) + 1).tolist()
+        starts = [0, *bounds] if len(pos) else []
+        ends = [*bounds, len(pos)] if len(pos) else []
+        return batch.take(order), pos[starts].tolist(), starts, ends
 
     def _update_latest(self, batch: ReadingBatch) -> None:
         order = np.lexsort((batch.ts, batch.signal))
@@ -203,13 +228,21 @@ class EmissionsEngine:
             return None
         return int(latest[active].min())
 
+    def _watermarks(self, now_s: float | None) -> npt.NDArray[np.int64]:
+        """:meth:`watermark` of every kiln at once, in ``self._states`` order; ``_NEVER`` for None."""
+        active = self.latest_ts != _NEVER
+        if now_s is not None:
+            active &= self.last_arrival >= now_s - self.params.idle_after_s
+        held = np.where(active, self.latest_ts, _LATEST)[self._member_order]
+        wm = np.minimum.reduceat(held, self._member_starts) if len(held) else np.empty(0, np.int64)
+        return np.where((wm == _LATEST) | self._no_members, _NEVER, wm)
+
     def advance(self, now_s: float | None = None) -> EngineOutput:
         """Close every minute (and hour) that the watermarks allow; ``now_s`` as in :meth:`ingest`."""
         out = EngineOutput()
         lateness = round(self.params.lateness_s * NS_PER_S)
-        for kiln_id, state in self.kilns.items():
-            wm = self.watermark(kiln_id, now_s)
-            if wm is None or state.closed_until is None:
+        for state, wm in zip(self._states, self._watermarks(now_s).tolist(), strict=True):
+            if wm == _NEVER or state.closed_until is None:
                 continue
             target = (wm - lateness) // MINUTE_NS * MINUTE_NS
             while state.closed_until < target:

@@ -106,5 +106,5 @@ def hour_from_minutes(
         co2_t_measured=mass.co2_t,
         convention=convention.value,
         co2_short_tons=mass.short_tons,
-        running_fraction=sum(running) / points_per_hour if running else None,
+        running_fraction=sum(running) / (len(running) * (points_per_hour // 60)) if running else None,
     )

@@ -39,7 +39,8 @@ def half_hours_from_minutes(
     for start in (hour_start_ns, hour_start_ns + HALF_HOUR_NS):
         inside = [m for m in minutes if start <= m.start_ns < start + HALF_HOUR_NS]
         running = [m.n_running for m in inside if m.n_running is not None]
-        fraction = sum(running) / expected if running else None
+        # over the minutes seen: time without data says nothing about the kiln (unknown = runs)
+        fraction = sum(running) / (len(running) * points_per_minute) if running else None
         operating = fraction is None or fraction >= rules.operating_fraction
         half = HalfHourAggregate(start, operating, fraction)
         for name in names:

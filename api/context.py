@@ -29,6 +29,7 @@ class HistorySource(Protocol):
 
 class ReadinessSource(Protocol):
     def not_ready_reasons(self) -> list[str]: ...
+    def warning_reasons(self) -> list[str]: ...
 
 
 @dataclass

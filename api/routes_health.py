@@ -19,9 +19,12 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(ctx: Context) -> JSONResponse:
     reasons = ctx.readiness.not_ready_reasons()
+    warnings = ctx.readiness.warning_reasons()
     if reasons:
-        return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-    return JSONResponse({"status": "ready", "reasons": []})
+        return JSONResponse(
+            {"status": "not ready", "reasons": reasons, "warnings": warnings}, status_code=503
+        )
+    return JSONResponse({"status": "ready", "reasons": [], "warnings": warnings})
 
 
 @router.get("/metrics")

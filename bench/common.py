@@ -13,6 +13,7 @@ from a fresh clone without an installed package.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -38,6 +39,13 @@ SIGNALS_PER_KILN = 13
 READY_TIMEOUT_S = 30.0
 
 
+def quiet_logs() -> None:
+    """Warnings of kilnwatch to stderr; asyncua's per-retry messages (a benchmark ends its
+    clients abruptly) not at all."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+
+
 def log(message: str) -> None:
     """Progress and detail go to stderr; stdout carries the RESULT lines."""
     print(message, file=sys.stderr, flush=True)
@@ -45,9 +53,7 @@ def log(message: str) -> None:
 
 def result_line(name: str, value: float, unit: str, baseline: float, ratio: float) -> str:
     """Print (and return) the one RESULT line of a figure."""
-    line = (
-        f"RESULT {name} value={_fmt(value)} unit={unit} baseline={_fmt(baseline)} ratio={ratio:.3f}"
-    )
+    line = f"RESULT {name} value={_fmt(value)} unit={unit} baseline={_fmt(baseline)} ratio={ratio:.3f}"
     print(line, flush=True)
     return line
 

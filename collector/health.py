@@ -65,6 +65,9 @@ class HealthRegistry:
             self.sources[name] = SourceHealth(name=name, kind=kind)
         return self.sources[name]
 
+    def warning_reasons(self) -> list[str]:
+        return list(self.warnings.values())
+
     def not_ready_reasons(self) -> list[str]:
         reasons = [
             f"{s.kind} source {s.name} is not connected" + (f": {s.last_error}" if s.last_error else "")

@@ -62,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("asyncua", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The OPC UA supervisor reports each outage and recovery once; asyncua's client logs every retry.
+    logging.getLogger("asyncua.client").setLevel(logging.CRITICAL)
     settings = _settings(args)
     try:
         plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")

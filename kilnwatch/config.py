@@ -222,7 +222,7 @@ class EngineConfig(_Strict):
         default=10.0, ge=0, description="event-time lateness before a minute closes [s]"
     )
     idle_after_s: float = Field(
-        default=10.0, gt=0, description="wall-clock silence after which a signal stops holding minutes open [s]"
+        default=10.0, gt=0, description="wall-clock silence before a signal stops holding minutes open [s]"
     )
     hour_valid_fraction: float = Field(default=0.8, gt=0, le=1, description="MRR Art. 44(2): 80 %")
     co2_density_kg_per_nm3: float = Field(default=CO2_DENSITY_KG_PER_NM3, gt=0)

@@ -6,20 +6,16 @@ before it starts ``extra_tasks``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
 from analytics.batch import ReadingBatch
-from analytics.engine import EngineOutput
 from collector.influx_metrics import InfluxMetrics
 from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
 from collector.line_protocol import ReadingFormatter, aggregate_outbox_rows
 from collector.outbox import OutboxBudget
-from collector.pipeline import Pipeline
 from collector.retention import RetentionPolicy, run_retention
-from collector.store import LocalStore
 
 from .settings import Settings
 
@@ -27,28 +23,6 @@ if TYPE_CHECKING:
     from .service import Service
 
 log = logging.getLogger("kilnwatch.historian")
-
-
-class AggregateOutbox:
-    """Listener of closed minutes and hours: queues their line protocol in the outbox."""
-
-    def __init__(self, pipeline: Pipeline, store: LocalStore) -> None:
-        self.pipeline = pipeline
-        self.store = store
-        self._pending: set[asyncio.Future[None]] = set()
-
-    def __call__(self, out: EngineOutput) -> None:
-        rows = aggregate_outbox_rows(out.minutes, out.hours)
-        if not rows:
-            return
-        task = asyncio.ensure_future(self.pipeline.on_store_thread(self.store.write_aggregates, (), (), rows))
-        self._pending.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[None]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("queueing aggregates for InfluxDB failed", exc_info=task.exception())
 
 
 def writer_policy(settings: Settings) -> WriterPolicy:
@@ -104,7 +78,7 @@ def attach_historian(service: Service) -> InfluxWriter | None:
     )
     store.outbox_formatter = ReadingFormatter(service.runtime.table.signals)
     pipeline.ack_gate = budget.allows_acks
-    service.listeners.append(AggregateOutbox(pipeline, store))
+    service.aggregate_outbox = aggregate_outbox_rows
     service.extra_tasks.append(writer.run)
     log.info("InfluxDB historian: %s, org %s, bucket %s", s.influx_url, s.influx_org, s.influx_bucket)
     return writer

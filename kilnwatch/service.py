@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import uvicorn
 
+from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from api.app import create_app
@@ -25,6 +26,7 @@ from collector.pipeline import Pipeline
 from collector.store import LocalStore, StoreReader
 
 from .config import PlantFile
+from .historian import attach_historian
 from .plant import Runtime, build_runtime
 from .settings import Settings
 
@@ -49,6 +51,10 @@ class Service:
     pipeline: Pipeline = field(init=False)
     listeners: list[OutputListener] = field(default_factory=list)
     extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    #: Set by the historian: line-protocol outbox rows of aggregates, committed with them.
+    aggregate_outbox: (
+        Callable[[list[MinuteAggregate], list[HourAggregate]], list[tuple[int, int, bytes]]] | None
+    ) = None
     bound_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -94,8 +100,9 @@ class Service:
             return
         for m in out.minutes:
             self.metrics.minutes_closed.labels(m.kiln).inc()
+        outbox = self.aggregate_outbox(out.minutes, out.hours) if self.aggregate_outbox else []
         task = asyncio.ensure_future(
-            self.pipeline.on_store_thread(self.store.write_aggregates, out.minutes, out.hours)
+            self.pipeline.on_store_thread(self.store.write_aggregates, out.minutes, out.hours, outbox)
         )
         self._aggregate_writes.add(task)
         task.add_done_callback(self._aggregate_writes.discard)
@@ -183,6 +190,7 @@ class Service:
 
     async def run(self) -> None:
         self._open_store()
+        attach_historian(self)
         config = uvicorn.Config(
             create_app(self.api_context()),
             host=self.settings.host,

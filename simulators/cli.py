@@ -119,6 +119,9 @@ async def _progress(
         sim = datetime.fromtimestamp(clock.now_ns() / _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         state = "live (caught up)" if caught_up else f"{clock.lag_s() / 60:.1f} min behind, {clock.speed:g}x"
         line = f"sim time {sim} {state} | OPC UA values {opcua.stats.values_written}"
+        backlog = opcua.backlog_s()
+        if backlog > 5 * config.tick_s:
+            line += f" (publishing {backlog:.0f} s behind the clock)"
         if mqtt is not None:
             line += f" | MQTT messages {mqtt.stats.messages} acked {mqtt.stats.acked}"
             line += "" if mqtt.connected else " (broker not connected)"

@@ -75,7 +75,7 @@ class SimOpcUaServer:
         tick_s: float = 1.0,
         scenario: Scenario | None = None,
         wall_interval_s: float = 0.1,
-        max_ticks_per_step: int = 600,
+        max_ticks_per_step: int = 100,
     ) -> None:
         self.kilns = list(kilns)
         self.clock = clock
@@ -91,6 +91,7 @@ class SimOpcUaServer:
         self._status_nodeid: dict[str, ua.NodeId] = {}
         self._next_k = 0
         self._codes: dict[int, ua.StatusCode] = {}
+        self._last_status: dict[str, int] = {}
 
     @property
     def endpoint(self) -> str:
@@ -123,6 +124,7 @@ class SimOpcUaServer:
         await server.start()
         self._server = server
         self._next_k = self.clock.now_ns() // self.tick_ns
+        self._last_status = {}
         self._task = asyncio.create_task(self._run(), name=f"opcua-sim-{self.port}")
         _log.info("OPC UA simulator listening on %s", self.endpoint)
 
@@ -167,11 +169,13 @@ class SimOpcUaServer:
                 started = loop.time()
                 await self._publish(self._next_k, k_end)
                 self.stats.busy_s += loop.time() - started
-                self._next_k = k_end
                 if k_end <= target_k:
-                    await asyncio.sleep(0)
-                    continue
+                    continue  # behind the clock: catch up (`_publish` yields after every tick)
             await asyncio.sleep(self.wall_interval_s)
+
+    def backlog_s(self) -> float:
+        """Simulated time not yet published [s]: > a few ticks means the server cannot keep up."""
+        return max(0.0, (self.clock.now_ns() - self._next_k * self.tick_ns) / _NS)
 
     def _code(self, value: int) -> ua.StatusCode:
         code = self._codes.get(value)
@@ -203,34 +207,30 @@ class SimOpcUaServer:
             ]
             truth_nid = self._nodeids[model.kiln_id][-1]
             cols.append((truth_nid, clean[TRUTH_KEY].tolist(), [0] * len(t_ns), [True] * len(t_ns)))
-            rows.append((self._status_nodeid[model.kiln_id], applied.rack_state.tolist(), cols))
+            rows.append(
+                (model.kiln_id, self._status_nodeid[model.kiln_id], applied.rack_state.tolist(), cols)
+            )
         write = server.iserver.aspace.write_attribute_value
         value_attr = ua.AttributeIds.Value
         double, int32 = ua.VariantType.Double, ua.VariantType.Int32
-        written = 0
         for i, ts in enumerate(source_ts):
             server_ts = cast(ua.DateTime, datetime.now(UTC))
-            for status_nid, rack_state, cols in rows:
-                await write(
-                    status_nid,
-                    value_attr,
-                    _SharedDataValue(
-                        ua.Variant(rack_state[i], int32),
-                        self._code(0),
-                        SourceTimestamp=ts,
-                        ServerTimestamp=server_ts,
-                    ),
-                )
+            written = 0
+            for kiln, status_nid, rack_state, cols in rows:
+                if rack_state[i] != self._last_status.get(kiln):
+                    self._last_status[kiln] = rack_state[i]
+                    dv = _SharedDataValue(ua.Variant(rack_state[i], int32), self._code(0), ts, server_ts)
+                    await write(status_nid, value_attr, dv)
                 for nid, values, codes, send in cols:
                     if send[i]:
                         dv = _SharedDataValue(
-                            ua.Variant(values[i], double),
-                            self._code(codes[i]),
-                            SourceTimestamp=ts,
-                            ServerTimestamp=server_ts,
+                            ua.Variant(values[i], double), self._code(codes[i]), ts, server_ts
                         )
                         await write(nid, value_attr, dv)
                         written += 1
-        self.stats.ticks += len(source_ts)
-        self.stats.values_written += written
-        self.stats.last_tick_ns = int(t_ns[-1])
+            self._next_k = k0 + i + 1
+            self.stats.ticks += 1
+            self.stats.values_written += written
+            self.stats.last_tick_ns = int(t_ns[i])
+            # Writes never suspend; yield so that the server can answer requests and send publish responses.
+            await asyncio.sleep(0)

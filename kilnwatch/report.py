@@ -1,0 +1,200 @@
+"""``kilnwatch report``: the API's reports, written from the local store (CSV or JSON).
+
+    kilnwatch report --kiln kiln1 --from 2026-01-01 --to 2026-01-31 --format csv --output jan.csv
+
+A plain date in ``--to`` includes that day; an ISO 8601 time is exclusive. Ranges longer than a week
+show a progress bar (rich) on stderr while the store is read day by day. JSON carries the method
+block; a CSV written to ``--output F`` gets it beside, as ``F.method.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from analytics import tables
+from analytics.aggregates import HourAggregate
+from analytics.hours import HOUR_NS
+from analytics.periods import DAY_NS
+from analytics.reporting import daily_crosscheck, daily_from_hours
+from collector.store import StoreReader
+
+from .config import ConfigError, PlantFile, load_plant_file, parse_plant
+from .demo import demo_plant
+from .plant import Runtime, build_runtime
+from .settings import Settings
+
+TABLES = ("hourly", "halfhourly", "daily", "crosscheck", "ledger")
+_PROGRESS_AFTER_DAYS = 7
+
+
+def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``report`` to the ``kilnwatch`` sub-commands."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "report", help="write hourly, half-hourly, daily or cross-check reports from the local store"
+    )
+    p.add_argument("--kiln", required=True, help="kiln id")
+    p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
+    p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (included) or ISO 8601 (excluded)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--table", choices=(*TABLES, "all"), default="hourly", help="'all': JSON only")
+    p.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    p.add_argument("--config", type=Path, help="plant file (default: the demo plant)")
+    p.add_argument("--data-dir", type=Path, help="where the SQLite store lives")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        plant: PlantFile = (
+            load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
+        )
+        start_ns, end_ns = parse_range(args.start, args.end)
+    except (ConfigError, ValueError) as err:
+        print(f"kilnwatch report: {err}", file=sys.stderr)
+        return 2
+    runtime = build_runtime(plant)
+    if args.kiln not in runtime.engine_params.rules:
+        print(
+            f"kilnwatch report: no kiln {args.kiln!r} in the plant file; known: {sorted(runtime.kiln_names)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.table == "all" and args.format == "csv":
+        print("kilnwatch report: --table all needs --format json", file=sys.stderr)
+        return 2
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if not settings.store_path.exists():
+        print(f"kilnwatch report: no local store at {settings.store_path}", file=sys.stderr)
+        return 2
+    hours = read_hours(StoreReader(settings.store_path), args.kiln, start_ns, end_ns, not args.no_progress)
+    report = build_report(runtime, args.kiln, hours, start_ns, end_ns)
+    text = render(report, args.table, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        if args.format == "csv":  # the rules used travel beside the table
+            method = args.output.with_name(args.output.name + ".method.json")
+            method.write_text(json.dumps(report["method"], indent=1) + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def parse_range(start: str, end: str) -> tuple[int, int]:
+    """[start, end) [ns]; a plain date as ``end`` means the end of that day."""
+    lo = _parse(start, end=False)
+    hi = _parse(end, end=True)
+    if lo >= hi:
+        raise ValueError(f"--from {start} must be before --to {end}")
+    return lo, hi
+
+
+def _parse(text: str, end: bool) -> int:
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            ns = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+            return ns + (DAY_NS if end else 0)
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValueError(f"{text!r} is not a date (2026-01-31) or an ISO 8601 time") from err
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1_000_000) * 1000
+
+
+def _days(start_ns: int, end_ns: int) -> Iterator[tuple[int, int]]:
+    t = start_ns
+    while t < end_ns:
+        nxt = min((t // DAY_NS + 1) * DAY_NS, end_ns)
+        yield t, nxt
+        t = nxt
+
+
+def read_hours(
+    reader: StoreReader, kiln: str, start_ns: int, end_ns: int, progress: bool
+) -> list[HourAggregate]:
+    """The kiln's stored hours of whole UTC days around [start, end), read a day at a time."""
+    lo, hi = start_ns // DAY_NS * DAY_NS, -(-end_ns // DAY_NS) * DAY_NS
+    days = list(_days(lo, hi))
+    out: list[HourAggregate] = []
+    if not progress or len(days) <= _PROGRESS_AFTER_DAYS:
+        for a, b in days:
+            out += reader.hours(kiln, a, b)
+        return out
+    columns = (
+        TextColumn("reading {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} days"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(kiln, total=len(days))
+        for a, b in days:
+            out += reader.hours(kiln, a, b)
+            bar.advance(task)
+    return out
+
+
+def build_report(
+    runtime: Runtime, kiln: str, hours: list[HourAggregate], start_ns: int, end_ns: int
+) -> dict[str, Any]:
+    """Every table of the range, as the API gives them, with the kiln's method block."""
+    rules = runtime.engine_params.rules[kiln]
+    method = {k: v for k, v in runtime.method().items() if k != "kilns"}
+    method["kiln"] = runtime.method()["kilns"].get(kiln, {})
+    in_range = [h for h in hours if start_ns <= h.start_ns < end_ns]
+    closed_until = max((h.start_ns + HOUR_NS for h in hours), default=start_ns)
+    day_starts = range(start_ns // DAY_NS * DAY_NS, end_ns, DAY_NS)
+    daily = [
+        d
+        for day in day_starts
+        for d in daily_from_hours(day, hours, closed_until, rules.max_discarded_half_hours)
+    ]
+    return {
+        "kiln": kiln,
+        "method": method,
+        "hourly": [tables.hourly_row(h) for h in in_range],
+        "halfhourly": tables.halfhourly_rows(in_range, None, start_ns, end_ns),
+        "daily": tables.daily_rows(daily),
+        "crosscheck": [
+            tables.crosscheck_row(daily_crosscheck(kiln, d, hours, rules.deviation_threshold_pct))
+            for d in day_starts
+        ],
+        "ledger": [r for h in in_range for r in tables.ledger_rows(h)],
+    }
+
+
+_FIELDS = {
+    "hourly": tables.HOURLY_FIELDS,
+    "halfhourly": tables.HALFHOURLY_FIELDS,
+    "daily": tables.DAILY_FIELDS,
+    "crosscheck": tables.CROSSCHECK_FIELDS,
+    "ledger": tables.LEDGER_FIELDS,
+}
+
+
+def render(report: dict[str, Any], table: str, fmt: str) -> str:
+    if fmt == "json":
+        body = (
+            report
+            if table == "all"
+            else {"kiln": report["kiln"], "method": report["method"], "rows": report[table]}
+        )
+        return json.dumps(body, indent=1) + "\n"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_FIELDS[table], extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in report[table])
+    return buf.getvalue()
