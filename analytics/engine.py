@@ -9,7 +9,7 @@ with its points missing.
 Readings older than a closed minute are late: they are counted and the affected range is
 queued for :meth:`EmissionsEngine.recompute`, which the caller feeds from the durable store.
 
-Per kiln, the engine also applies the accounting rules (:class:`~analytics.rules.KilnRules`): the
+Per kiln, the engine also applies the accounting rules (:mod:`analytics.accounting`): the
 stuck-value check on the grid, the IED half-hours of the pollutants, and the substitution of invalid
 hours from the reporting period's history (:mod:`analytics.substitution`).
 """
@@ -24,17 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 from . import kiln_params as kp
+from .accounting import Grid, KilnAccounting
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
 from .emissions import CO2_DENSITY_KG_PER_NM3
-from .gridding import GridSamples, sample_on_grid
-from .hours import HOUR_NS, hour_from_minutes
-from .minutes import MINUTE_NS, close_minutes
-from .periods import half_hours_from_minutes
+from .hours import HOUR_NS
+from .minutes import MINUTE_NS
 from .rules import KilnRules
-from .signals import KilnSpec, Quantity, SignalTable
-from .stuck import RunState, detect_stuck
-from .substitution import SubstitutionHistory, apply_hour_rules, period_start_ns
+from .signals import KilnSpec, SignalTable
+from .stuck import RunState
+from .substitution import period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
 _LATEST = np.iinfo(np.int64).max
@@ -63,6 +62,12 @@ class EngineParams:
     def points_per_minute(self) -> int:
         return MINUTE_NS // self.step_ns
 
+    @property
+    def grid(self) -> Grid:
+        return Grid(
+            self.step_ns, round(self.max_hold_s * NS_PER_S), self.valid_fraction, self.co2_density_kg_per_nm3
+        )
+
 
 @dataclass(slots=True)
 class EngineOutput:
@@ -78,12 +83,8 @@ class EngineOutput:
 class _KilnState:
     spec: KilnSpec
     members: npt.NDArray[np.int64]
-    rules: KilnRules
-    stuck_check: npt.NDArray[np.bool_]
-    clinker_row: int | None
-    pollutants: tuple[str, ...]
+    acct: KilnAccounting
     run: RunState
-    history: SubstitutionHistory = field(default_factory=SubstitutionHistory)
     pending: list[ReadingBatch] = field(default_factory=list)
     closed_until: int | None = None
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
@@ -133,22 +134,11 @@ class EmissionsEngine:
 
     def _new_state(self, kiln: KilnSpec) -> _KilnState:
         rules = self.params.rules.get(kiln.id) or KilnRules()
-        signals = self.table.signals
-        check = [g in rules.stuck_signals for g in kiln.signals]
-        clinker = kiln.roles.get(Quantity.CLINKER_RATE)
-        pollutants = tuple(kp.pollutant_signals(kiln, signals)) if Quantity.O2 in kiln.roles else ()
-        return _KilnState(
-            kiln,
-            np.array(kiln.signals, dtype=np.int64),
-            rules,
-            np.array(check, dtype=bool),
-            None if clinker is None else kiln.signals.index(clinker),
-            pollutants,
-            RunState.empty(len(kiln.signals)),
-        )
+        acct = KilnAccounting(kiln, self.table.signals, rules, self.params.grid)
+        return _KilnState(kiln, acct.members, acct, RunState.empty(len(kiln.signals)))
 
     def rules(self, kiln_id: str) -> KilnRules:
-        return self.kilns[kiln_id].rules
+        return self.kilns[kiln_id].acct.rules
 
     # -- input ----------------------------------------------------------------------------
 
@@ -256,68 +246,10 @@ class EmissionsEngine:
         now = pending.ts < end
         state.pending = [pending.take(~now)] if (~now).any() else []
         points = ReadingBatch.concat([state.carry, pending.take(now)])
-        minutes, state.run = self._minutes_from_points(state, points, start, n_minutes, state.run)
+        minutes, state.run = state.acct.minutes(points, start, n_minutes, state.run)
         state.carry = _last_per_signal(points)
         state.closed_until = end
         return self._record(state, minutes)
-
-    def _minutes_from_points(
-        self,
-        state: _KilnState,
-        points: ReadingBatch,
-        start: int,
-        n_minutes: int,
-        run: RunState,
-        revision: int = 0,
-    ) -> tuple[list[MinuteAggregate], RunState]:
-        p = self.params
-        local = np.searchsorted(state.members, points.signal.astype(np.int64)).astype(np.int32)
-        samples = sample_on_grid(
-            local,
-            points.ts,
-            points.value,
-            points.quality,
-            len(state.members),
-            start,
-            n_minutes * p.points_per_minute,
-            p.step_ns,
-            round(p.max_hold_s * NS_PER_S),
-        )
-        running = self._running(state, samples)
-        stuck, run = detect_stuck(
-            samples.value,
-            start,
-            p.step_ns,
-            run,
-            round(state.rules.stuck_s * NS_PER_S),
-            state.stuck_check,
-            np.ones(samples.value.shape[1], dtype=bool) if running is None else running,
-        )
-        minutes = close_minutes(
-            state.spec,
-            self.table.signals,
-            samples,
-            start,
-            n_minutes,
-            p.valid_fraction,
-            p.co2_density_kg_per_nm3,
-            revision,
-            stuck=stuck,
-            running=running,
-            reference_o2_pct=state.rules.reference_o2_pct if state.pollutants else None,
-            co_counts_as_co2=state.rules.co_counts_as_co2,
-        )
-        return minutes, run
-
-    @staticmethod
-    def _running(state: _KilnState, samples: GridSamples) -> npt.NDArray[np.bool_] | None:
-        """Where the kiln runs: not known to produce less clinker than the threshold (unknown = runs)."""
-        if state.clinker_row is None:
-            return None
-        r = state.clinker_row
-        with np.errstate(invalid="ignore"):
-            stopped = samples.valid[r] & (samples.value[r] < state.rules.running_min_clinker_t_per_h)
-        return ~stopped
 
     def _record(self, state: _KilnState, minutes: list[MinuteAggregate]) -> EngineOutput:
         out = EngineOutput(minutes=list(minutes))
@@ -338,29 +270,7 @@ class EmissionsEngine:
         minutes = [in_hour[t] for t in sorted(in_hour)]
         revision = state.hour_revision.get(hour_start, -1) + 1
         state.hour_revision[hour_start] = revision
-        return self._finish_hour(state, hour_start, minutes, revision)
-
-    def _finish_hour(
-        self, state: _KilnState, hour_start: int, minutes: list[MinuteAggregate], revision: int
-    ) -> HourAggregate:
-        p, rules = self.params, state.rules
-        hour = hour_from_minutes(
-            state.spec.id,
-            state.spec.plant,
-            hour_start,
-            minutes,
-            p.points_per_minute * 60,
-            rules.hour_valid_fraction,
-            p.co2_density_kg_per_nm3,
-            revision,
-            convention=rules.convention,
-        )
-        hour.half_hours = half_hours_from_minutes(
-            minutes, hour_start, state.pollutants, rules, p.points_per_minute
-        )
-        apply_hour_rules(hour, state.history, rules, p.co2_density_kg_per_nm3)
-        state.history.record(hour, rules.hour_valid_fraction)
-        return hour
+        return state.acct.hour(hour_start, minutes, revision)
 
     def load_history(self, hours: Iterable[HourAggregate]) -> None:
         """Seed the reporting period's history and the hour revisions from stored hours (at start-up)."""
@@ -368,7 +278,7 @@ class EmissionsEngine:
             state = self.kilns.get(h.kiln)
             if state is None:
                 continue
-            state.history.record(h, state.rules.hour_valid_fraction)
+            state.acct.history.record(h, state.acct.rules.hour_valid_fraction)
             state.hour_revision[h.start_ns] = max(h.revision, state.hour_revision.get(h.start_ns, -1))
 
     def rebuild_hours(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> list[HourAggregate]:
@@ -386,7 +296,7 @@ class EmissionsEngine:
             revision = state.hour_revision.get(hour_start, -1) + 1
             state.hour_revision[hour_start] = revision
             part = sorted(by_hour[hour_start], key=lambda m: m.start_ns)
-            out.append(self._finish_hour(state, hour_start, part, revision))
+            out.append(state.acct.hour(hour_start, part, revision))
         return out
 
     # -- late data ------------------------------------------------------------------------
@@ -403,14 +313,8 @@ class EmissionsEngine:
     def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:
         """The raw readings [lo, hi) that :meth:`recompute` needs for minutes in [start, end) [ns]:
         the stuck check's look-back and the maximum hold before ``start``."""
-        state = self.kilns[kiln_id]
         hold = round(self.params.max_hold_s * NS_PER_S) + self.params.step_ns
-        return start - self._lookback_ns(state) - hold, end
-
-    @staticmethod
-    def _lookback_ns(state: _KilnState) -> int:
-        minutes = -(-round(state.rules.stuck_s * NS_PER_S) // MINUTE_NS)
-        return int(minutes) * MINUTE_NS if state.stuck_check.any() else 0
+        return start - self.kilns[kiln_id].acct.lookback_ns - hold, end
 
     def recompute(
         self,
@@ -434,14 +338,14 @@ class EmissionsEngine:
         end = min(end, state.closed_until)
         out = EngineOutput()
         run = RunState.empty(len(state.members))
-        t = start - self._lookback_ns(state)
+        t = start - state.acct.lookback_ns
         while t < end:
             n = min((end - t) // MINUTE_NS, _MAX_MINUTES_PER_PASS)
             if t < start:
                 n = min(n, (start - t) // MINUTE_NS)
             if n <= 0:
                 break
-            minutes, run = self._minutes_from_points(state, readings, t, n, run)
+            minutes, run = state.acct.minutes(readings, t, n, run)
             if t >= start:
                 for m in minutes:
                     old = state.minutes.get(m.start_ns)
@@ -460,7 +364,7 @@ class EmissionsEngine:
         """Drop substitution history and hour revisions of earlier reporting periods."""
         lo = period_start_ns(t_ns)
         for state in self.kilns.values():
-            state.history.forget_before(lo)
+            state.acct.history.forget_before(lo)
             for h in [h for h in state.hour_revision if h < lo]:
                 del state.hour_revision[h]
 

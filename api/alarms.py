@@ -191,7 +191,7 @@ class AlarmBook:
                     word,
                     "alarm" if word == "fault" else "warning",
                     k.kiln,
-                    f"{k.name}: {word} on {', '.join(sorted(signals))}",
+                    f"{k.name}: {word} on {_short(signals, k.kiln)}",
                     now,
                     subjects=tuple(sorted(signals)),
                 ),
@@ -290,3 +290,8 @@ class AlarmBook:
             self.cleared.appendleft(alarm)
             changed = True
         return changed
+
+
+def _short(signals: list[str], kiln: str) -> str:
+    """Signal ids without the kiln prefix, for messages: ``stack.co2, stack.o2``."""
+    return ", ".join(sorted(s.removeprefix(f"{kiln}.") for s in signals))

@@ -42,7 +42,7 @@ _FEEDS = {
 }
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.context
     return ctx
 
@@ -50,7 +50,7 @@ def get_context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_kiln(kiln_id: str, ctx: Context) -> KilnSpec:
+async def get_kiln(kiln_id: str, ctx: Context) -> KilnSpec:
     kiln = ctx.kiln(kiln_id)
     if kiln is None:
         raise HTTPException(404, detail=f"no kiln {kiln_id!r}; known kilns: {[k.id for k in ctx.kilns]}")

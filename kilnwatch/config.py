@@ -14,7 +14,7 @@ from analytics import pollutants as pol
 from analytics import rules as kr
 from analytics.corrections import O2_REFERENCE_CEMENT_PCT
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
-from analytics.signals import Quantity
+from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
@@ -183,7 +183,7 @@ class KilnConfig(_Strict):
     def _roles(self) -> KilnConfig:
         seen: dict[Quantity, str] = {}
         for s in self.signals:
-            if s.quantity in seen and s.quantity in _SINGLE:
+            if s.quantity in seen and s.quantity in SINGLE_ROLE_QUANTITIES:
                 raise ValueError(f"two {s.quantity.value} signals: {seen[s.quantity]} and {s.id}")
             seen[s.quantity] = s.id
         missing = [q.value for q in _REQUIRED if q not in seen]
@@ -258,20 +258,6 @@ class PlantFile(_Strict):
         return [(p, k) for p in self.plants for k in p.kilns]
 
 
-_SINGLE = frozenset(
-    {
-        Quantity.FLOW,
-        Quantity.TEMPERATURE,
-        Quantity.STATIC_PRESSURE,
-        Quantity.BAROMETRIC_PRESSURE,
-        Quantity.ABSOLUTE_PRESSURE,
-        Quantity.H2O,
-        Quantity.CO2,
-        Quantity.O2,
-        Quantity.CO,
-        Quantity.CLINKER_RATE,
-    }
-)
 _REQUIRED = (Quantity.FLOW, Quantity.CO2, Quantity.CLINKER_RATE)
 
 

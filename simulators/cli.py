@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulators.clock import SimClock
-from simulators.model import KilnParams, build_models
+from simulators.model import KilnModel, KilnParams, build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
 from simulators.scenario_presets import PRESET_RATES, preset
@@ -40,6 +40,7 @@ class SimulatorConfig:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_client_id: str = "kilnwatch-sim-cems"
+    mqtt_topic_prefix: str = "kilnwatch/sim"
     mqtt_rate_s: float | None = None
     """Simulated seconds between analyser messages [s]; None = `tick_s`."""
     speed: float = 60.0
@@ -56,14 +57,19 @@ def build_clock(config: SimulatorConfig) -> SimClock:
     return SimClock(backfill_s=config.backfill_hours * 3600.0, speed=config.speed)
 
 
+def build_models_for(config: SimulatorConfig) -> list[KilnModel]:
+    """The kiln models `run_simulator` uses, e.g. to compute ground truth next to a running simulator."""
+    return build_models(
+        config.kilns, config.seed, KilnParams(clinker_t_per_h=config.clinker_t_per_day / 24.0)
+    )
+
+
 async def run_simulator(
     config: SimulatorConfig, stop: asyncio.Event | None = None, clock: SimClock | None = None
 ) -> None:
     """Run the OPC UA server (and the MQTT publisher) until cancelled or `stop` is set."""
     clock = clock or build_clock(config)
-    models = build_models(
-        config.kilns, config.seed, KilnParams(clinker_t_per_h=config.clinker_t_per_day / 24.0)
-    )
+    models = build_models_for(config)
     scenario = preset(
         config.scenario,
         config.kilns,
@@ -82,6 +88,7 @@ async def run_simulator(
             config.mqtt_client_id,
             config.mqtt_rate_s or config.tick_s,
             scenario,
+            config.mqtt_topic_prefix,
         )
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(opcua)
@@ -145,6 +152,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
     p.add_argument("--mqtt-host", default="127.0.0.1")
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--mqtt-client-id", default="kilnwatch-sim-cems")
+    p.add_argument("--mqtt-topic-prefix", default="kilnwatch/sim", help="topics are <prefix>/<kiln>/cems")
     p.add_argument("--mqtt-rate", type=float, default=None, help="simulated s between analyser messages")
     p.add_argument("--no-mqtt", action="store_true", help="serve OPC UA only")
     p.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s until caught up")
@@ -161,7 +169,10 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         p.error("--kilns needs at least one kiln id")
     if a.speed <= 0 or a.tick <= 0 or a.backfill_hours < 0:
         p.error("--speed and --tick must be > 0 and --backfill-hours >= 0")
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("simulators").setLevel(logging.INFO if a.verbose else logging.WARNING)
+    # asyncua warns at every start that the simulator offers no security policy (by design, on 127.0.0.1).
+    logging.getLogger("asyncua").setLevel(logging.WARNING if a.verbose else logging.ERROR)
     return SimulatorConfig(
         kilns=kilns,
         opcua_host=a.opcua_host,
@@ -170,6 +181,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         mqtt_host=a.mqtt_host,
         mqtt_port=a.mqtt_port,
         mqtt_client_id=a.mqtt_client_id,
+        mqtt_topic_prefix=a.mqtt_topic_prefix,
         mqtt_rate_s=a.mqtt_rate,
         speed=a.speed,
         backfill_hours=a.backfill_hours,

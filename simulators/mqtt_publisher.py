@@ -30,6 +30,11 @@ _NS = 1_000_000_000
 _log = logging.getLogger(__name__)
 
 
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("%s stopped publishing", task.get_name(), exc_info=task.exception())
+
+
 @dataclass
 class PublisherStats:
     messages: int = 0
@@ -114,6 +119,7 @@ class SimMqttPublisher:
         self._client = client
         self._next_k = -(-self.clock.now_ns() // self.rate_ns)
         self._task = asyncio.create_task(self._run(), name=f"mqtt-sim-{self.client_id}")
+        self._task.add_done_callback(_log_crash)
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await asyncio.to_thread(self._connected.wait, timeout_s)

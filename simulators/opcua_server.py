@@ -35,6 +35,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _log = logging.getLogger(__name__)
 
 
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("%s stopped publishing", task.get_name(), exc_info=task.exception())
+
+
 def node_string_id(kiln: str, key: str) -> str:
     """String node id of a kiln signal, e.g. `kiln1.stack.co2`."""
     return f"{kiln}.{key}"
@@ -126,6 +131,7 @@ class SimOpcUaServer:
         self._next_k = self.clock.now_ns() // self.tick_ns
         self._last_status = {}
         self._task = asyncio.create_task(self._run(), name=f"opcua-sim-{self.port}")
+        self._task.add_done_callback(_log_crash)
         _log.info("OPC UA simulator listening on %s", self.endpoint)
 
     async def stop(self) -> None:

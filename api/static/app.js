@@ -387,10 +387,15 @@
     let d = '';
     let prevT = null;
     const markW = Math.max(1.5, pw / 120 - 0.5);
+    const isValid = (m) => m && m.valid && isNum(m.v);
     for (const [t, m] of points) {
-      if (m.valid && isNum(m.v)) {
-        const cmd = prevT !== null && t - prevT === MINUTE_MS ? 'L' : 'M';
-        d += `${cmd}${x(t + MINUTE_MS / 2).toFixed(1)},${y(m.v).toFixed(1)}`;
+      if (isValid(m)) {
+        const joined = prevT !== null && t - prevT === MINUTE_MS;
+        const xx = x(t + MINUTE_MS / 2);
+        d += `${joined ? 'L' : 'M'}${xx.toFixed(1)},${y(m.v).toFixed(1)}`;
+        if (!joined && !isValid(k.minutes.get(t + MINUTE_MS))) {
+          nodes.push(svgEl('circle', { cx: xx, cy: y(m.v), r: 3, class: 'dot' }));  // a lone valid minute
+        }
         prevT = t;
       } else {
         nodes.push(svgEl('rect', { x: x(t), y: T + ph - 8, width: markW, height: 8, class: 'invalid-mark' }));

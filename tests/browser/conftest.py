@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as DriverService
+
+from tests.fixtures.loop_thread import LoopThread
+from tests.fixtures.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -96,3 +100,74 @@ def page(tmp_path: Path) -> Iterator[Page]:
         yield Page(driver)
     finally:
         driver.quit()
+
+
+class BreakableLink:
+    """A TCP relay on 127.0.0.1 between the browser and the service: ``cut()`` drops every connection
+    and refuses new ones, as a network break does; ``mend()`` lets connections through again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.loop = LoopThread("link")
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.mend()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except ConnectionError:
+            pass
+        finally:
+            dst.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for w in self._writers:
+            w.transport.abort()
+        self._writers.clear()
+
+    def cut(self) -> None:
+        self.loop.run(self._stop())
+
+    def mend(self) -> None:
+        self.loop.run(self._start())
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.close()
+
+
+@pytest.fixture
+def breakable_link() -> Iterator[Callable[[int], BreakableLink]]:
+    links: list[BreakableLink] = []
+
+    def make(target_port: int) -> BreakableLink:
+        links.append(BreakableLink(target_port))
+        return links[-1]
+
+    yield make
+    for link in links:
+        link.close()

@@ -28,7 +28,9 @@ def test_demo_serves_live_co2_matching_ground_truth_within_30_s(tmp_path: Path) 
         "--sim-opcua-port", str(free_port()), "--sim-mqtt-port", str(free_port()),
     ]  # fmt: skip
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
+    )
     try:
         live = None
         while time.monotonic() - started < 30:
@@ -45,7 +47,8 @@ def test_demo_serves_live_co2_matching_ground_truth_within_30_s(tmp_path: Path) 
         truth = GroundTruth(build_models(["kiln1"], seed=1)[0], tick_s=1.0)
         expected = truth.mean_co2_t_per_h(minute, minute + 60 * 10**9)
         rel = live["co2_t_per_h"] / expected - 1
-        print(f"live after {elapsed:.1f} s: {live['co2_t_per_h']:.3f} t/h, truth {expected:.3f} t/h ({rel:+.3%})")
+        got = live["co2_t_per_h"]
+        print(f"live after {elapsed:.1f} s: {got:.3f} t/h, truth {expected:.3f} t/h ({rel:+.3%})")
         assert abs(rel) < 0.01
         assert live["valid"] is True
     finally:

@@ -25,7 +25,12 @@ def engine(**params: float) -> tuple[EmissionsEngine, SignalTable]:
 
 
 def series(
-    table: SignalTable, name: str, start: int, values: np.ndarray, quality: np.ndarray | None = None, step_s: int = 1
+    table: SignalTable,
+    name: str,
+    start: int,
+    values: np.ndarray,
+    quality: np.ndarray | None = None,
+    step_s: int = 1,
 ) -> ReadingBatch:
     n = len(values)
     q = np.zeros(n, np.uint8) if quality is None else quality

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+from pathlib import Path
 
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics import quality as q
+from analytics.batch import ReadingBatch
 from api.alarms import AlarmBook, HourSeen, KilnObservation, MinuteSeen, Observation, SourceSeen
+from api.app import create_app
+from api.context import ApiContext
 from api.page_config import AlarmSettings, KilnThresholds
+from collector.health import HealthRegistry
+from collector.metrics import Metrics
+from collector.store import LocalStore, StoreReader
+
+from .engine_helpers import T0, engine, series
 
 S = 1_000_000_000
 WALL0 = 1_795_000_000 * S  # service start, wall clock
@@ -92,6 +106,7 @@ def test_calibration_is_a_maintenance_status_with_a_warning_naming_the_signals(b
     alarm = book.active["calibration:kiln1"]
     assert (alarm.severity, alarm.start_ns) == ("warning", now)
     assert alarm.subjects == ("kiln1.stack.co2", "kiln1.stack.o2")
+    assert alarm.message == "Kiln 1: calibration on stack.co2, stack.o2"
 
     later = now + 600 * S
     book.update(observe(later, kiln(live_minute(later), dict.fromkeys(cal, "good"))))
@@ -195,3 +210,48 @@ def test_cleared_alarms_are_bounded() -> None:
         book.update(observe(now, kiln(live_minute(now), {"x": "good"})))
     assert len(book.cleared) == 3
     assert book.cleared[0].end_ns == now
+
+
+def test_alarms_endpoint_on_a_real_engine_evaluated_in_the_background(tmp_path: Path) -> None:
+    eng, table = engine(lateness_s=0)
+    n = 3600 + 120
+    eng.ingest(
+        ReadingBatch.concat(
+            [
+                series(table, "flow", T0, np.full(n, 397_500.0)),
+                series(table, "co2", T0, np.full(n, 22.0)),
+                series(table, "clinker", T0, np.full(n, 5000 / 24), np.full(n, q.UNCERTAIN | q.CALIBRATION)),
+            ]
+        )
+    )
+    out = eng.advance()
+    store = LocalStore(tmp_path / "s.sqlite3", table.ids)
+    store.write_aggregates(out.minutes, out.hours)
+    health = HealthRegistry()
+    health.source("opcua:plc", "opcua").mark_disconnected("refused")
+    ctx = ApiContext(
+        table=table,
+        kilns=[eng.kilns["k"].spec],
+        live=eng,
+        history=StoreReader(store.path),
+        readiness=health,
+        registry=Metrics().registry,
+        sources=health,
+        alarms=AlarmSettings(source_grace_s=0, evaluate_every_s=0.05),
+    )
+    app = create_app(ctx)
+    with TestClient(app) as client:
+        watch = app.state.alarm_watch
+        deadline = time.monotonic() + 5
+        while watch.book.version == 0 and time.monotonic() < deadline:  # no request: the lifespan's task
+            time.sleep(0.05)
+        assert watch.book.version > 0
+        body = client.get("/api/v1/alarms").json()
+    assert body["kilns"]["k"]["status"] == "maintenance"  # calibration outranks the replayed history
+    assert {a["id"]: a["kind"] for a in body["active"]} == {
+        "calibration:k": "calibration",
+        "source:opcua:plc": "source",
+        "completeness:k": "completeness",  # every minute invalid: the hour is 0 % complete
+    }
+    assert all(a["end"] is None and a["active"] for a in body["active"])
+    assert body["stale_after_s"] == 180

@@ -1,29 +1,12 @@
 """Period validity (MRR Art. 44), hourly CO2 (Art. 43), C + 2 sigma substitution (Annex VIII Eq. 4): WE8."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from analytics import averaging
 
-WE_FILE = Path(__file__).parents[1] / "data" / "worked_examples.json"
-WE = {e["id"]: e for e in json.loads(WE_FILE.read_text())}
-RTOL = 5e-5
-
-
-def inp(we: str, key: str):
-    return WE[we]["inputs"][key]["value"]
-
-
-def mid(we: str, key: str):
-    return WE[we]["intermediate"][key]["value"]
-
-
-def exp(we: str, key: str):
-    return WE[we]["expected"][key]["value"]
+from .worked_examples import RTOL, exp, inp, mid
 
 
 def _we8_minutes() -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,5 @@
 """Per-value corrections: NE 43 scaling (WE11), QAL2, ppm <-> mg/Nm3 and 10 % O2 (WE6), CO as CO2 (WE5)."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -11,22 +8,7 @@ from analytics import corrections
 from analytics import quality as qc
 from analytics.emissions import M_CO, wet_to_dry_concentration
 
-WE_FILE = Path(__file__).parents[1] / "data" / "worked_examples.json"
-WE = {e["id"]: e for e in json.loads(WE_FILE.read_text())}
-RTOL = 5e-5
-
-
-def inp(we: str, key: str):
-    return WE[we]["inputs"][key]["value"]
-
-
-def mid(we: str, key: str):
-    return WE[we]["intermediate"][key]["value"]
-
-
-def exp(we: str, key: str):
-    return WE[we]["expected"][key]["value"]
-
+from .worked_examples import RTOL, exp, inp, mid
 
 # --- WE11: 4-20 mA and NAMUR NE 43 -------------------------------------------------------------
 

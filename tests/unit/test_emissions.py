@@ -1,29 +1,12 @@
 """Flow normalisation, CO2 mass flow, CO as CO2 and intensity: WE1-WE5 of domain.md § 6."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 from analytics import emissions
 
-WE_FILE = Path(__file__).parents[1] / "data" / "worked_examples.json"
-WE = {e["id"]: e for e in json.loads(WE_FILE.read_text())}
-RTOL = 5e-5
-
-
-def inp(we: str, key: str):
-    return WE[we]["inputs"][key]["value"]
-
-
-def mid(we: str, key: str):
-    return WE[we]["intermediate"][key]["value"]
-
-
-def exp(we: str, key: str):
-    return WE[we]["expected"][key]["value"]
+from .worked_examples import RTOL, exp, inp, mid
 
 
 def test_constants():

@@ -63,8 +63,8 @@ def test_exactly_80_percent_is_valid() -> None:
 
 
 def test_we3_we4_through_the_engine_with_actual_wet_flow() -> None:
-    from analytics.signals import KilnSpec, Quantity, SignalInfo, SignalTable
     from analytics.engine import EmissionsEngine, EngineParams
+    from analytics.signals import KilnSpec, Quantity, SignalInfo, SignalTable
 
     infos = [
         SignalInfo("k.flow", "p", "k", Quantity.FLOW, "m3/h", "wet", "actual"),

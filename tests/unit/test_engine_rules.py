@@ -44,7 +44,7 @@ def make(rules: KilnRules | None = None, **params: float) -> EmissionsEngine:
 
 
 def readings(
-    start: int, n: int, quality: dict[str, np.ndarray] | None = None, **values: object
+    start: int, n: int, values: dict[str, object], quality: dict[str, np.ndarray] | None = None
 ) -> ReadingBatch:
     """1-s readings from ``start`` for the named signals; a scalar value is held constant."""
     parts = []
@@ -57,7 +57,15 @@ def readings(
     return ReadingBatch.concat(parts)
 
 
-BASE = {"flow": Q_WE3, "co2": 22.0, "clinker": CLINKER, "co": 0.0, "o2": 10.0, "nox": 400.0, "fuel": 26.24}
+BASE: dict[str, object] = {
+    "flow": Q_WE3,
+    "co2": 22.0,
+    "clinker": CLINKER,
+    "co": 0.0,
+    "o2": 10.0,
+    "nox": 400.0,
+    "fuel": 26.24,
+}
 
 
 def run(batch: ReadingBatch, rules: KilnRules | None = None, **params: float):
@@ -84,7 +92,7 @@ def _wobbly_co2(n: int, frozen: slice) -> np.ndarray:
 @pytest.mark.parametrize("chunk_s", [None, 60, 437])
 def test_frozen_value_is_stuck_after_stuck_time_whatever_the_batches(chunk_s: int | None) -> None:
     n = 3600 + 120
-    batch = readings(T0, n, **{**BASE, "co2": _wobbly_co2(n, slice(300, 2100))})
+    batch = readings(T0, n, {**BASE, "co2": _wobbly_co2(n, slice(300, 2100))})
     eng = make(KilnRules(stuck_s=900, stuck_signals=frozenset({IDX["co2"]})))
     hours = []
     if chunk_s is None:
@@ -107,7 +115,7 @@ def test_no_stuck_while_the_kiln_is_stopped() -> None:
     n = 3600 + 120
     clinker = np.full(n, CLINKER)
     clinker[200:2200] = 0.0
-    batch = readings(T0, n, **{**BASE, "co2": _wobbly_co2(n, slice(300, 2100)), "clinker": clinker})
+    batch = readings(T0, n, {**BASE, "co2": _wobbly_co2(n, slice(300, 2100)), "clinker": clinker})
     _, out = run(batch, KilnRules(stuck_s=900, stuck_signals=frozenset({IDX["co2"]})))
     (hour,) = out.hours
     assert "stuck" not in hour.params["k.co2"].reasons
@@ -123,7 +131,7 @@ def test_ledger_counts_every_invalid_point_once() -> None:
     qual[600:640] = q.BAD | q.COMM_LOSS
     qual[700:710] = q.BAD
     qual[800:830] = q.UNCERTAIN | q.OUT_OF_RANGE
-    batch = readings(T0, n, quality={"co2": qual}, **{**BASE, "co2": co2})
+    batch = readings(T0, n, {**BASE, "co2": co2}, quality={"co2": qual})
     gap = (batch.signal == IDX["co2"]) & (batch.ts >= T0 + 2000 * 10**9) & (batch.ts < T0 + 2100 * 10**9)
     _, out = run(batch.take(~gap), max_hold_s=10)
     s = out.hours[0].params["k.co2"]
@@ -142,7 +150,7 @@ def test_ledger_counts_every_invalid_point_once() -> None:
 
 
 def test_co_is_counted_as_co2_in_the_reported_hour_we5() -> None:
-    _, out = run(readings(T0, 3660, **{**BASE, "co": 1500.0}))
+    _, out = run(readings(T0, 3660, {**BASE, "co": 1500.0}))
     (hour,) = out.hours
     assert_allclose(hour.co_as_co2_t, 0.93674, rtol=5e-5)  # WE5
     assert_allclose(hour.co2_t, 171.691 + 0.93674, rtol=5e-6)
@@ -155,7 +163,7 @@ def test_co_is_counted_as_co2_in_the_reported_hour_we5() -> None:
     [(ReportingConvention.US_PART75, 171.370, 188.903), (ReportingConvention.US_PART98, 171.670, None)],
 )
 def test_us_conventions_we7(convention: ReportingConvention, co2_t: float, short_tons: float | None) -> None:
-    _, out = run(readings(T0, 3660, **{**BASE, "co": 1500.0}), KilnRules(convention=convention))
+    _, out = run(readings(T0, 3660, {**BASE, "co": 1500.0}), KilnRules(convention=convention))
     (hour,) = out.hours
     assert_allclose(hour.co2_t, co2_t, rtol=5e-6)  # WE7; CO is not part of the US equations
     assert hour.convention == convention.value
@@ -175,7 +183,7 @@ def hours_of_co2(means: list[float], bad_minutes: dict[int, int], **extra: objec
     qual = np.zeros(n, np.uint8)
     for h, m in bad_minutes.items():
         qual[h * 3600 + 3600 - m * 60 : (h + 1) * 3600] = q.BAD | q.FAULT
-    return readings(T0, n, quality={"co2": qual}, **{**BASE, "flow": 397_500.0, "co2": co2, **extra})
+    return readings(T0, n, {**BASE, "flow": 397_500.0, "co2": co2, **extra}, quality={"co2": qual})
 
 
 def test_we8_hour_a_valid_and_hour_b_substituted_by_mean_plus_two_sigma() -> None:
@@ -196,7 +204,7 @@ def test_invalid_flow_hour_comes_from_the_mass_balance() -> None:
     n = 3 * 3600 + 120
     flow_q = np.zeros(n, np.uint8)
     flow_q[2 * 3600 + 600 : 2 * 3600 + 1800] = q.BAD | q.COMM_LOSS
-    _, out = run(readings(T0, n, quality={"flow": flow_q}, **BASE), rules)
+    _, out = run(readings(T0, n, BASE, quality={"flow": flow_q}), rules)
     hour = out.hours[2]
     calc = CLINKER * 0.525 + 26.24 * 25.8 * 94.6 / 1000 + CLINKER * 1.55 * 0.002 * 44 / 12
     assert_allclose(hour.calculated.total_t, calc)
@@ -209,7 +217,7 @@ def test_invalid_flow_hour_comes_from_the_mass_balance() -> None:
 def test_without_history_or_fuels_nothing_is_invented() -> None:
     n = 3600 + 120
     bad = flags(n, slice(0, 1200), q.BAD | q.FAULT)
-    batch = readings(T0, n, quality={"flow": bad, "co2": bad}, **BASE)
+    batch = readings(T0, n, BASE, quality={"flow": bad, "co2": bad})
     _, out = run(batch, KilnRules(fuels=(COAL,)))
     (hour,) = out.hours  # flow and CO2 invalid, no earlier hour: the mass balance itself
     calc = hour.calculated.total_t
@@ -223,7 +231,7 @@ def test_without_history_or_fuels_nothing_is_invented() -> None:
 
 def test_history_seeds_a_new_engine_and_rebuild_gives_the_same_hours() -> None:
     batch = hours_of_co2([21.7, 22.5, 22.0], {2: 20})
-    eng, out = run(batch)
+    _, out = run(batch)
     fresh = make()
     fresh.load_history(out.hours[:2])
     minutes = [m for m in out.minutes if m.start_ns < T0 + 3 * HOUR]
@@ -245,7 +253,7 @@ def test_we9_half_hour_validated_and_we6_reference_o2() -> None:
     o2[1800:] = 8.5  # second half-hour: WE6, 645.741 mg/Nm3 dry at 8.5 % O2
     nox[1800:] = 645.741
     rules = KilnRules(pollutants={"nox": PollutantRule(500.0, 0.2)})
-    _, out = run(readings(T0, n, quality={"nox": qual}, **{**BASE, "nox": nox, "o2": o2}), rules)
+    _, out = run(readings(T0, n, {**BASE, "nox": nox, "o2": o2}, quality={"nox": qual}), rules)
     first, second = out.hours[0].half_hours
     p = first.pollutants["nox"]
     assert p.valid and p.n_valid == 26 * 60 and p.ci == pytest.approx(100.0)
@@ -262,7 +270,7 @@ def test_half_hour_at_exactly_two_thirds_is_valid_below_is_not() -> None:
     n = 3600 + 120
     qual = flags(n, slice(1200, 1800), q.BAD | q.FAULT)  # 10 of 30 minutes
     qual[1800 + 1200 - 1 : 3600] = q.BAD | q.FAULT  # one point more
-    _, out = run(readings(T0, n, quality={"nox": qual}, **BASE))
+    _, out = run(readings(T0, n, BASE, quality={"nox": qual}))
     first, second = out.hours[0].half_hours
     assert first.pollutants["nox"].valid and first.pollutants["nox"].availability == pytest.approx(2 / 3)
     assert not second.pollutants["nox"].valid and second.pollutants["nox"].validated is None
@@ -271,7 +279,7 @@ def test_half_hour_at_exactly_two_thirds_is_valid_below_is_not() -> None:
 def test_recompute_sees_stuck_runs_that_began_before_the_late_range() -> None:
     n = 2 * 3600 + 120
     co2 = _wobbly_co2(n, slice(3000, 4800))  # frozen 3000-4799 s: stuck from 3900 s
-    batch = readings(T0, n, **{**BASE, "co2": co2})
+    batch = readings(T0, n, {**BASE, "co2": co2})
     rules = KilnRules(stuck_s=900, stuck_signals=frozenset({IDX["co2"]}))
     eng, out = run(batch, rules)
     live = out.hours[1].params["k.co2"].reasons["stuck"]
@@ -347,7 +355,7 @@ def test_qal2_and_4_20ma_are_applied_at_ingest_we11() -> None:
     co2, nox = runtime.table.index("kiln1.stack.co2"), runtime.table.index("kiln1.stack.nox")
     ma = [15.2, 4.0, 20.0, 3.7, 3.2, 21.5]
     batch = ReadingBatch.from_columns(
-        [co2] * 6 + [nox] * 3, [T0] * 6 + [T0, T0, T0 - HOUR], ma + [400.0, 700.0, 400.0], [0] * 9
+        [co2] * 6 + [nox] * 3, [T0] * 6 + [T0, T0, T0 - HOUR], [*ma, 400.0, 700.0, 400.0], [0] * 9
     )
     out, counts = runtime.conditioner.apply(batch)
     assert_allclose(out.value[:3], [21.0, 0.0, 30.0])  # WE11

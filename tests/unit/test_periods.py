@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from numpy.testing import assert_allclose
 
 from analytics.aggregates import (
     CalculatedCO2,
@@ -39,10 +38,10 @@ def we9_day() -> list[HalfHourAggregate]:
 
 def test_we9_daily_average_of_validated_half_hours() -> None:
     (day,) = daily_pollutants(T0, [(h, 0) for h in we9_day()], T0 + DAY_NS)
-    assert_allclose(day.validated, 452.222, rtol=5e-6)
+    assert day.validated == pytest.approx(452.222, rel=5e-6)
     assert day.valid and day.complete and not day.exceedance
     assert (day.n_valid, day.n_discarded, day.n_pending) == (45, 3, 0)
-    assert_allclose(day.mean_ref, 552.222, rtol=5e-6)  # before the CI is taken off
+    assert day.mean_ref == pytest.approx(552.222, rel=5e-6)  # before the CI is taken off
 
 
 @pytest.mark.parametrize(
@@ -90,15 +89,15 @@ def test_we10_cross_check_over_a_day() -> None:
     hours = [hour(i, 171.691, 175.872, rev=1) for i in range(24)]
     hours[5].co2_t_substituted = True
     c = daily_crosscheck("k", T0, hours, 5.0)
-    assert_allclose(c.deviation_pct, -2.38, atol=0.005)  # WE10
-    assert_allclose(c.cems_co2_t, 24 * 171.691)
-    assert_allclose(c.calculated_intensity_kg_per_t, 844.18, rtol=5e-5)
+    assert c.deviation_pct == pytest.approx(-2.38, abs=0.005)  # WE10
+    assert c.cems_co2_t == pytest.approx(24 * 171.691)
+    assert c.calculated_intensity_kg_per_t == pytest.approx(844.18, rel=5e-5)
     assert not c.flagged and c.n_substituted_hours == 1 and c.revision == 24
     assert daily_crosscheck("k", T0, hours, 2.0).flagged
     hours[3] = hour(3, None, 175.872)  # an hour without CEMS CO2 is left out of both sides
     c = daily_crosscheck("k", T0, hours, 5.0)
     assert (c.n_hours, c.n_hours_compared) == (24, 23)
-    assert_allclose(c.deviation_pct, -2.38, atol=0.005)
+    assert c.deviation_pct == pytest.approx(-2.38, abs=0.005)
     empty = daily_crosscheck("k", T0, [], 5.0)
     assert empty.deviation_pct is None and not empty.flagged and empty.cems_co2_t is None
     row = crosscheck_row(c)
@@ -126,7 +125,7 @@ def test_half_hours_survive_the_ledger_round_trip_and_make_the_same_day() -> Non
         h.half_hours = halves[2 * i : 2 * i + 2]
         hours.append(hour_from_dict(json.loads(json.dumps(h.to_dict()))))
     (day,) = daily_from_hours(T0, hours, T0 + DAY_NS, 5)
-    assert_allclose(day.validated, 452.222, rtol=5e-6)
+    assert day.validated == pytest.approx(452.222, rel=5e-6)
     assert day.revision == 12
     rows = halfhourly_rows(hours, "nox", T0 + HOUR, T0 + 2 * HOUR)
     assert [r["half_hour"] for r in rows] == ["2026-01-01T01:00:00Z", "2026-01-01T01:30:00Z"]

@@ -1,8 +1,5 @@
 """IED Annex VI pollutant averages: half-hour, confidence interval, daily validity and exceedance (WE9)."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -10,21 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from analytics import pollutants
 from analytics.averaging import valid_sum_count
 
-WE_FILE = Path(__file__).parents[1] / "data" / "worked_examples.json"
-WE = {e["id"]: e for e in json.loads(WE_FILE.read_text())}
-RTOL = 5e-5
-
-
-def inp(we: str, key: str):
-    return WE[we]["inputs"][key]["value"]
-
-
-def mid(we: str, key: str):
-    return WE[we]["intermediate"][key]["value"]
-
-
-def exp(we: str, key: str):
-    return WE[we]["expected"][key]["value"]
+from .worked_examples import RTOL, exp, inp, mid
 
 
 def _we9_half_hour() -> tuple[np.ndarray, np.ndarray]:

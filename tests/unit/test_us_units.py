@@ -1,8 +1,5 @@
 """US conventions: 40 CFR 75 App. F Eq. F-11 / F-2 and 40 CFR 98 Eq. C-6 (WE7)."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -10,21 +7,7 @@ from numpy.testing import assert_allclose
 from analytics import us_units
 from analytics.emissions import co2_mass_flow_t_per_h, dry_to_wet_concentration
 
-WE_FILE = Path(__file__).parents[1] / "data" / "worked_examples.json"
-WE = {e["id"]: e for e in json.loads(WE_FILE.read_text())}
-RTOL = 5e-5
-
-
-def inp(we: str, key: str):
-    return WE[we]["inputs"][key]["value"]
-
-
-def mid(we: str, key: str):
-    return WE[we]["intermediate"][key]["value"]
-
-
-def exp(we: str, key: str):
-    return WE[we]["expected"][key]["value"]
+from .worked_examples import RTOL, exp, inp, mid
 
 
 def test_we7_constants():

@@ -1,0 +1,135 @@
+"""One kiln's accounting rules as the engine applies them (:class:`~analytics.rules.KilnRules`).
+
+Minutes: readings sampled on the grid, the stuck-value check (carried from block to block by a
+:class:`~analytics.stuck.RunState`), the kiln-running mask, the completeness ledger and the derived
+parameters. Hours: the measured hour, its IED half-hours, then substitution from the reporting
+period's history and the reporting convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from . import kiln_params as kp
+from .aggregates import HourAggregate, MinuteAggregate
+from .batch import ReadingBatch
+from .gridding import GridSamples, sample_on_grid
+from .hours import hour_from_minutes
+from .minutes import MINUTE_NS, close_minutes
+from .periods import half_hours_from_minutes
+from .rules import KilnRules
+from .signals import KilnSpec, Quantity, SignalInfo
+from .stuck import RunState, detect_stuck
+from .substitution import SubstitutionHistory, apply_hour_rules
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The sampling grid and the engine-wide averaging settings."""
+
+    step_ns: int
+    max_hold_ns: int
+    valid_fraction: float
+    co2_density: float
+
+    @property
+    def points_per_minute(self) -> int:
+        return MINUTE_NS // self.step_ns
+
+
+class KilnAccounting:
+    def __init__(self, kiln: KilnSpec, signals: Sequence[SignalInfo], rules: KilnRules, grid: Grid) -> None:
+        self.kiln = kiln
+        self.signals = signals
+        self.rules = rules
+        self.grid = grid
+        self.members = np.array(kiln.signals, dtype=np.int64)
+        self.stuck_check = np.array([g in rules.stuck_signals for g in kiln.signals], dtype=bool)
+        clinker = kiln.roles.get(Quantity.CLINKER_RATE)
+        self.clinker_row = None if clinker is None else kiln.signals.index(clinker)
+        self.pollutants = tuple(kp.pollutant_signals(kiln, signals)) if Quantity.O2 in kiln.roles else ()
+        self.history = SubstitutionHistory()
+
+    @property
+    def lookback_ns(self) -> int:
+        """How far before a recomputed range the stuck check must start [ns] (whole minutes)."""
+        if not self.stuck_check.any():
+            return 0
+        return int(-(-round(self.rules.stuck_s * 1e9) // MINUTE_NS)) * MINUTE_NS
+
+    def minutes(
+        self, points: ReadingBatch, start: int, n_minutes: int, run: RunState, revision: int = 0
+    ) -> tuple[list[MinuteAggregate], RunState]:
+        """Close ``n_minutes`` from ``start`` over ``points`` (global signal indexes, any order)."""
+        g = self.grid
+        local = np.searchsorted(self.members, points.signal.astype(np.int64)).astype(np.int32)
+        samples = sample_on_grid(
+            local,
+            points.ts,
+            points.value,
+            points.quality,
+            len(self.members),
+            start,
+            n_minutes * g.points_per_minute,
+            g.step_ns,
+            g.max_hold_ns,
+        )
+        running = self.running(samples)
+        stuck, run = detect_stuck(
+            samples.value,
+            start,
+            g.step_ns,
+            run,
+            round(self.rules.stuck_s * 1e9),
+            self.stuck_check,
+            np.ones(samples.value.shape[1], dtype=bool) if running is None else running,
+        )
+        minutes = close_minutes(
+            self.kiln,
+            self.signals,
+            samples,
+            start,
+            n_minutes,
+            g.valid_fraction,
+            g.co2_density,
+            revision,
+            stuck=stuck,
+            running=running,
+            reference_o2_pct=self.rules.reference_o2_pct if self.pollutants else None,
+            co_counts_as_co2=self.rules.co_counts_as_co2,
+        )
+        return minutes, run
+
+    def running(self, samples: GridSamples) -> npt.NDArray[np.bool_] | None:
+        """Where the kiln runs: not known to make less clinker than the threshold (unknown = runs)."""
+        if self.clinker_row is None:
+            return None
+        r = self.clinker_row
+        with np.errstate(invalid="ignore"):
+            stopped = samples.valid[r] & (samples.value[r] < self.rules.running_min_clinker_t_per_h)
+        return ~stopped
+
+    def hour(self, hour_start: int, minutes: list[MinuteAggregate], revision: int) -> HourAggregate:
+        """The hour from its minutes (in time order), substituted, then recorded in the history."""
+        g, rules = self.grid, self.rules
+        hour = hour_from_minutes(
+            self.kiln.id,
+            self.kiln.plant,
+            hour_start,
+            minutes,
+            g.points_per_minute * 60,
+            rules.hour_valid_fraction,
+            g.co2_density,
+            revision,
+            convention=rules.convention,
+        )
+        hour.half_hours = half_hours_from_minutes(
+            minutes, hour_start, self.pollutants, rules, g.points_per_minute
+        )
+        apply_hour_rules(hour, self.history, rules, g.co2_density)
+        self.history.record(hour, rules.hour_valid_fraction)
+        return hour

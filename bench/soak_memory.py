@@ -1,0 +1,88 @@
+"""Figure 8: resident memory of a running service at the start and after 20 minutes of load.
+
+200 signals at 10 Hz, accelerated: the kiln simulator (15 demo kilns; OPC UA and MQTT through
+mosquitto) runs 10x faster than real time from hours in the past, so every signal delivers 10
+readings per wall second and the service closes 10 minutes per wall minute (hours included);
+``kilnwatch run`` with the demo plant's layout serves them, each in its own process. The
+service's RSS (``/proc/<pid>/status``, Linux) is read after ``--warmup-s`` (the start) and
+after ``--minutes`` more (the end); the trend goes to stderr every minute.
+
+    RESULT soak_memory value=<end MiB> unit=MiB baseline=<start MiB> ratio=<end/start>  (goal < 1.05)
+
+``--minutes 1`` checks the set-up quickly; the figure is the 20-minute run (``make soak``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from common import (
+    free_port,
+    kiln_ids,
+    kilnwatch_service,
+    log,
+    mosquitto,
+    plant_file,
+    result_line,
+    simulator,
+    wait_for,
+)
+
+SPEED = 10.0
+GOAL_RATIO = 1.05
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=20.0, help="wall minutes between the two readings")
+    parser.add_argument("--warmup-s", type=float, default=60.0, help="wall seconds before the start reading")
+    parser.add_argument("--signals", type=int, default=200, help="signals (13 per kiln)")
+    args = parser.parse_args()
+    kilns = kiln_ids(args.signals)
+    total_s = args.warmup_s + args.minutes * 60
+    # the simulated clock must stay behind the wall clock for the whole run (+10 % and 10 min)
+    backfill_h = ((SPEED - 1) * total_s * 1.1 + 600) / 3600
+    with tempfile.TemporaryDirectory(prefix="kw-bench-soak-") as tmp:
+        work = Path(tmp)
+        opcua_port, api_port = free_port(), free_port()
+        with mosquitto(work) as broker:
+            plant = plant_file(work, kilns, opcua_port, broker.port)
+            with (
+                simulator(work, kilns, opcua_port, mqtt_port=broker.port, speed=SPEED, backfill_h=backfill_h),
+                kilnwatch_service(work, plant, api_port) as service,
+            ):
+                url = f"http://127.0.0.1:{api_port}/api/v1/kilns/{kilns[0]}/live"
+                wait_for(lambda: httpx.get(url, timeout=5).json().get("time"), 180, "a first closed minute")
+                time.sleep(args.warmup_s)
+                start = rss_mib(service.pid)
+                log(f"soak_memory start: {start:.1f} MiB ({len(kilns)} kilns, {SPEED:g}x)")
+                began = time.monotonic()
+                end_at = began + args.minutes * 60
+                while (left := end_at - time.monotonic()) > 0:
+                    time.sleep(min(60.0, left))
+                    if service.poll() is not None:
+                        raise RuntimeError(f"kilnwatch exited with {service.returncode}")
+                    minute = httpx.get(url, timeout=5).json().get("time")
+                    log(
+                        f"soak_memory {(time.monotonic() - began) / 60:5.1f} min: "
+                        f"{rss_mib(service.pid):.1f} MiB, newest minute {minute}"
+                    )
+                end = rss_mib(service.pid)
+    result_line("soak_memory", end, "MiB", start, end / start)
+
+
+if __name__ == "__main__":
+    main()
