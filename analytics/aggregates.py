@@ -106,7 +106,9 @@ class HourAggregate:
     revision: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     co_as_co2_t: float | None = None  # CO counted as CO2 [t] (MRR Art. 43(1))
-    co2_t_measured: float | None = None  # from the pro-rata means of the valid points, no substitution
+    #: CO2 measured as CO2 [t]: pro-rata means of the valid points, no substitution, no CO; for a valid
+    #: eu_mrr hour co2_t = co2_t_measured + co_as_co2_t
+    co2_t_measured: float | None = None
     co2_t_substituted: bool = False  # co2_t rests on at least one substituted parameter
     substitution_method: str | None = None  # "param=method;..." for the substituted parameters
     convention: str = "eu_mrr"

@@ -103,8 +103,15 @@ def hour_from_minutes(
         params=params,
         revision=revision,
         co_as_co2_t=mass.co_as_co2_t,
-        co2_t_measured=mass.co2_t,
+        co2_t_measured=_co2_part(mass.co2_t, mass.co_as_co2_t, convention),
         convention=convention.value,
         co2_short_tons=mass.short_tons,
         running_fraction=sum(running) / (len(running) * (points_per_hour // 60)) if running else None,
     )
+
+
+def _co2_part(co2_t: float | None, co_t: float | None, convention: ReportingConvention) -> float | None:
+    """The part of the hour's CO2 [t] measured as CO2 (without CO counted as CO2)."""
+    if co2_t is None or co_t is None or convention is not ReportingConvention.EU_MRR:
+        return co2_t
+    return co2_t - co_t

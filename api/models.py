@@ -71,7 +71,9 @@ class HourlyRow(BaseModel):
     revision: int = 0
     co_as_co2_t: float | None = Field(default=None, description="CO counted as CO2 [t] (MRR Art. 43(1))")
     co2_t_measured: float | None = Field(
-        default=None, description="from the valid points only, no substitute"
+        default=None,
+        description="CO2 analyser part from the valid points only: no substitute, no CO "
+        "(valid eu_mrr hour: co2_t = co2_t_measured + co_as_co2_t)",
     )
     co2_t_substituted: bool = Field(default=False, description="co2_t rests on a substituted parameter")
     substitution_method: str | None = Field(default=None, description="parameter=method;...")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -129,13 +129,11 @@ class AlarmWatch:
         self._hours_read = -float("inf")
         self._evaluated = -float("inf")
 
-    def _newest_hours(self, kiln_ids: Iterable[str]) -> dict[str, HourSeen | None]:
+    def _newest_hours(self, newest_minutes: dict[str, int]) -> dict[str, HourSeen | None]:
+        """Newest closed hour before each kiln's newest minute [start ns]; runs on a worker thread."""
         out: dict[str, HourSeen | None] = {}
-        for kiln in kiln_ids:
-            minute = self.ctx.live.newest_minute(kiln)
-            if minute is None:
-                continue
-            hours = self.ctx.history.hours(kiln, minute.start_ns - _HOURS_BACK_NS, minute.start_ns + 1)
+        for kiln, minute_ns in newest_minutes.items():
+            hours = self.ctx.history.hours(kiln, minute_ns - _HOURS_BACK_NS, minute_ns + 1)
             out[kiln] = HourSeen(hours[-1].start_ns, hours[-1].completeness) if hours else None
         return out
 
@@ -144,7 +142,8 @@ class AlarmWatch:
             return self.book
         if time.monotonic() - self._hours_read >= self.ctx.alarms.hours_every_s:
             self._hours_read = time.monotonic()
-            self._hours = await run_in_threadpool(self._newest_hours, [k.id for k in self.ctx.kilns])
+            newest = {k.id: m.start_ns for k in self.ctx.kilns if (m := self.ctx.live.newest_minute(k.id))}
+            self._hours = await run_in_threadpool(self._newest_hours, newest)
         self._evaluated = time.monotonic()
         self.book.update(observe(self.ctx, time.time_ns(), self._hours))
         return self.book

@@ -51,6 +51,10 @@ Context = Annotated[ApiContext, Depends(get_context)]
 
 
 async def get_kiln(kiln_id: str, ctx: Context) -> KilnSpec:
+    return kiln_or_404(ctx, kiln_id)
+
+
+def kiln_or_404(ctx: ApiContext, kiln_id: str) -> KilnSpec:
     kiln = ctx.kiln(kiln_id)
     if kiln is None:
         raise HTTPException(404, detail=f"no kiln {kiln_id!r}; known kilns: {[k.id for k in ctx.kilns]}")
@@ -77,7 +81,8 @@ def live_payload(ctx: ApiContext, kiln: KilnSpec) -> LiveResponse:
     for idx in kiln.signals:
         info = ctx.table.signals[idx]
         now = ctx.live.signal_now(idx)
-        signals[info.id] = SignalValue(
+        # built from known-good fields: validating 13 models per request was a tenth of its time
+        signals[info.id] = SignalValue.model_construct(
             value=None if now is None else _num(now.value),
             unit=info.unit,
             quality=None if now is None else q.describe(now.quality),
@@ -99,8 +104,10 @@ def live_payload(ctx: ApiContext, kiln: KilnSpec) -> LiveResponse:
 
 
 @router.get("/kilns/{kiln_id}/live", response_model=LiveResponse)
-async def live(kiln: Kiln, ctx: Context) -> LiveResponse:
-    return live_payload(ctx, kiln)
+async def live(kiln_id: str, request: Request) -> LiveResponse:
+    # The most polled route resolves no dependencies: FastAPI's resolution was a third of its time.
+    ctx: ApiContext = request.app.state.context
+    return live_payload(ctx, kiln_or_404(ctx, kiln_id))
 
 
 def kiln_method(ctx: ApiContext, kiln_id: str | None = None) -> dict[str, Any]:

@@ -524,6 +524,7 @@
     const now = Date.now();
     setText(document.getElementById('clock'), hhmmss(now));
     for (const k of state.kilns.values()) { renderAge(k); renderStatus(k); }
+    renderTotal();
     for (const el of document.querySelectorAll('#alarm-list .when')) updateWhen(el);
     // A half-open connection shows no error: without pings for a while, start again.
     if (state.source && state.connected && now - state.lastMessage > Math.max(3 * state.pingS, 10) * 1000) {

@@ -1,0 +1,290 @@
+"""Figure 3: readings/s from mosquitto through kilnwatch's MQTT collector into the durable store.
+
+Starts its own mosquitto (kilnwatch's shipped configuration) on a free port. Per run, two
+persistent sessions (MQTT 5, QoS 1, receive maximum 1000) subscribe to the demo plant's analyser
+topics and go offline; one paho publisher queues ``--messages`` analyser messages for both at
+QoS 1. The messages are those of the simulator (``simulators.cems_payload``): two kilns, one
+JSON document per kiln and second with 7 channels, each with value, unit and status, an ISO 8601
+timestamp. Then each subscriber drains its queue in turn, the order alternating between runs:
+
+- value: kilnwatch's ``MqttSource`` (the demo plant's bindings, manual ack after the commit) into
+  the ``Pipeline`` (conditioning, one SQLite transaction per group) and a fresh local store:
+  readings committed per second;
+- baseline: a bare paho subscriber (paho acknowledges on receipt) that only counts messages.
+
+Both count readings as messages x 7 channels. Draining a queue measures the subscriber alone: a
+live publisher would cap both at its own rate and share the two cores with them. After the first
+message, ``--warmup`` s, then ``--seconds`` s are measured; the queue must outlast them. A warm-up
+run, then ``--repeats`` runs; prints the medians:
+
+    RESULT mqtt_ingest value=<readings/s> unit=readings/s baseline=<readings/s> ratio=<value/baseline>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as paho
+from common import Broker, free_port, log, mosquitto, quiet_logs, result_line
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from collector.health import SourceHealth
+from collector.metrics import Metrics
+from collector.mqtt import MqttSource
+from collector.mqtt_spec import MqttBrokerSpec
+from collector.pipeline import Pipeline
+from collector.store import LocalStore
+from kilnwatch.config import parse_plant
+from kilnwatch.demo import DEMO_KILNS, demo_plant
+from kilnwatch.plant import Runtime, build_runtime
+from simulators.cems_payload import build_messages
+from simulators.model import ANALYSER_CHANNELS, build_models
+from simulators.scenarios import Scenario
+
+CHANNELS = len(ANALYSER_CHANNELS)
+TOPICS = "kilnwatch/sim/+/cems"
+RECEIVE_MAXIMUM = 1000
+NS = 1_000_000_000
+
+Message = tuple[str, bytes]
+
+
+def analyser_messages(n: int) -> list[Message]:
+    """``n`` simulator messages of the demo kilns, one per kiln and second, ending an hour ago."""
+    models = build_models(DEMO_KILNS)
+    ticks = -(-n // len(models))
+    t_ns = (time.time_ns() // NS - 3600 - ticks) * NS + np.arange(ticks, dtype=np.int64) * NS
+    per_kiln = []
+    for m in models:
+        applied = Scenario().apply(m, t_ns, m.sample(t_ns))
+        per_kiln.append([(f"kilnwatch/sim/{m.kiln_id}/cems", x.payload) for x in build_messages(applied)])
+    return [msg for tick in zip(*per_kiln, strict=True) for msg in tick][:n]
+
+
+def connect_properties() -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    return props
+
+
+class BareSubscriber:
+    """paho at QoS 1 on a persistent session, counting messages on its network thread."""
+
+    def __init__(self, broker: Broker, client_id: str) -> None:
+        self.broker, self.count = broker, 0
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        self.client.on_connect = lambda c, *_: c.subscribe(TOPICS, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+
+    def _on_message(self, _c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
+        self.count += 1
+
+    def connect(self, clean: bool = False) -> None:
+        props = connect_properties()
+        if clean:
+            props.SessionExpiryInterval = 0
+        self.subscribed.clear()
+        self.client.connect(self.broker.host, self.broker.port, clean_start=clean, properties=props)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise TimeoutError("the bare subscriber was not subscribed within 10 s")
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def fill(broker: Broker, messages: list[Message]) -> float:
+    """Publish at QoS 1 until the broker acknowledged every message; returns messages/s."""
+    done = threading.Semaphore(0)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{free_port()}")
+    client.max_inflight_messages_set(RECEIVE_MAXIMUM)
+    client.max_queued_messages_set(0)
+    client.on_publish = lambda *_: done.release()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    started = time.perf_counter()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1)
+    for _ in messages:
+        if not done.acquire(timeout=60):
+            raise TimeoutError("the broker stopped acknowledging the publisher")
+    rate = len(messages) / (time.perf_counter() - started)
+    client.disconnect()
+    client.loop_stop()
+    return rate
+
+
+def window(count: Callable[[], float], warmup_s: float, seconds: float, total: float) -> float:
+    """Rate of ``count`` over ``seconds`` after ``warmup_s``, from the first count; checks the queue lasted."""
+    wait_until(lambda: count() > 0, 30, "the first message")
+    time.sleep(warmup_s)
+    n0, t0 = count(), time.perf_counter()
+    time.sleep(seconds)
+    n1, t1 = count(), time.perf_counter()
+    if n1 >= total:
+        raise RuntimeError(f"the queue of {total:.0f} ran out within the window: raise --messages")
+    return (n1 - n0) / (t1 - t0)
+
+
+def bare_rate(sub: BareSubscriber, n: int, warmup_s: float, seconds: float) -> float:
+    sub.connect()
+    try:
+        return CHANNELS * window(lambda: sub.count, warmup_s, seconds, n)
+    finally:
+        sub.disconnect()
+
+
+def kilnwatch_source(
+    runtime: Runtime, spec: MqttBrokerSpec, pipeline: Pipeline, metrics: Metrics
+) -> MqttSource:
+    [(name, bindings)] = runtime.mqtt_bindings.items()
+    return MqttSource(
+        f"mqtt:{name}",
+        spec,
+        bindings,
+        pipeline,
+        SourceHealth(name, "mqtt"),
+        metrics,
+        runtime.table.ids,
+        "bench",
+    )
+
+
+async def kilnwatch_rate(
+    runtime: Runtime, spec: MqttBrokerSpec, store_path: Path, n: int, warmup_s: float, seconds: float
+) -> float:
+    """Readings per second committed to a fresh local store by the MQTT source and the pipeline."""
+    metrics = Metrics()
+    store = LocalStore(store_path, runtime.table.ids)
+    pipeline = Pipeline(store, runtime.conditioner, runtime.table.ids, metrics)
+    source = kilnwatch_source(runtime, spec, pipeline, metrics)
+    tasks = [asyncio.create_task(pipeline.run()), asyncio.create_task(source.run())]
+    try:
+        count = lambda: float(pipeline.stored_readings)  # noqa: E731
+        return await asyncio.to_thread(window, count, warmup_s, seconds, n * CHANNELS)
+    finally:
+        await source.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pipeline.close()
+        store.close()
+
+
+async def create_session(runtime: Runtime, spec: MqttBrokerSpec, store_path: Path) -> None:
+    """Connect kilnwatch's source once so that the broker holds its session and subscriptions."""
+    metrics = Metrics()
+    store = LocalStore(store_path, runtime.table.ids)
+    pipeline = Pipeline(store, runtime.conditioner, runtime.table.ids, metrics)
+    source = kilnwatch_source(runtime, spec, pipeline, metrics)
+    task = asyncio.create_task(source.run())
+    await asyncio.wait_for(source.subscribed.wait(), 10)
+    await source.stop()
+    await asyncio.gather(task, return_exceptions=True)
+    pipeline.close()
+    store.close()
+
+
+def one_run(
+    broker: Broker,
+    runtime: Runtime,
+    spec: MqttBrokerSpec,
+    workdir: Path,
+    run: int,
+    messages: list[Message],
+    args: argparse.Namespace,
+) -> tuple[float, float, float]:
+    """(kilnwatch readings/s, bare readings/s, fill messages/s) of one run with fresh sessions."""
+    spec = spec.model_copy(update={"client_id": f"bench-kilnwatch-{run}"})
+    bare_id = f"bench-bare-{run}"
+    bare = BareSubscriber(broker, bare_id)
+    bare.connect()
+    bare.disconnect()
+    asyncio.run(create_session(runtime, spec, workdir / f"session{run}.sqlite3"))
+    filled = fill(broker, messages)
+    n = len(messages)
+
+    def ours() -> float:
+        store = workdir / f"run{run}.sqlite3"
+        return asyncio.run(kilnwatch_rate(runtime, spec, store, n, args.warmup, args.seconds))
+
+    if run % 2:
+        value, base = ours(), bare_rate(bare, n, args.warmup, args.seconds)
+    else:
+        base, value = bare_rate(bare, n, args.warmup, args.seconds), ours()
+    for client_id in (str(spec.client_id), bare_id):
+        drop_session(broker, client_id)
+    return value, base, filled
+
+
+def drop_session(broker: Broker, client_id: str) -> None:
+    """End a session and drop what the broker still queues for it (clean start, expiry 0)."""
+    sub = BareSubscriber(broker, client_id)
+    sub.client.on_connect = lambda *_: sub.subscribed.set()
+    sub.connect(clean=True)
+    sub.disconnect()
+
+
+def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {limit_s:.0f} s")
+        time.sleep(0.002)
+
+
+def measure(workdir: Path, args: argparse.Namespace) -> None:
+    messages = analyser_messages(args.messages)
+    log(f"mqtt_ingest: {len(messages)} messages of {np.mean([len(p) for _, p in messages]):.0f} bytes")
+    with mosquitto(workdir) as broker:
+        plant = parse_plant(demo_plant(opcua_port=free_port(), mqtt_port=broker.port), "bench plant")
+        runtime, spec = build_runtime(plant), plant.sources.mqtt["cems"]
+        one_run(broker, runtime, spec, workdir, 0, messages[: len(messages) // 4], warmup_args(args))
+        value, base = [], []
+        for run in range(1, args.repeats + 1):
+            v, b, filled = one_run(broker, runtime, spec, workdir, run, messages, args)
+            value.append(v)
+            base.append(b)
+            log(
+                f"mqtt_ingest run {run}: kilnwatch {v:,.0f}, bare paho {b:,.0f} readings/s (fill {filled:,.0f} msg/s)"
+            )
+    v, b = statistics.median(value), statistics.median(base)
+    result_line("mqtt_ingest", v, "readings/s", b, v / b)
+
+
+def warmup_args(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "warmup": 0.2, "seconds": 0.5})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--messages", type=int, default=40_000, help="queued per run (2 kilns, 7 channels each)"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds after the first message")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per subscriber and run")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    quiet_logs()
+    with tempfile.TemporaryDirectory(prefix="kw-bench-mqtt-") as tmp:
+        measure(Path(tmp), args)
+
+
+if __name__ == "__main__":
+    main()
