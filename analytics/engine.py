@@ -378,10 +378,10 @@ class EmissionsEngine:
         return [m for t, m in self.kilns[kiln_id].minutes.items() if t >= since_ns]
 
     def signal_now(self, index: int) -> SignalNow | None:
-        ts = int(self.latest_ts[index])
+        ts: int = self.latest_ts.item(index)  # .item(): a Python number without a numpy scalar
         if ts == _NEVER:
             return None
-        return SignalNow(float(self.latest_value[index]), int(self.latest_quality[index]), ts)
+        return SignalNow(self.latest_value.item(index), self.latest_quality.item(index), ts)
 
 
 def _last_per_signal(points: ReadingBatch) -> ReadingBatch:

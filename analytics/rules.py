@@ -133,6 +133,7 @@ class KilnRules:
             "stuck_signals": sorted(names.get(i, str(i)) for i in self.stuck_signals),
             "running_min_clinker_t_per_h": self.running_min_clinker_t_per_h,
             "mass_balance": {
+                "available": bool(self.fuels),  # without fuels: no flow substitute, no cross-check
                 "ef_clinker_t_per_t": self.ef_clinker_t_per_t,
                 "ef_clinker_source": self.ef_clinker_source,
                 "raw_meal_per_clinker": self.raw_meal_per_clinker,

@@ -45,10 +45,12 @@ def _answer(
     format: str,
     filename: str,
     response: Response,
+    header_method: dict[str, Any] | None = None,
 ) -> Any:
+    """``header_method``: a shorter method block for the header (default: ``method``)."""
     if format == "csv":
-        return csv_response(rows, fields, filename, method)
-    response.headers.update(method_header(method))
+        return csv_response(rows, fields, filename, header_method or method)
+    response.headers.update(method_header(header_method or method))
     return Report[model](method=method, rows=[model.model_validate(r) for r in rows])  # type: ignore[valid-type]
 
 
@@ -187,11 +189,10 @@ async def plant_hourly(
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
     by_kiln = {k.id: await _hours(ctx, k.id, start_ns, end_ns) for k in kilns}
     rows = tables.plant_hourly_rows(plant_hours(plant_id, by_kiln))
-    method = kiln_method(ctx)
-    method["kilns"] = {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}
-    return _answer(
-        rows, PlantHourRow, tables.PLANT_HOURLY_FIELDS, method, format, f"{plant_id}-hourly.csv", response
-    )
+    shared = kiln_method(ctx)  # the header keeps to the shared rules: a plant may have many kilns
+    method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
+    filename = f"{plant_id}-hourly.csv"
+    return _answer(rows, PlantHourRow, tables.PLANT_HOURLY_FIELDS, method, format, filename, response, shared)
 
 
 def _day_start(day: str | None) -> int:

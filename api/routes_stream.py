@@ -6,6 +6,7 @@ happen:
 
 - ``minute``: the live payload of ``/api/v1/kilns/{id}/live`` when a kiln's minute closes (while a
   source replays history, at most one per kiln every ``min_interval_s``, the newest);
+- ``revised``: ``{"kiln", "minute", "revision"}`` when late data recomputed an older minute;
 - ``hour``: ``{"kiln", "hour", "revision"}`` when an hour closes or is recomputed;
 - ``alarms``: the body of ``/api/v1/alarms`` whenever an alarm or a kiln status changes;
 - ``ping``: ``{"time"}`` every ``ping_s``, so that proxies keep the connection open and a client
@@ -80,7 +81,20 @@ async def _events(
                 except StopAsyncIteration:
                     return
                 pending = asyncio.create_task(_next(subscription))
-                if event.get("kiln") in by_id and event.get("type") == "minute":
+                newest = ctx.live.newest_minute(event["kiln"]) if event.get("kiln") in by_id else None
+                if (
+                    event.get("type") == "minute"
+                    and event.get("revision", 0) > 0  # recomputed, not merely overtaken in a burst
+                    and newest is not None
+                    and event["start_ns"] < newest.start_ns
+                ):
+                    revised = {
+                        "kiln": event["kiln"],
+                        "minute": iso(event["start_ns"]),
+                        "revision": event["revision"],
+                    }
+                    yield ServerSentEvent(json.dumps(revised), event="revised")
+                elif event.get("kiln") in by_id and event.get("type") == "minute":
                     dirty.add(event["kiln"])
                 elif event.get("kiln") in by_id and event.get("type") == "hour":
                     hour = {

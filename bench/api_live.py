@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,21 +105,25 @@ def serve(kind: str, port: int) -> None:
         uvicorn.run(app, host=HOST, port=port, log_level="warning", **UVICORN)  # type: ignore[arg-type]
 
 
-def wrk_rate(url: str, seconds: float) -> float:
+def wrk_rate(url: str, seconds: float) -> tuple[float, int]:
+    """Requests/s and requests done."""
     wrk = shutil.which("wrk")
     assert wrk is not None
     args = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", url]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"{url} answered with errors:\n{out}")
-    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if match is None:
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
+    if rate is None or done is None:
         raise RuntimeError(f"no rate in wrk's output:\n{out}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(done.group(1))
 
 
-def aiohttp_rate(url: str, seconds: float) -> float:
-    async def run() -> float:
+def aiohttp_rate(url: str, seconds: float) -> tuple[float, int]:
+    """Requests/s and requests done."""
+
+    async def run() -> tuple[float, int]:
         done = 0
         deadline = time.perf_counter() + seconds
         conn = aiohttp.TCPConnector(limit=CONNECTIONS)
@@ -133,9 +139,24 @@ def aiohttp_rate(url: str, seconds: float) -> float:
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-            return done / (time.perf_counter() - started)
+            return done / (time.perf_counter() - started), done
 
     return asyncio.run(run())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far [s] (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    load: Callable[[str, float], tuple[float, int]], url: str, pid: int, seconds: float
+) -> tuple[float, float]:
+    """Requests/s, and the server's CPU time per request [us] (other load on the machine aside)."""
+    cpu = cpu_seconds(pid)
+    rate, done = load(url, seconds)
+    return rate, (cpu_seconds(pid) - cpu) / max(done, 1) * 1e6
 
 
 def main() -> None:
@@ -161,13 +182,13 @@ def main() -> None:
                 Path(tmp) / "live.log",
                 lambda: accepting(ports["live"]),
                 "live API server",
-            ),
+            ) as live,
             process(
                 [python(), here, "--serve", "bare", "--port", str(ports["bare"])],
                 Path(tmp) / "bare.log",
                 lambda: accepting(ports["bare"]),
                 "bare FastAPI server",
-            ),
+            ) as bare,
         ):
             live_url = f"http://{HOST}:{ports['live']}{LIVE_PATH}"
             bare_url = f"http://{HOST}:{ports['bare']}{BARE_PATH}"
@@ -176,11 +197,20 @@ def main() -> None:
                 raise RuntimeError(f"the live endpoint has no closed minute: {body}")
             load(live_url, 2)  # warm-up
             load(bare_url, 2)
-            value, base = [], []
+            value, base, cpu_live, cpu_bare = [], [], [], []
             for i in range(args.repeats):
-                value.append(load(live_url, args.seconds))
-                base.append(load(bare_url, args.seconds))
-                log(f"api_live run {i + 1}: live {value[-1]:,.0f} req/s, bare {base[-1]:,.0f} req/s")
+                rate, cpu = measure(load, live_url, live.pid, args.seconds)
+                value.append(rate)
+                cpu_live.append(cpu)
+                rate, cpu = measure(load, bare_url, bare.pid, args.seconds)
+                base.append(rate)
+                cpu_bare.append(cpu)
+                log(
+                    f"api_live run {i + 1}: live {value[-1]:,.0f} req/s ({cpu_live[-1]:.0f} us CPU/request), "
+                    f"bare {base[-1]:,.0f} req/s ({cpu_bare[-1]:.0f} us CPU/request)"
+                )
+    c_live, c_bare = statistics.median(cpu_live), statistics.median(cpu_bare)
+    log(f"api_live server CPU per request: live {c_live:.0f} us, bare {c_bare:.0f} us: {c_bare / c_live:.2f}")
     v, b = statistics.median(value), statistics.median(base)
     result_line("api_live", v, "req/s", b, v / b)
 

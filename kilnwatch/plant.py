@@ -34,6 +34,7 @@ ASSUMPTIONS = {
     "deviation_threshold": "cross-check flagged above deviation_threshold_pct (MRR Art. 46 gives none)",
     "qal2_out_of_force": "outside its validity dates a QAL2 function is not applied; values are uncertain",
     "us_substitution": "under us_part75/us_part98 invalid hours are substituted by the MRR rules too",
+    "us_operating_time": "US hourly mass = hourly rate x 1 h; partial operating hours are not separated",
 }
 
 

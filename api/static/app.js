@@ -250,7 +250,7 @@
       for (const r of rows) k.minutes.set(Date.parse(r.minute), { v: r.intensity_kg_per_t, valid: r.valid });
       scheduleDraw(k);
     } catch (err) {
-      k.loadMinutes();  // the server is unreachable: try again; the stream shows the reconnect
+      // kilnwatch unreachable: the stream shows it, and reloads the history once it reconnects.
     }
   }
 
@@ -270,7 +270,7 @@
       renderTable(k);
       scheduleDraw(k);
     } catch (err) {
-      k.loadHours();
+      // as above: reloaded when the stream reconnects
     }
   }
 
@@ -500,6 +500,11 @@
     });
     source.addEventListener('ping', seen);
     source.addEventListener('minute', (e) => { seen(); onMinute(JSON.parse(e.data)); });
+    source.addEventListener('revised', (e) => {
+      seen();
+      const k = state.kilns.get(JSON.parse(e.data).kiln);
+      if (k) k.loadMinutes();
+    });
     source.addEventListener('hour', (e) => {
       seen();
       const k = state.kilns.get(JSON.parse(e.data).kiln);

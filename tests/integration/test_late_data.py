@@ -7,6 +7,7 @@ values from a second engine that saw the same readings in order, without a gap.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections.abc import Iterator
@@ -234,7 +235,8 @@ def service(tmp_path: Path) -> Iterator[tuple[Service, str, LoopThread]]:
         return Service(plant(), settings)
 
     svc = loop.run(make())
-    loop.spawn(svc.run())
+    # a concurrent future: needs no event loop in this thread (earlier tests may have unset it)
+    asyncio.run_coroutine_threadsafe(svc.run(), loop.loop)
     loop.run(svc.started(), timeout=30)
     try:
         yield svc, f"http://127.0.0.1:{svc.bound_port}", loop

@@ -107,8 +107,11 @@ def test_stream_starts_with_a_snapshot_then_pushes_each_kilns_minutes(
     assert minutes[0]["co2_t_per_h"] == newest["co2_t_per_h"]
 
 
-def test_closed_hours_are_announced(start_service: Callable[..., Any]) -> None:
-    svc = start_service(speed=600, backfill_h=1.5)
+def test_closed_hours_are_announced(
+    start_service: Callable[..., Any], page_settings: Callable[..., None]
+) -> None:
+    page_settings(stream=StreamSettings(ping_s=2))  # a quiet moment is no read timeout
+    svc = start_service(speed=300, backfill_h=1.5)
     seen = collect(svc.base_url + "/api/v1/stream", lambda s: s[-1].event == "hour", timeout=60)
     hour = seen[-1].data
     assert set(hour) == {"kiln", "hour", "revision"}
