@@ -13,6 +13,7 @@ class Broadcaster:
     def __init__(self, maxsize: int = 256) -> None:
         self.maxsize = maxsize
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._closed = asyncio.Event()
 
     def publish(self, event: dict[str, Any]) -> None:
         for queue in self._subscribers:
@@ -21,13 +22,25 @@ class Broadcaster:
             queue.put_nowait(event)
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        """Events until :meth:`close` (the service is stopping)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.maxsize)
         self._subscribers.add(queue)
+        closed = asyncio.ensure_future(self._closed.wait())
         try:
-            while True:
-                yield await queue.get()
+            while not self._closed.is_set():
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait([get, closed], return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    break
+                yield get.result()
         finally:
+            closed.cancel()
             self._subscribers.discard(queue)
+
+    def close(self) -> None:
+        """End every subscription, so open streams let the server stop."""
+        self._closed.set()
 
     @property
     def subscribers(self) -> int:

@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from asyncua import Client
@@ -45,7 +46,13 @@ BACKFILL_H = 30 * 24.0
 SPEED = 1e5
 
 
-async def kilnwatch_rate(runtime: Runtime, spec: OpcUaServerSpec, store_path: Path, seconds: float) -> float:
+@dataclass(frozen=True)
+class Rate:
+    per_s: float  # values/s
+    cpu_us: float  # CPU time of this process per value [us], store thread included
+
+
+async def kilnwatch_rate(runtime: Runtime, spec: OpcUaServerSpec, store_path: Path, seconds: float) -> Rate:
     """Readings per second committed to the local store by the OPC UA source and the pipeline."""
     metrics = Metrics()
     store = LocalStore(store_path, runtime.table.ids)
@@ -65,9 +72,10 @@ async def kilnwatch_rate(runtime: Runtime, spec: OpcUaServerSpec, store_path: Pa
     try:
         await _wait_until(lambda: pipeline.stored_readings > 0, 30, "first readings in the store")
         await asyncio.sleep(WARMUP_S)
-        n0, t0 = pipeline.stored_readings, time.perf_counter()
+        n0, t0, c0 = pipeline.stored_readings, time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
-        return (pipeline.stored_readings - n0) / (time.perf_counter() - t0)
+        n = pipeline.stored_readings - n0
+        return Rate(n / (time.perf_counter() - t0), (time.process_time() - c0) / max(n, 1) * 1e6)
     finally:
         for t in tasks:
             t.cancel()
@@ -76,7 +84,7 @@ async def kilnwatch_rate(runtime: Runtime, spec: OpcUaServerSpec, store_path: Pa
         store.close()
 
 
-async def bare_rate(runtime: Runtime, spec: OpcUaServerSpec, seconds: float) -> float:
+async def bare_rate(runtime: Runtime, spec: OpcUaServerSpec, seconds: float) -> Rate:
     """Data-change notifications per second received by a bare asyncua subscription."""
     [bindings] = runtime.opcua_nodes.values()
     client = Client(spec.url, timeout=spec.connect_timeout_s)
@@ -100,9 +108,10 @@ async def bare_rate(runtime: Runtime, spec: OpcUaServerSpec, seconds: float) -> 
         task = asyncio.create_task(consume())
         await _wait_until(lambda: count > 0, 30, "first notifications")
         await asyncio.sleep(WARMUP_S)
-        n0, t0 = count, time.perf_counter()
+        n0, t0, c0 = count, time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
-        rate = (count - n0) / (time.perf_counter() - t0)
+        n = count - n0
+        rate = Rate(n / (time.perf_counter() - t0), (time.process_time() - c0) / max(n, 1) * 1e6)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await sub.delete()
@@ -126,12 +135,19 @@ async def measure(workdir: Path, kilns: tuple[str, ...], seconds: float, repeats
     with simulator(workdir, kilns, port, speed=SPEED, backfill_h=BACKFILL_H):
         await bare_rate(runtime, spec, 1.0)  # warm-up of both paths and the server
         await kilnwatch_rate(runtime, spec, workdir / "warmup.sqlite3", 1.0)
-        value, base = [], []
+        value: list[Rate] = []
+        base: list[Rate] = []
         for i in range(repeats):
             base.append(await bare_rate(runtime, spec, seconds))
             value.append(await kilnwatch_rate(runtime, spec, workdir / f"run{i}.sqlite3", seconds))
-            log(f"opcua_ingest run {i + 1}: kilnwatch {value[-1]:,.0f}, bare {base[-1]:,.0f} values/s")
-    v, b = statistics.median(value), statistics.median(base)
+            log(
+                f"opcua_ingest run {i + 1}: kilnwatch {value[-1].per_s:,.0f} values/s "
+                f"({value[-1].cpu_us:.0f} us CPU/value), bare {base[-1].per_s:,.0f} values/s "
+                f"({base[-1].cpu_us:.0f} us CPU/value)"
+            )
+    cpu_v, cpu_b = statistics.median(r.cpu_us for r in value), statistics.median(r.cpu_us for r in base)
+    log(f"opcua_ingest client CPU per value: kilnwatch {cpu_v:.0f} us, bare {cpu_b:.0f} us")
+    v, b = statistics.median(r.per_s for r in value), statistics.median(r.per_s for r in base)
     result_line("opcua_ingest", v, "values/s", b, v / b)
 
 

@@ -16,6 +16,7 @@ from analytics.corrections import O2_REFERENCE_CEMENT_PCT
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
+from api.page_config import AlarmSettings
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
 
@@ -232,6 +233,7 @@ class PlantFile(_Strict):
     plants: list[PlantConfig] = Field(min_length=1)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
 
     @model_validator(mode="after")
     def _bindings_resolve(self) -> PlantFile:

@@ -167,6 +167,7 @@ class Service:
             kiln_names=self.runtime.kiln_names,
             events=self.events,
             sources=self.health,
+            alarms=self.plant.alarms,
         )
 
     async def _late_data(self) -> None:
@@ -196,7 +197,8 @@ class Service:
             host=self.settings.host,
             port=self.settings.port,
             log_level=self.settings.log_level.lower(),
-            lifespan="off",
+            lifespan="on",  # runs the page's alarm watch without waiting for a request
+            timeout_graceful_shutdown=5,
             access_log=False,
         )
         server = _ApiServer(config)
@@ -232,6 +234,7 @@ class Service:
         await asyncio.gather(pipeline_task, return_exceptions=True)
         if self._aggregate_writes:
             await asyncio.gather(*self._aggregate_writes, return_exceptions=True)
+        self.events.close()
         server.should_exit = True
         await asyncio.gather(api, return_exceptions=True)
         self.pipeline.close()
