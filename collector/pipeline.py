@@ -98,6 +98,9 @@ class Pipeline:
         self.stored_readings += len(batch)
         self._count_flags(counts.non_finite, "non_finite")
         self._count_flags(counts.out_of_range, "out_of_range")
+        self._count_flags(counts.loop_current, "loop_current")
+        self._count_flags(counts.outside_calibration, "outside_calibration")
+        self._count_flags(counts.calibration_not_in_force, "calibration_not_in_force")
         self._release_acks([a for _, a in group if a is not None])
         if len(batch):
             for consume in self.consumers:

@@ -56,7 +56,26 @@ def demo_plant(
                     }
                 }
             signals.append(_signal(sid, quantity, unit, basis, rng, source))
-        kiln_list.append({"id": kiln, "name": f"Kiln {n}", "signals": signals})
+        kiln_list.append(
+            {
+                "id": kiln,
+                "name": f"Kiln {n}",
+                "signals": signals,
+                # What the simulated kilns burn and make: the mass balance for the cross-check
+                # and for substituting invalid flow hours (MRR Art. 45(4), 46).
+                "accounting": {
+                    "composition": {"ef_clinker_t_per_t": 0.525, "toc_pct": 0},
+                    "fuels": [
+                        {
+                            "name": "coal",
+                            "signal": f"{kiln}.fuel.rate",
+                            "ncv_gj_per_t": 25.8,
+                            "ef_t_per_tj": 94.6,
+                        }
+                    ],
+                },
+            }
+        )
     sources: dict[str, Any] = {"opcua": {"sim": {"url": f"opc.tcp://127.0.0.1:{opcua_port}"}}}
     if mqtt_port is not None:
         sources["mqtt"] = {"cems": {"host": mqtt_host, "port": mqtt_port}}

@@ -17,6 +17,8 @@ import uvicorn
 from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
+from analytics.hours import HOUR_NS
+from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
 from api.events import Broadcaster
@@ -82,6 +84,11 @@ class Service:
             maxsize=self.settings.queue_batches,
         )
         self.pipeline.consumers.append(self._on_batch)
+        # Seed C-bar + 2 sigma substitution and hour revisions from the stored reporting period.
+        now = time.time_ns()
+        since = period_start_ns(now) - 366 * 86_400 * 10**9
+        for kiln in self.runtime.kilns:
+            self.engine.load_history(self.reader.hours(kiln.id, since, now + 86_400 * 10**9))
 
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()
@@ -172,13 +179,16 @@ class Service:
 
     async def _late_data(self) -> None:
         """Recompute minutes and hours that late readings touched, from the durable store."""
-        hold = int(self.runtime.engine_params.max_hold_s * 1e9) + 10**9
         for kiln_id, start, end in self.engine.late_ranges():
             members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
-            names, batch = await asyncio.to_thread(self.reader.readings, members, start - hold, end)
+            lo, hi = self.engine.readings_window(kiln_id, start, end)
+            names, batch = await asyncio.to_thread(self.reader.readings, members, lo, hi)
             index = [self.runtime.table.index(n) for n in names]
             batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
-            out = self.engine.recompute(kiln_id, batch, start, end)
+            stored = await asyncio.to_thread(
+                self.reader.minutes, kiln_id, start // HOUR_NS * HOUR_NS, -(-end // HOUR_NS) * HOUR_NS
+            )
+            out = self.engine.recompute(kiln_id, batch, start, end, stored)
             log.info(
                 "late data for %s recomputed %d minutes and %d hours",
                 kiln_id,

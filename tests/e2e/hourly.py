@@ -35,6 +35,12 @@ def hours_rows(
     return {ns(r["hour"]): r for r in rows if ns(r["hour"]) in wanted}
 
 
+def hour_of_every_kiln(get: Callable[..., httpx.Response], hour: int) -> dict[str, dict[str, Any]] | None:
+    """The rows (with the ledger) of the hour starting at ``hour`` [ns] of every kiln, once all have it."""
+    rows = {kiln: hours_rows(get, kiln, [hour], ledger=True).get(hour) for kiln in KILNS}
+    return None if any(r is None for r in rows.values()) else rows  # type: ignore[return-value]
+
+
 def stack_co2_t(row: dict[str, Any]) -> float:
     """The hour's measured CO2 [t]: ``co2_t_measured`` where the API reports it, else ``co2_t``."""
     measured = row.get("co2_t_measured")

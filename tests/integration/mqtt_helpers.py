@@ -1,6 +1,5 @@
-"""Helpers of the MQTT collector tests: a real mosquitto, a real pipeline and SQLite store, a plain
-paho publisher, and the analyser-rack payloads. A pytest plugin (``pytest_plugins``) for the
-``broker`` and ``prefix`` fixtures."""
+"""Helpers of the MQTT collector tests: a real pipeline and SQLite store behind the source, a plain
+paho publisher, and analyser-rack payloads (fixtures: :mod:`tests.integration.mqtt_fixtures`)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.conditioning import Conditioner
@@ -32,18 +30,6 @@ from tests.fixtures.mosquitto import Mosquitto
 CHANNELS = ("co2", "o2", "h2o")
 STATUS = {"OK": "ok", "MAINT": "maintenance", "CAL": "calibration", "FLT": "fault"}
 NS = 1_000_000_000
-
-
-@pytest.fixture
-def broker(mosquitto: Mosquitto) -> Mosquitto:
-    mosquitto.start()  # a no-op unless an earlier test left it stopped
-    return mosquitto
-
-
-@pytest.fixture
-def prefix() -> str:
-    """Topics and client ids of one test: the broker (and its sessions) outlive the test."""
-    return f"kwtest/{uuid.uuid4().hex[:10]}"
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tests.integration.mqtt_helpers import (
     until,
 )
 
-pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_helpers"]
+pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_fixtures"]
 pytestmark = pytest.mark.integration
 
 
