@@ -1,11 +1,12 @@
-"""Figure 3: readings/s from mosquitto through kilnwatch's MQTT collector into the durable store.
+"""Figure 1: readings/s from mosquitto through kilnwatch's MQTT collector into the durable store.
 
 Starts its own mosquitto (kilnwatch's shipped configuration) on a free port. Per run, two
 persistent sessions (MQTT 5, QoS 1, receive maximum 1000) subscribe to the demo plant's analyser
-topics and go offline; one paho publisher queues ``--messages`` analyser messages for both at
-QoS 1. The messages are those of the simulator (``simulators.cems_payload``): two kilns, one
-JSON document per kiln and second with 7 channels, each with value, unit and status, an ISO 8601
-timestamp. Then each subscriber drains its queue in turn, the order alternating between runs:
+topics and go offline; paho publishers (a process per kiln topic) queue ``--messages`` analyser
+messages for both at QoS 1. The messages are those of the simulator (``simulators.cems_payload``):
+two kilns, one JSON document per kiln and second with 7 channels, each with value, unit and
+status, an ISO 8601 timestamp. Then each subscriber drains its queue in turn, the order alternating
+between runs:
 
 - value: kilnwatch's ``MqttSource`` (the demo plant's bindings, manual ack after the commit) into
   the ``Pipeline`` (conditioning, one SQLite transaction per group) and a fresh local store:
@@ -15,7 +16,8 @@ timestamp. Then each subscriber drains its queue in turn, the order alternating 
 Both count readings as messages x 7 channels. Draining a queue measures the subscriber alone: a
 live publisher would cap both at its own rate and share the two cores with them. After the first
 message, ``--warmup`` s, then ``--seconds`` s are measured; the queue must outlast them. A warm-up
-run, then ``--repeats`` runs; prints the medians:
+run, then ``--repeats`` runs; each run also logs the process CPU time per message of both; prints
+the medians:
 
     RESULT mqtt_ingest value=<readings/s> unit=readings/s baseline=<readings/s> ratio=<value/baseline>
 """
@@ -24,18 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import paho.mqtt.client as paho
-from common import Broker, free_port, log, mosquitto, quiet_logs, result_line
+from common import Broker, free_port, log, mosquitto, quiet_logs, result_line, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -154,7 +157,7 @@ class Rate(NamedTuple):
 def window(count: Callable[[], float], warmup_s: float, seconds: float, total: float) -> tuple[float, float]:
     """(count / s, process CPU s per count) over ``seconds`` after ``warmup_s`` from the first count;
     the queue (``total``) must outlast the window."""
-    wait_until(lambda: count() > 0, 30, "the first message")
+    wait_for(lambda: count() > 0, 30, "the first message", interval=0.002)
     time.sleep(warmup_s)
     n0, t0, c0 = count(), time.perf_counter(), time.process_time()
     time.sleep(seconds)
@@ -173,35 +176,19 @@ def bare_rate(sub: BareSubscriber, n: int, warmup_s: float, seconds: float) -> R
         sub.disconnect()
 
 
-def kilnwatch_source(
-    runtime: Runtime, spec: MqttBrokerSpec, pipeline: Pipeline, metrics: Metrics
-) -> MqttSource:
-    [(name, bindings)] = runtime.mqtt_bindings.items()
-    return MqttSource(
-        f"mqtt:{name}",
-        spec,
-        bindings,
-        pipeline,
-        SourceHealth(name, "mqtt"),
-        metrics,
-        runtime.table.ids,
-        "bench",
-    )
-
-
-async def kilnwatch_rate(
-    runtime: Runtime, spec: MqttBrokerSpec, store_path: Path, n: int, warmup_s: float, seconds: float
-) -> Rate:
-    """Readings per second committed to a fresh local store by the MQTT source and the pipeline."""
+@contextlib.asynccontextmanager
+async def kilnwatch(runtime: Runtime, spec: MqttBrokerSpec, store_path: Path) -> AsyncIterator[Pipeline]:
+    """kilnwatch's MQTT source and pipeline into a fresh local store, running until the exit."""
     metrics = Metrics()
     store = LocalStore(store_path, runtime.table.ids)
     pipeline = Pipeline(store, runtime.conditioner, runtime.table.ids, metrics)
-    source = kilnwatch_source(runtime, spec, pipeline, metrics)
+    [(name, bindings)] = runtime.mqtt_bindings.items()
+    health = SourceHealth(name, "mqtt")
+    source = MqttSource(f"mqtt:{name}", spec, bindings, pipeline, health, metrics, runtime.table.ids, "bench")
     tasks = [asyncio.create_task(pipeline.run()), asyncio.create_task(source.run())]
     try:
-        count = lambda: float(pipeline.stored_readings)  # noqa: E731
-        per_s, cpu_s = await asyncio.to_thread(window, count, warmup_s, seconds, n * CHANNELS)
-        return Rate(per_s, cpu_s * CHANNELS * 1e6)
+        await asyncio.wait_for(source.subscribed.wait(), 10)
+        yield pipeline
     finally:
         await source.stop()
         for t in tasks:
@@ -211,18 +198,14 @@ async def kilnwatch_rate(
         store.close()
 
 
-async def create_session(runtime: Runtime, spec: MqttBrokerSpec, store_path: Path) -> None:
-    """Connect kilnwatch's source once so that the broker holds its session and subscriptions."""
-    metrics = Metrics()
-    store = LocalStore(store_path, runtime.table.ids)
-    pipeline = Pipeline(store, runtime.conditioner, runtime.table.ids, metrics)
-    source = kilnwatch_source(runtime, spec, pipeline, metrics)
-    task = asyncio.create_task(source.run())
-    await asyncio.wait_for(source.subscribed.wait(), 10)
-    await source.stop()
-    await asyncio.gather(task, return_exceptions=True)
-    pipeline.close()
-    store.close()
+async def kilnwatch_rate(
+    runtime: Runtime, spec: MqttBrokerSpec, store_path: Path, n: int, warmup_s: float, seconds: float
+) -> Rate:
+    """Readings per second committed to a fresh local store by the MQTT source and the pipeline."""
+    async with kilnwatch(runtime, spec, store_path) as pipeline:
+        count = lambda: float(pipeline.stored_readings)  # noqa: E731
+        per_s, cpu_s = await asyncio.to_thread(window, count, warmup_s, seconds, n * CHANNELS)
+        return Rate(per_s, cpu_s * CHANNELS * 1e6)
 
 
 def one_run(
@@ -240,7 +223,7 @@ def one_run(
     bare = BareSubscriber(broker, bare_id)
     bare.connect()
     bare.disconnect()
-    asyncio.run(create_session(runtime, spec, workdir / f"session{run}.sqlite3"))
+    asyncio.run(create_session(runtime, spec, workdir / f"session{run}.sqlite3"))  # the broker keeps it
     filled = fill(broker, messages)
     n = len(messages)
 
@@ -257,6 +240,11 @@ def one_run(
     return value, base, filled
 
 
+async def create_session(runtime: Runtime, spec: MqttBrokerSpec, store_path: Path) -> None:
+    async with kilnwatch(runtime, spec, store_path):
+        pass
+
+
 def drop_session(broker: Broker, client_id: str) -> None:
     """End a session and drop what the broker still queues for it (clean start, expiry 0)."""
     sub = BareSubscriber(broker, client_id)
@@ -265,21 +253,14 @@ def drop_session(broker: Broker, client_id: str) -> None:
     sub.disconnect()
 
 
-def wait_until(predicate: Callable[[], bool], limit_s: float, what: str) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {limit_s:.0f} s")
-        time.sleep(0.002)
-
-
 def measure(workdir: Path, args: argparse.Namespace) -> None:
     messages = analyser_messages(args.messages)
     log(f"mqtt_ingest: {len(messages)} messages of {np.mean([len(p) for _, p in messages]):.0f} bytes")
     with mosquitto(workdir) as broker:
         plant = parse_plant(demo_plant(opcua_port=free_port(), mqtt_port=broker.port), "bench plant")
         runtime, spec = build_runtime(plant), plant.sources.mqtt["cems"]
-        one_run(broker, runtime, spec, workdir, 0, messages[: len(messages) // 4], warmup_args(args))
+        warmup = argparse.Namespace(**{**vars(args), "warmup": 0.2, "seconds": 0.5})
+        one_run(broker, runtime, spec, workdir, 0, messages[: len(messages) // 4], warmup)
         value: list[float] = []
         base: list[float] = []
         for run in range(1, args.repeats + 1):
@@ -295,16 +276,12 @@ def measure(workdir: Path, args: argparse.Namespace) -> None:
     result_line("mqtt_ingest", v, "readings/s", b, v / b)
 
 
-def warmup_args(args: argparse.Namespace) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(args), "warmup": 0.2, "seconds": 0.5})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--messages", type=int, default=80_000, help="queued per run (2 kilns, 7 channels each)"
+        "--messages", type=int, default=100_000, help="queued per run (2 kilns, 7 channels each)"
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds after the first message")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per subscriber and run")

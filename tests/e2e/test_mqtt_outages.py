@@ -57,6 +57,8 @@ def readiness(svc: Any) -> tuple[int, list[str]]:
 def test_readings_published_while_the_collector_is_stopped_are_stored(
     start_service: Any, mosquitto: Mosquitto
 ) -> None:
+    """Only the MQTT collector stops (same client id when it starts again): OPC UA keeps delivering the
+    flow, which has no history to fetch afterwards, so the hour can be complete once the queue is in."""
     mosquitto.start()
     hour = last_full_hour_end(time.time_ns()) - 2 * HOUR_NS
     lead_ns = 6 * 60 * NS  # start-up, in simulated time
