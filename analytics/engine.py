@@ -281,6 +281,15 @@ class EmissionsEngine:
             state.acct.history.record(h, state.acct.rules.hour_valid_fraction)
             state.hour_revision[h.start_ns] = max(h.revision, state.hour_revision.get(h.start_ns, -1))
 
+    def restore_minutes(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> None:
+        """Take back the closed minutes of the open hour after a restart (from the ledger), so
+        the hour closes complete; readings older than them count as late and recompute."""
+        state = self.kilns[kiln_id]
+        for m in sorted(minutes, key=lambda m: m.start_ns):
+            state.minutes[m.start_ns] = m
+        if minutes:
+            state.closed_until = max(state.closed_until or 0, max(m.start_ns for m in minutes) + MINUTE_NS)
+
     def rebuild_hours(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> list[HourAggregate]:
         """Hours (with half-hours and substitution) from stored minute aggregates, in time order.
 

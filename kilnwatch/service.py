@@ -88,7 +88,11 @@ class Service:
         now = time.time_ns()
         since = period_start_ns(now) - 366 * 86_400 * 10**9
         for kiln in self.runtime.kilns:
-            self.engine.load_history(self.reader.hours(kiln.id, since, now + 86_400 * 10**9))
+            hours = self.reader.hours(kiln.id, since, now + 86_400 * 10**9)
+            self.engine.load_history(hours)
+            # Minutes of the hour that was open when the last run stopped: that hour closes complete.
+            open_from = hours[-1].start_ns + HOUR_NS if hours else now - 2 * HOUR_NS
+            self.engine.restore_minutes(kiln.id, self.reader.minutes(kiln.id, open_from, now + HOUR_NS))
 
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()

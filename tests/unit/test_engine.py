@@ -168,3 +168,22 @@ def test_watermark_waits_for_a_lagging_signal_until_it_goes_idle() -> None:
     assert [m.start_ns for m in out.minutes] == [T0 + i * 60 * 10**9 for i in range(1, 9)]
     assert out.minutes[-1].params["k.co2"].reasons["missing"] == 60
     assert HOUR > 0
+
+
+def test_restored_minutes_complete_the_open_hour_after_a_restart() -> None:
+    n = 3600 + 120
+    eng, table = engine(lateness_s=0)
+
+    def feed(e, start_s: int, stop_s: int) -> None:
+        for name, value in (("flow", FLOW), ("co2", 22.0), ("clinker", CLINKER)):
+            e.ingest(series(table, name, T0 + start_s * 10**9, np.full(stop_s - start_s, value)))
+
+    feed(eng, 0, 1800)
+    before = eng.advance().minutes
+    assert len(before) == 29
+    restarted, _ = engine(lateness_s=0)
+    restarted.restore_minutes("k", before)
+    feed(restarted, 1740, n)  # the new run starts with the minute the old one left open
+    out = restarted.advance()
+    (hour,) = out.hours
+    assert hour.valid and hour.completeness == pytest.approx(1.0)
