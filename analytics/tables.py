@@ -14,6 +14,7 @@ from typing import Any
 
 from .aggregates import HourAggregate
 from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
+from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
 from .reporting import DailyCrossCheck, PlantHour
 
@@ -92,14 +93,7 @@ LEDGER_FIELDS = [
     "expected",
     "received",
     "valid",
-    "missing",
-    "comm_loss",
-    "calibration",
-    "maintenance",
-    "fault",
-    "out_of_range",
-    "stuck",
-    "bad",
+    *LEDGER_REASONS,
     "substituted",
     "revision",
 ]
