@@ -75,6 +75,15 @@ class ReadingBatch:
         """Rows selected by an index or a boolean mask."""
         return ReadingBatch(self.signal[index], self.ts[index], self.value[index], self.quality[index])
 
+    def newest_per_signal(self) -> ReadingBatch:
+        """The newest reading of each signal (of two at the same time, the later row wins)."""
+        if not len(self):
+            return self
+        order = np.lexsort((np.arange(len(self)), self.ts, self.signal))
+        sig = self.signal[order]
+        last = np.flatnonzero(np.r_[sig[1:] != sig[:-1], True])
+        return self.take(order[last])
+
     def sorted_by_signal_time(self) -> ReadingBatch:
         order = np.lexsort((self.ts, self.signal))
         return self.take(order)

@@ -247,7 +247,7 @@ class EmissionsEngine:
         state.pending = [pending.take(~now)] if (~now).any() else []
         points = ReadingBatch.concat([state.carry, pending.take(now)])
         minutes, state.run = state.acct.minutes(points, start, n_minutes, state.run)
-        state.carry = _last_per_signal(points)
+        state.carry = points.newest_per_signal()
         state.closed_until = end
         return self._record(state, minutes)
 
@@ -391,13 +391,3 @@ class EmissionsEngine:
         if ts == _NEVER:
             return None
         return SignalNow(self.latest_value.item(index), self.latest_quality.item(index), ts)
-
-
-def _last_per_signal(points: ReadingBatch) -> ReadingBatch:
-    """The newest reading of each signal (later input wins a tie)."""
-    if not len(points):
-        return points
-    order = np.lexsort((np.arange(len(points)), points.ts, points.signal))
-    sig = points.signal[order]
-    last = np.flatnonzero(np.r_[sig[1:] != sig[:-1], True])
-    return points.take(order[last])
