@@ -187,16 +187,11 @@ class EmissionsEngine:
         return batch.take(order), pos[starts].tolist(), starts, ends
 
     def _update_latest(self, batch: ReadingBatch) -> None:
-        order = np.lexsort((batch.ts, batch.signal))
-        sig = batch.signal[order]
-        last = np.flatnonzero(np.r_[sig[1:] != sig[:-1], True])
-        rows = order[last]
-        s = batch.signal[rows]
-        newer = batch.ts[rows] >= self.latest_ts[s]
-        s, rows = s[newer], rows[newer]
-        self.latest_ts[s] = batch.ts[rows]
-        self.latest_value[s] = batch.value[rows]
-        self.latest_quality[s] = batch.quality[rows]
+        newest = batch.newest_per_signal()
+        newest = newest.take(newest.ts >= self.latest_ts[newest.signal])
+        self.latest_ts[newest.signal] = newest.ts
+        self.latest_value[newest.signal] = newest.value
+        self.latest_quality[newest.signal] = newest.quality
 
     def _note_late(self, state: _KilnState, ts: npt.NDArray[np.int64]) -> None:
         lo = int(ts.min()) // MINUTE_NS * MINUTE_NS
