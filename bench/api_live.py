@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -35,7 +34,7 @@ import aiohttp
 import httpx
 import numpy as np
 import uvicorn
-from common import HOST, accepting, free_port, log, process, python, result_line, wait_for
+from common import HOST, accepting, cpu_seconds, free_port, log, process, python, result_line, wait_for
 from fastapi import FastAPI
 
 from analytics.batch import NS_PER_S, ReadingBatch
@@ -142,12 +141,6 @@ def aiohttp_rate(url: str, seconds: float) -> tuple[float, int]:
             return done / (time.perf_counter() - started), done
 
     return asyncio.run(run())
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far [s] (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(

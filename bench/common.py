@@ -261,6 +261,12 @@ def kilnwatch_service(workdir: Path, plant: Path, port: int) -> Iterator[subproc
         yield proc
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far [s] (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear interpolation as numpy's default."""
     import numpy as np

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 import paho.mqtt.client as paho
-from common import Broker, free_port, log, mosquitto, quiet_logs, result_line, wait_for
+from common import Broker, cpu_seconds, free_port, log, mosquitto, quiet_logs, result_line, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -155,16 +155,22 @@ class Rate(NamedTuple):
 
 
 def window(count: Callable[[], float], warmup_s: float, seconds: float, total: float) -> tuple[float, float]:
-    """(count / s, process CPU s per count) over ``seconds`` after ``warmup_s`` from the first count;
-    the queue (``total``) must outlast the window."""
+    """(count / s, CPU s per count of this process and its MQTT worker processes) over ``seconds``
+    after ``warmup_s`` from the first count; the queue (``total``) must outlast the window."""
     wait_for(lambda: count() > 0, 30, "the first message", interval=0.002)
     time.sleep(warmup_s)
-    n0, t0, c0 = count(), time.perf_counter(), time.process_time()
+    n0, t0, c0 = count(), time.perf_counter(), cpu_now()
     time.sleep(seconds)
-    n1, t1, c1 = count(), time.perf_counter(), time.process_time()
+    n1, t1, c1 = count(), time.perf_counter(), cpu_now()
     if n1 >= total:
         raise RuntimeError(f"the queue of {total:.0f} ran out within the window: raise --messages")
     return (n1 - n0) / (t1 - t0), (c1 - c0) / max(n1 - n0, 1)
+
+
+def cpu_now() -> float:
+    """CPU seconds of this process and of its live MQTT worker processes."""
+    workers = [p.pid for p in multiprocessing.active_children() if p.name.startswith("kilnwatch-mqtt")]
+    return time.process_time() + sum(cpu_seconds(pid) for pid in workers if pid is not None)
 
 
 def bare_rate(sub: BareSubscriber, n: int, warmup_s: float, seconds: float) -> Rate:

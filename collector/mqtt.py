@@ -1,11 +1,10 @@
-"""The MQTT source: a paho client with a persistent session; a message is acknowledged once durable.
+"""The MQTT source: a persistent paho session; a message is acknowledged once it is durable.
 
-paho's thread runs the callbacks, which only hand events over with ``loop.call_soon_threadsafe``.
-On the loop, messages collected for ``batch_window_ms`` are decoded as one batch and put into the
-pipeline with one ack callback, called once the batch's readings and dead letters are committed.
-A message id is valid only on its own connection: acks of an earlier connection (generation) are
-skipped, the broker redelivers, storage is idempotent. paho reconnects with capped exponential
-backoff; subscribing in ``on_connect`` restores the subscriptions after every reconnect.
+The paho session (:mod:`collector.mqtt_session`) runs in a worker process by default
+(:mod:`collector.mqtt_worker`, ``worker: process``) or on paho's thread in kilnwatch's process
+(``worker: thread``). Either way, messages reach the event loop in bursts; messages collected
+for ``batch_window_ms`` are decoded as one batch and put into the pipeline with one ack
+callback, called once the batch's readings and dead letters are committed.
 """
 
 from __future__ import annotations
@@ -13,32 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from .health import HealthRegistry, SourceHealth
 from .metrics import Metrics
 from .mqtt_decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
+from .mqtt_session import AckToken, Incoming, PahoSession
 from .mqtt_spec import MqttBinding, MqttBrokerSpec
+from .mqtt_worker import WorkerLink
 from .pipeline import Pipeline
 from .store import DeadLetter
 
 log = logging.getLogger(__name__)
 
-#: topic, payload, message id, QoS, connection generation, arrival [ns]
-Incoming = tuple[str, bytes, int, int, int, int]
 _ROUTE_CACHE_MAX = 10_000
-_paho_log = log.getChild("paho")
-# paho 2.2 logs this as an error when its thread runs once more after a clean disconnect.
-_paho_log.addFilter(lambda record: not str(record.msg).startswith("Client is not connected"))
 
 
 class TopicRouter:
@@ -99,13 +92,11 @@ class MqttSource:
         self.health = health if isinstance(health, SourceHealth) else health.source(name, "mqtt")
         self.metrics = metrics
         self.subscribed = asyncio.Event()
-        self._inbox: list[Incoming] = []
+        self._inbox: deque[Incoming] = deque()  # filled by the link, emptied by _consume
         self._wakeup = asyncio.Event()
-        self._generation = 0  # written on paho's thread only, under _ack_lock
-        self._ack_lock = threading.Lock()
-        self._client: paho.Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
+        self._link: _Link | None = None
+        self._failure: Exception | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._outage_logged = False
         self._logged_kinds: set[str] = set()
@@ -115,11 +106,11 @@ class MqttSource:
     async def run(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"MQTT source {self.name} is already running")
-        self._loop, self._task, self._stopping = asyncio.get_running_loop(), asyncio.current_task(), False
-        client = None
+        self._task, self._stopping, self._failure = asyncio.current_task(), False, None
+        link = None
         try:
-            client = self._client = self._make_client()  # raises on a TLS file that cannot be read
-            client.loop_start()
+            link = self._link = self._make_link()
+            link.start()  # in a thread link, raises on a TLS file that cannot be read
             await self._consume()
         except asyncio.CancelledError:
             if not self._stopping or self._task is None:
@@ -127,8 +118,10 @@ class MqttSource:
             self._task.uncancel()
         finally:
             self._stopping = True
-            if client is not None:
-                await self._close(client)
+            if link is not None:
+                await link.close()
+                self._link = None
+                self._set_down("stopped")
             self._task = None
 
     async def stop(self) -> None:
@@ -139,72 +132,19 @@ class MqttSource:
             task.cancel()
             await asyncio.wait([task])
 
-    def _make_client(self) -> paho.Client:
-        s = self.spec
-        v5 = s.protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else s.clean_session,
-            manual_ack=True,
+    def _make_link(self) -> _Link:
+        if self.spec.worker == "thread":
+            return _ThreadLink(self, asyncio.get_running_loop())
+        return WorkerLink(
+            self.name,
+            self.spec,
+            self.client_id,
+            self.router.patterns,
+            on_messages=self._arrived,
+            on_down=self._down,
+            on_granted=self._granted,
+            on_failed=self._failed,
         )
-        client.suppress_exceptions = True
-        client.enable_logger(_paho_log)
-        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)  # type: ignore[arg-type]
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password.get_secret_value() if s.password else None)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file, certfile=s.certfile, keyfile=s.keyfile)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = lambda *_: self._post(self._down, f"cannot connect to {self._where}")
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = s.session_expiry_s
-            props.ReceiveMaximum = s.receive_maximum
-            client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
-        else:
-            client.connect_async(s.host, s.port, s.keepalive_s)
-        return client
-
-    async def _close(self, client: paho.Client) -> None:
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
-        if self._client is client:
-            self._client = None
-        self._set_down("stopped")
-
-    # paho's thread: hand over, nothing else
-
-    def _post(self, fn: Callable[..., None], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: what was not acked comes again
-            self._loop.call_soon_threadsafe(fn, *args)  # type: ignore[union-attr]
-
-    def _on_connect(self, client: paho.Client, _u: object, flags: Any, rc: Any, _p: object) -> None:
-        if rc.is_failure:
-            self._post(self._down, f"broker refused the connection: {rc}")
-            return
-        with self._ack_lock:
-            self._generation += 1
-        client.subscribe([(p, int(self.spec.qos)) for p in self.router.patterns])
-
-    def _on_subscribe(self, _c: paho.Client, _u: object, _mid: int, codes: list[Any], _p: object) -> None:
-        granted = list(zip(self.router.patterns, codes, strict=False))
-        refused = [f"{p}: {rc}" for p, rc in granted if rc.is_failure]
-        downgraded = [p for p, rc in granted if not rc.is_failure and rc.value < self.spec.qos]
-        self._post(self._granted, refused, downgraded)
-
-    def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, rc: Any, _p: object) -> None:
-        with self._ack_lock:
-            self._generation += 1
-        self._post(self._down, f"disconnected: {rc}")
-
-    def _on_message(self, _c: paho.Client, _u: object, m: paho.MQTTMessage) -> None:
-        # Topics are valid UTF-8: brokers refuse any other (MQTT 3.1.1 section 1.5.3, MQTT 5 1.5.4).
-        self._post(self._receive, (m.topic, m.payload, m.mid, m.qos, self._generation, time.time_ns()))
 
     # the event loop: state, batches, acks
 
@@ -239,8 +179,12 @@ class MqttSource:
         else:
             self.health.last_error = reason  # still down: keep the time the outage began
 
-    def _receive(self, item: Incoming) -> None:
-        self._inbox.append(item)
+    def _arrived(self, items: list[Incoming]) -> None:
+        self._inbox.extend(items)
+        self._wakeup.set()
+
+    def _failed(self, reason: str) -> None:
+        self._failure = RuntimeError(f"MQTT source {self.name} cannot start: {reason}")
         self._wakeup.set()
 
     async def _consume(self) -> None:
@@ -248,12 +192,16 @@ class MqttSource:
         most = self.spec.max_batch_messages
         while True:
             await self._wakeup.wait()
+            if self._failure is not None:
+                raise self._failure
             if window and len(self._inbox) < most:
                 await asyncio.sleep(window)
-            items, self._inbox = self._inbox[:most], self._inbox[most:]
-            if not self._inbox:
+            inbox = self._inbox
+            items = [inbox.popleft() for _ in range(min(most, len(inbox)))]
+            if not inbox:
                 self._wakeup.clear()
-            await self._process(items)
+            if items:
+                await self._process(items)
 
     async def _process(self, items: list[Incoming]) -> None:
         messages = [(self.router.route(m[0]), m[1], m[5]) for m in items]
@@ -267,16 +215,10 @@ class MqttSource:
             self.metrics.readings.labels(self.name).inc(len(batch))
             self.health.mark_values(int(batch.ts.max()))
 
-    def _ack(self, acks: list[tuple[int, int, int]]) -> None:
-        """Runs on the loop after the pipeline committed the batch; skips acks of a lost connection."""
-        client = self._client
-        with self._ack_lock:
-            if client is None:
-                return
-            current = self._generation
-            for mid, qos, generation in acks:
-                if generation == current:
-                    client.ack(mid, qos)
+    def _ack(self, acks: list[AckToken]) -> None:
+        """Runs on the loop after the pipeline committed the batch."""
+        if self._link is not None:
+            self._link.ack(acks)
 
     def _report(self, decoded: Decoded, items: list[Incoming]) -> None:
         for r in decoded.rejections:
@@ -297,3 +239,60 @@ class MqttSource:
         if kind not in self._logged_kinds:
             self._logged_kinds.add(kind)
             log.warning(message, self.name, *args)
+
+
+class _Link(Protocol):
+    """Where the paho session runs: :class:`_ThreadLink` or :class:`~collector.mqtt_worker.WorkerLink`."""
+
+    def start(self) -> None: ...
+
+    def ack(self, acks: Sequence[AckToken]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _ThreadLink:
+    """The paho session on paho's thread in kilnwatch's process: its events, handed to the loop.
+
+    Messages go into the source's inbox directly; the loop is woken once per burst, not once
+    per message.
+    """
+
+    def __init__(self, source: MqttSource, loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.loop = loop
+        self.session = PahoSession(source.spec, source.client_id, source.router.patterns, self)
+        self._signalled = False  # a wake-up of the loop is pending
+
+    def start(self) -> None:
+        self.session.start()
+
+    def ack(self, acks: Sequence[AckToken]) -> None:
+        self.session.ack(acks)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.session.close)
+
+    # paho's thread
+
+    def message(self, item: Incoming) -> None:
+        self.source._inbox.append(item)
+        if not self._signalled:
+            self._signalled = True
+            self._post(self._wake)
+
+    def down(self, reason: str) -> None:
+        self._post(self.source._down, reason)
+
+    def granted(self, refused: list[str], downgraded: list[str]) -> None:
+        self._post(self.source._granted, refused, downgraded)
+
+    def _post(self, fn: Callable[..., None], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: what was not acked comes again
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    # the loop
+
+    def _wake(self) -> None:
+        self._signalled = False  # cleared before the inbox is read: a later message signals again
+        self.source._wakeup.set()

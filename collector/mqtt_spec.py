@@ -61,6 +61,11 @@ class MqttBrokerSpec(BaseModel):
         default=5.0, ge=0, description="collect messages this long before decoding them as one batch [ms]"
     )
     max_batch_messages: int = Field(default=2000, ge=1)
+    worker: Literal["process", "thread"] = Field(
+        default="process",
+        description="where paho receives: its own process (its packet handling does not share "
+        "kilnwatch's GIL) or a thread of kilnwatch's process",
+    )
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MqttBrokerSpec:

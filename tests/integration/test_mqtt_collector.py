@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,15 @@ pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_fixtures"]
 pytestmark = pytest.mark.integration
 
 
-async def test_messages_are_decoded_and_stored(broker: Mosquitto, prefix: str, tmp_path: Path) -> None:
+@pytest.fixture(params=["process", "thread"])
+def worker(request: pytest.FixtureRequest) -> str:
+    """Where paho receives: both must behave the same."""
+    return str(request.param)
+
+
+async def test_messages_are_decoded_and_stored(
+    broker: Mosquitto, prefix: str, tmp_path: Path, worker: str
+) -> None:
     names = (*RACK_NAMES, "k1.dust", "k2.dust")
     bindings = rack_bindings(f"{prefix}/k1/cems") + [
         (f"{k}.dust", MqttBinding(broker="cems", topic=f"{prefix}/+/{k}/dust", format="number"))
@@ -38,7 +49,10 @@ async def test_messages_are_decoded_and_stored(broker: Mosquitto, prefix: str, t
     ]
     start, n = base_ns(), 40
     statuses = list(STATUS)
-    async with rig(tmp_path, names) as r, running(r.source(broker, bindings, f"{prefix}-c")) as task:
+    async with (
+        rig(tmp_path, names) as r,
+        running(r.source(broker, bindings, f"{prefix}-c", worker=worker)) as task,
+    ):
         pub = Publisher(broker)
         for i in range(n):
             pub.publish(f"{prefix}/k1/cems", rack_payload(start + i * NS, float(i), statuses[i % 4]))
@@ -72,14 +86,16 @@ async def test_messages_are_decoded_and_stored(broker: Mosquitto, prefix: str, t
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_unacknowledged_messages_come_again_after_a_stop_before_commit(
-    broker: Mosquitto, prefix: str, tmp_path: Path, protocol: str
+    broker: Mosquitto, prefix: str, tmp_path: Path, protocol: str, worker: str
 ) -> None:
     """Messages reach the collector, the pipeline never commits them: they must not be acked."""
     topic, client_id, n = f"{prefix}/k1/cems", f"{prefix}-c", 25
     start = base_ns()
     async with rig(tmp_path, RACK_NAMES) as r:
         stalled = make_pipeline(tmp_path / "stalled.sqlite", RACK_NAMES, Metrics())  # never run
-        first = r.source(broker, rack_bindings(topic), client_id, pipeline=stalled, protocol=protocol)
+        first = r.source(
+            broker, rack_bindings(topic), client_id, pipeline=stalled, protocol=protocol, worker=worker
+        )
         async with running(first):
             pub = Publisher(broker)
             for i in range(n):
@@ -91,7 +107,7 @@ async def test_unacknowledged_messages_come_again_after_a_stop_before_commit(
         stalled.close()
         stalled.store.close()
 
-        second = r.source(broker, rack_bindings(topic), client_id, protocol=protocol)
+        second = r.source(broker, rack_bindings(topic), client_id, protocol=protocol, worker=worker)
         async with running(second):
             await until(lambda: r.reader().count_readings() == 3 * n, f"{3 * n} redelivered readings")
         _, batch = r.reader().readings(list(RACK_NAMES))
@@ -143,13 +159,13 @@ async def test_messages_published_while_the_collector_is_down_are_stored(
 
 
 async def test_broker_restart_reconnects_and_resubscribes(
-    broker: Mosquitto, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, worker: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="collector.mqtt")
     topic = f"{prefix}/k1/cems"
     start = base_ns()
     async with rig(tmp_path, RACK_NAMES) as r:
-        source = r.source(broker, rack_bindings(topic), f"{prefix}-c")
+        source = r.source(broker, rack_bindings(topic), f"{prefix}-c", worker=worker)
         async with running(source):
             health = source.health
             assert health.connected and health.connects == 1
@@ -193,3 +209,56 @@ async def test_broker_restart_reconnects_and_resubscribes(
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "collector.mqtt"]
     assert sum("retrying with backoff" in m for m in messages) == 2
     assert sum("is back" in m for m in messages) == 2
+
+
+async def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(
+    broker: Mosquitto, prefix: str, tmp_path: Path
+) -> None:
+    """SIGKILL of the worker mid-stream: the source reports the outage, a new worker takes the
+    persistent session, and what the dead one took without an ack comes again."""
+    topic, n = f"{prefix}/k1/cems", 600
+    start = base_ns()
+    async with rig(tmp_path, RACK_NAMES) as r:
+        source = r.source(broker, rack_bindings(topic), f"{prefix}-c", worker="process")
+        async with running(source):
+            first = _worker_of(source.name)
+            pub = Publisher(broker)
+            for i in range(n):
+                pub.publish(topic, rack_payload(start + i * NS // 100, float(i)))
+                if i == n // 3:
+                    await until(lambda: r.received() > 0, "the first readings")
+                    os.kill(first.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                await asyncio.sleep(0.002)
+            await pub.flush()
+            pub.close()
+            await until(lambda: source.health.connects == 2, "a new worker to connect")
+            await until(lambda: r.reader().count_readings() == 3 * n, f"all {3 * n} readings")
+            second = _worker_of(source.name)
+            assert second.pid != first.pid and second.is_alive()
+            assert "worker process ended with exit code -9" in str(source.health.last_error)
+        _, batch = r.reader().readings(["k1.co2"])
+        assert sorted(batch.ts.tolist()) == [start + i * NS // 100 for i in range(n)]
+    assert not second.is_alive()
+
+
+@pytest.mark.parametrize("worker", ["process", "thread"])
+async def test_an_unreadable_tls_file_stops_the_source_with_its_name(
+    broker: Mosquitto, prefix: str, tmp_path: Path, worker: str
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    async with rig(tmp_path, RACK_NAMES) as r:
+        source = r.source(
+            broker,
+            rack_bindings(f"{prefix}/k1/cems"),
+            f"{prefix}-c",
+            worker=worker,
+            tls=True,
+            ca_file=str(missing),
+        )
+        with pytest.raises(Exception, match="No such file"):
+            await asyncio.wait_for(source.run(), 20)
+
+
+def _worker_of(source: str) -> multiprocessing.process.BaseProcess:
+    [proc] = [p for p in multiprocessing.active_children() if p.name == f"kilnwatch-{source}"]
+    return proc

@@ -1,0 +1,251 @@
+"""An MQTT source's paho session in a worker process, so that paho's packet handling does not
+share kilnwatch's GIL with decoding, storage and the API (decision 0007).
+
+The worker only receives and acknowledges. Over one pipe it sends, in order:
+
+    ("messages", [Incoming, ...])        what arrived during one batch window
+    ("down", reason) / ("granted", refused, downgraded)
+    ("log", level, text)                 paho's log records
+
+and it receives ``("ack", [AckToken, ...])`` and ``("stop",)``. It ends when told to stop or when
+kilnwatch's end of the pipe closes (kilnwatch is gone). :class:`WorkerLink` is kilnwatch's end:
+it starts the worker, reads the pipe on the event loop, and starts a new worker (after
+``reconnect_min_s``) when one dies; messages the dead worker took but never acknowledged are
+redelivered by the broker to the new one (same client id, persistent session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .mqtt_session import AckToken, Incoming, PahoSession, paho_log
+from .mqtt_spec import MqttBrokerSpec
+
+log = logging.getLogger(__name__)
+
+#: Generations of successive workers never overlap (see ``PahoSession.first_generation``).
+GENERATIONS_PER_WORKER = 1 << 32
+STOP_TIMEOUT_S = 10.0
+
+
+# -- the worker process --------------------------------------------------------------------
+
+
+class _PipeEvents:
+    """Session events of the worker: control events at once, messages batched by the flusher."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.inbox: deque[Incoming] = deque()
+        self.arrived = threading.Event()
+
+    def send(self, item: tuple[Any, ...]) -> None:
+        with self.send_lock, contextlib.suppress(OSError):  # kilnwatch is gone: the worker ends
+            self.conn.send(item)
+
+    def message(self, item: Incoming) -> None:
+        self.inbox.append(item)
+        self.arrived.set()
+
+    def down(self, reason: str) -> None:
+        self.send(("down", reason))
+
+    def granted(self, refused: list[str], downgraded: list[str]) -> None:
+        self.send(("granted", refused, downgraded))
+
+    def flush_forever(self, window_s: float) -> None:
+        while True:
+            self.arrived.wait()
+            self.arrived.clear()
+            if window_s:
+                time.sleep(window_s)
+            items = [self.inbox.popleft() for _ in range(len(self.inbox))]
+            if items:
+                self.send(("messages", items))
+
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, events: _PipeEvents) -> None:
+        super().__init__()
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.send(("log", record.levelno, record.getMessage()))
+
+
+def worker_main(
+    spec: MqttBrokerSpec,
+    client_id: str,
+    patterns: Sequence[str],
+    conn: Connection,
+    first_generation: int,
+    log_level: int,
+) -> None:
+    """Entry point of the worker process; ``log_level``: that of paho's logger in kilnwatch."""
+    # Ctrl-C reaches the whole process group, systemd may signal every process of the unit:
+    # kilnwatch stops its workers itself, after the last commit, so they wait for that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    events = _PipeEvents(conn)
+    paho_log.addHandler(_PipeLogHandler(events))
+    paho_log.setLevel(log_level)
+    paho_log.propagate = False
+    session = PahoSession(spec, client_id, patterns, events, first_generation)
+    try:
+        session.start()
+    except Exception as exc:  # e.g. a TLS file that cannot be read: say why, then end
+        events.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    flusher = threading.Thread(target=events.flush_forever, args=(spec.batch_window_ms / 1000,), daemon=True)
+    flusher.start()
+    try:
+        while True:
+            command = conn.recv()
+            if command[0] == "ack":
+                session.ack(command[1])
+            elif command[0] == "stop":
+                break
+    except (EOFError, OSError):
+        pass  # kilnwatch is gone
+    finally:
+        session.close()
+        events.send(("stopped",))
+
+
+# -- kilnwatch's end -----------------------------------------------------------------------
+
+
+class WorkerLink:
+    """Runs a :class:`PahoSession` in a worker process and relays its events on the event loop.
+
+    ``on_messages``, ``on_down``, ``on_granted`` are called on the loop; ``on_failed`` when the
+    worker could not start its session (a configuration error: no restart).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: MqttBrokerSpec,
+        client_id: str,
+        patterns: Sequence[str],
+        *,
+        on_messages: Callable[[list[Incoming]], None],
+        on_down: Callable[[str], None],
+        on_granted: Callable[[list[str], list[str]], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.client_id = client_id
+        self.patterns = tuple(patterns)
+        self.on_messages = on_messages
+        self.on_down = on_down
+        self.on_granted = on_granted
+        self.on_failed = on_failed
+        self._ctx = multiprocessing.get_context("spawn")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._workers_started = 0
+        self._closing = False
+        self._restart: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        self._spawn()
+
+    def ack(self, acks: Sequence[AckToken]) -> None:
+        conn = self._conn
+        if conn is None:
+            return  # the worker is gone: the broker redelivers to the next one
+        with contextlib.suppress(OSError):
+            conn.send(("ack", list(acks)))
+
+    async def close(self) -> None:
+        """Stop the worker (it disconnects cleanly) and wait for it."""
+        self._closing = True
+        if self._restart is not None:
+            self._restart.cancel()
+        conn, proc = self._conn, self._process
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+        if proc is not None:
+            await asyncio.to_thread(proc.join, STOP_TIMEOUT_S)
+            if proc.is_alive():
+                log.warning("MQTT worker of %s did not stop within %.0f s; killed", self.name, STOP_TIMEOUT_S)
+                proc.kill()
+                await asyncio.to_thread(proc.join)
+        self._detach()
+
+    def _spawn(self) -> None:
+        self._restart = None
+        parent, child = self._ctx.Pipe()
+        first_generation = self._workers_started * GENERATIONS_PER_WORKER
+        self._workers_started += 1
+        log_level = paho_log.getEffectiveLevel()
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(self.spec, self.client_id, self.patterns, child, first_generation, log_level),
+            name=f"kilnwatch-{self.name}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        self._conn, self._process = parent, proc
+        assert self._loop is not None
+        self._loop.add_reader(parent.fileno(), self._readable, parent)
+
+    def _readable(self, conn: Connection) -> None:
+        try:
+            while conn.poll():
+                self._dispatch(conn.recv())
+        except (EOFError, OSError):
+            self._lost(conn)
+
+    def _dispatch(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "messages":
+            self.on_messages(event[1])
+        elif kind == "down":
+            self.on_down(event[1])
+        elif kind == "granted":
+            self.on_granted(event[1], event[2])
+        elif kind == "log":
+            paho_log.log(event[1], "%s", event[2])
+        elif kind == "failed":
+            self._closing = True
+            self.on_failed(event[1])
+
+    def _lost(self, conn: Connection) -> None:
+        if conn is not self._conn:
+            return
+        proc = self._process
+        self._detach()
+        if self._closing:
+            return
+        code = None if proc is None else proc.exitcode
+        ended = "ended" if code is None else f"ended with exit code {code}"
+        self.on_down(f"MQTT worker process {ended}; starting a new one")
+        assert self._loop is not None
+        self._restart = self._loop.call_later(self.spec.reconnect_min_s, self._spawn)
+
+    def _detach(self) -> None:
+        conn, self._conn, self._process = self._conn, None, None
+        if conn is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(conn.fileno())
+        conn.close()
