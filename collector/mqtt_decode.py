@@ -64,6 +64,13 @@ def parse_path(path: str) -> FieldPath:
 
 def lookup(doc: Any, path: FieldPath) -> Any:
     """The item at ``path`` in a parsed JSON document, or :data:`MISSING`."""
+    found = doc
+    try:  # the common case, objects all the way down
+        for key, _ in path:
+            found = found[key]
+        return found
+    except (KeyError, TypeError, IndexError):
+        pass
     for key, index in path:
         if isinstance(doc, dict):
             doc = doc.get(key, MISSING)
