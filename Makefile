@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test check bench soak venv system-run system-test clean
+.PHONY: run test check bench soak venv system-run system-test system-bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ system-run:
 system-test:
 	@bash scripts/system-deps.sh test
 
+system-bench:
+	@bash scripts/system-deps.sh bench
+
 ## make run: the embedded demo (simulators + kilnwatch) on http://127.0.0.1:8000/
 run: venv system-run
 	$(VENV)/bin/kilnwatch run $(ARGS)
@@ -36,11 +39,11 @@ check: venv
 	$(VENV)/bin/mypy
 
 ## make bench: benchmark figures 1-7 (prints RESULT lines)
-bench: venv system-test
+bench: venv system-bench
 	$(PY) bench/run_all.py
 
 ## make soak: the 20-minute memory soak (figure 8)
-soak: venv system-test
+soak: venv system-bench
 	$(PY) bench/soak_memory.py
 
 clean:

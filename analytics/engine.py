@@ -131,6 +131,8 @@ class EmissionsEngine:
         self.latest_value = np.full(n, np.nan)
         self.latest_quality = np.zeros(n, dtype=np.uint8)
         self.last_arrival = np.full(n, np.inf)
+        #: Grows with every change of what newest_minute / signal_now return (a key for caches).
+        self.changes = 0
 
     def _new_state(self, kiln: KilnSpec) -> _KilnState:
         rules = self.params.rules.get(kiln.id) or KilnRules()
@@ -150,6 +152,7 @@ class EmissionsEngine:
         """
         if not len(batch):
             return
+        self.changes += 1
         self._update_latest(batch)
         if now_s is not None:
             self.last_arrival[batch.signal] = now_s
@@ -248,6 +251,7 @@ class EmissionsEngine:
 
     def _record(self, state: _KilnState, minutes: list[MinuteAggregate]) -> EngineOutput:
         out = EngineOutput(minutes=list(minutes))
+        self.changes += 1
         for m in minutes:
             state.minutes[m.start_ns] = m
             if (m.start_ns + MINUTE_NS) % HOUR_NS == 0:
@@ -280,6 +284,7 @@ class EmissionsEngine:
         """Take back the closed minutes of the open hour after a restart (from the ledger), so
         the hour closes complete; readings older than them count as late and recompute."""
         state = self.kilns[kiln_id]
+        self.changes += 1
         for m in sorted(minutes, key=lambda m: m.start_ns):
             state.minutes[m.start_ns] = m
         if minutes:
@@ -358,6 +363,7 @@ class EmissionsEngine:
                 out.minutes.extend(minutes)
             t += n * MINUTE_NS
         state.minutes = OrderedDict(sorted(state.minutes.items()))
+        self.changes += 1
         stored = {m.start_ns: m for m in stored_minutes}
         for hour in sorted({m.start_ns // HOUR_NS * HOUR_NS for m in out.minutes}):
             if hour + HOUR_NS <= state.closed_until:

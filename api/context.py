@@ -16,6 +16,9 @@ from api.page_config import AlarmSettings, StreamSettings
 
 
 class LiveSource(Protocol):
+    #: Grows with every change of what the methods below return.
+    changes: int
+
     def newest_minute(self, kiln_id: str) -> MinuteAggregate | None: ...
     def recent_minutes(self, kiln_id: str, since_ns: int) -> list[MinuteAggregate]: ...
     def signal_now(self, index: int) -> SignalNow | None: ...
@@ -51,6 +54,9 @@ class ApiContext:
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     #: Keep-alive and reconnect timing of /api/v1/stream.
     stream: StreamSettings = field(default_factory=StreamSettings)
+
+    #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
+    live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)
 
     def kiln(self, kiln_id: str) -> KilnSpec | None:
         return next((k for k in self.kilns if k.id == kiln_id), None)

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import uvloop
 import yaml
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
@@ -93,7 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"local store: {settings.store_path}")
         await run
 
-    asyncio.run(main())
+    if settings.event_loop == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
     return 0
 
 

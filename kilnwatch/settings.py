@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     queue_batches: int = Field(default=256, ge=1, description="pipeline queue size, in batches")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="uvloop (faster API, fewer CPU per request) or the stdlib loop"
+    )
 
     influx_url: str | None = None
     influx_token: SecretStr | None = None

@@ -2,11 +2,13 @@
 # Debian packages kilnwatch needs. As root they are installed; otherwise the missing ones are named.
 #   system-deps.sh run   the demo (mosquitto)
 #   system-deps.sh test  the test suite (mosquitto, victoria-metrics, chromium, chromium-driver, docker-compose)
+#   system-deps.sh bench the benchmarks (mosquitto, victoria-metrics, wrk)
 set -euo pipefail
 case "${1:-test}" in
   run)  packages=(mosquitto) ;;
   test) packages=(mosquitto victoria-metrics chromium chromium-driver docker-compose) ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) packages=(mosquitto victoria-metrics wrk) ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

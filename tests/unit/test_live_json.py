@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,30 @@ def test_live_json_is_the_models_json(tmp_path: Path, closed_minutes: bool) -> N
     assert data["signals"]["k.co2"]["time"].endswith(".500000Z")
     assert data["signals"]["k.clinker"] == {"value": None, "unit": "t/h", "quality": None, "time": None}
     assert data["method"] == METHOD
+
+
+def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp_path: Path) -> None:
+    eng, table = engine(lateness_s=0)
+    eng.ingest(
+        ReadingBatch.concat(
+            [series(table, "flow", T0, np.full(150, 397_500.0)), series(table, "co2", T0, np.full(150, 22.0))]
+        )
+    )
+    eng.advance()
+    ctx = _context(eng, table, tmp_path)
+    kiln = ctx.kilns[0]
+    first = json.loads(live_json(ctx, kiln))
+    time.sleep(0.05)
+    again = json.loads(live_json(ctx, kiln))
+    assert again["age_s"] > first["age_s"]  # the age is the request's, not the cached body's
+    assert {k: v for k, v in again.items() if k != "age_s"} == {
+        k: v for k, v in first.items() if k != "age_s"
+    }
+
+    eng.ingest(series(table, "co2", T0 + 150 * 10**9, np.array([23.5])))  # a new value: a new body
+    after = json.loads(live_json(ctx, kiln))
+    assert after["signals"]["k.co2"]["value"] == 23.5
+    assert first["signals"]["k.co2"]["value"] == 22.0
+    assert after["method"] == METHOD
+    body = live_json(ctx, kiln)
+    assert body.decode() == _as_model_writes_it(body)
