@@ -4,8 +4,9 @@
 mosquitto) runs 10x faster than real time from hours in the past, so every signal delivers 10
 readings per wall second and the service closes 10 minutes per wall minute (hours included);
 ``kilnwatch run`` with the demo plant's layout serves them, each in its own process. The
-service's RSS (``/proc/<pid>/status``, Linux) is read once the service is in its steady state
-(the start) and after ``--minutes`` more (the end); the trend goes to stderr every minute.
+service's RSS (``/proc/<pid>/status``, Linux), its MQTT worker process included, is read once
+the service is in its steady state (the start) and after ``--minutes`` more (the end); the trend
+goes to stderr every minute.
 
 The steady state: the engine holds the last ``EngineParams.keep_minutes`` closed minutes of
 every kiln in memory (360: late data within 6 h rebuilds its hours from memory), about 7 KB
@@ -44,10 +45,27 @@ GOAL_RATIO = 1.05
 
 
 def rss_mib(pid: int) -> float:
+    """RSS of a process and its child processes (kilnwatch's MQTT workers) [MiB]."""
+    return sum(_own_rss_kib(p) for p in (pid, *_children(pid))) / 1024
+
+
+def _own_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+        if ppid == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def main() -> None:
