@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from analytics.batch import ReadingBatch
@@ -83,12 +84,14 @@ class Pipeline:
                 self.metrics.queue_depth.set(self._queue.qsize())
 
     async def _commit(self, group: list[tuple[ReadingBatch, Ack | None]]) -> None:
-        batch, counts = self.conditioner.apply(ReadingBatch.concat(b for b, _ in group))
+        raw = ReadingBatch.concat(b for b, _ in group)
+        batch, counts = self.conditioner.apply(raw)  # row for row: raw.value is each value as it came
         letters, self._dead = self._dead, []
+        write = partial(self.store.write, batch, letters, raw_value=raw.value)
         started = time.perf_counter()
         while True:
             try:
-                await self.on_store_thread(self.store.write, batch, letters)
+                await self.on_store_thread(write)
                 break
             except Exception:
                 # A full disk or a locked file: keep the data in memory and the collectors waiting.

@@ -1,8 +1,10 @@
 """The local durable store: SQLite in WAL mode.
 
-Always present: raw readings (idempotent on signal + timestamp), the aggregates ledger
-(minutes and hours per kiln), and the dead-letter table. The InfluxDB outbox lives in the
-same file (see :mod:`collector.outbox`), so a reading and its outbox row commit together.
+Always present: readings (idempotent on signal + timestamp) with the value as it came
+(``raw``) beside the value kilnwatch computed from it, the QAL2 functions in force
+(``calibration``), the aggregates ledger (minutes and hours per kiln), and the dead-letter
+table. The InfluxDB outbox lives in the same file (see :mod:`collector.outbox`), so a reading
+and its outbox row commit together.
 
 One ``LocalStore`` owns one write connection and must be used from one thread at a time
 (the pipeline runs it on a single worker thread). Readers open their own connections.
@@ -11,6 +13,7 @@ One ``LocalStore`` owns one write connection and must be used from one thread at
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -19,15 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict, minute_from_dict
 from analytics.batch import ReadingBatch
 
+from .conditioning import ValueCorrections
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signal (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS reading (
-    signal INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL,
+    signal INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL, raw REAL,
     PRIMARY KEY (signal, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calibration (
+    signal TEXT NOT NULL, a REAL NOT NULL, b REAL NOT NULL, valid_min REAL NOT NULL,
+    valid_max REAL NOT NULL, in_force_from_ns INTEGER NOT NULL, in_force_to_ns INTEGER NOT NULL,
+    invalidate_outside INTEGER NOT NULL, recorded_ns INTEGER NOT NULL,
+    PRIMARY KEY (signal, a, b, valid_min, valid_max, in_force_from_ns, in_force_to_ns)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute (
     kiln TEXT NOT NULL, ts INTEGER NOT NULL, revision INTEGER NOT NULL, data TEXT NOT NULL,
@@ -59,6 +71,34 @@ class DeadLetter:
     received_ns: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One stored reading: the value as it came (None: not recorded, or not a number), the value
+    kilnwatch computed from it (calibrated, scaled to the canonical unit) and its quality."""
+
+    ts_ns: int
+    raw: float | None
+    value: float | None
+    quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A QAL2 function y = a + b*x as configured; None: no bound."""
+
+    signal: str
+    a: float
+    b: float
+    valid_min: float | None
+    valid_max: float | None
+    in_force_from_ns: int | None
+    in_force_to_ns: int | None
+    invalidate_outside: bool
+    recorded_ns: int  # when kilnwatch first ran with it
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 #: Turns a batch (or aggregates) into line-protocol bytes for the outbox; None: no InfluxDB.
 OutboxFormatter = Callable[[ReadingBatch], bytes]
 
@@ -82,6 +122,9 @@ class LocalStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(reading)")}
+        if "raw" not in columns:  # a store written before raw values were kept
+            self._conn.execute("ALTER TABLE reading ADD COLUMN raw REAL")
         self._conn.executemany("INSERT OR IGNORE INTO signal(name) VALUES (?)", [(n,) for n in signal_names])
         ids = dict(self._conn.execute("SELECT name, id FROM signal").fetchall())
         #: table index -> database signal id
@@ -102,21 +145,29 @@ class LocalStore:
         batch: ReadingBatch,
         dead_letters: Iterable[DeadLetter] = (),
         outbox: Iterable[tuple[int, int, bytes]] = (),
+        *,
+        raw_value: npt.NDArray[np.float64] | None = None,
     ) -> None:
-        """Commit readings, dead letters and outbox rows in one transaction (all or nothing)."""
+        """Commit readings, dead letters and outbox rows in one transaction (all or nothing).
+
+        ``raw_value``: each reading's value as it came, row for row (None: not recorded).
+        """
+        if raw_value is not None and len(raw_value) != len(batch):
+            raise ValueError(f"{len(raw_value)} raw values for a batch of {len(batch)} readings")
         # In key order, each signal's rows append to one place of the B-tree: ~30 % less work.
         db_ids = self.db_ids[batch.signal]
         order = np.lexsort((batch.ts, db_ids))
-        value = batch.value[order]
+        raw = np.full(len(batch), np.nan) if raw_value is None else np.asarray(raw_value, np.float64)[order]
         rows = zip(
             db_ids[order].tolist(),
             batch.ts[order].tolist(),
-            np.where(np.isfinite(value), value, np.nan).tolist(),
+            _finite_or_nan(batch.value[order]).tolist(),
             batch.quality[order].tolist(),
+            _finite_or_nan(raw).tolist(),
             strict=True,
         )
         with self._transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO reading VALUES (?, ?, ?, ?)", rows)
+            c.executemany("INSERT OR REPLACE INTO reading VALUES (?, ?, ?, ?, ?)", rows)
             self._insert_dead_letters(c, dead_letters)
             if self.outbox_formatter is not None and len(batch):
                 c.execute(
@@ -127,6 +178,26 @@ class LocalStore:
                 "INSERT INTO outbox(created_ns, oldest_ns, n_points, body) VALUES (?, ?, ?, ?)",
                 [(time.time_ns(), oldest, n, body) for oldest, n, body in outbox],
             )
+
+    def record_calibrations(self, signal_names: Sequence[str], corrections: ValueCorrections) -> None:
+        """Keep the QAL2 functions of this configuration; each version once, with when it was first used."""
+        c = corrections
+        rows = [
+            (
+                signal_names[i],
+                float(c.qal2_a[i]),
+                float(c.qal2_b[i]),
+                float(c.qal2_min[i]),
+                float(c.qal2_max[i]),
+                int(c.qal2_from_ns[i]),
+                int(c.qal2_to_ns[i]),
+                int(c.qal2_invalidate[i]),
+                time.time_ns(),
+            )
+            for i in np.flatnonzero(c.has_qal2).tolist()
+        ]
+        with self._transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO calibration VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def write_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         with self._transaction() as c:
@@ -161,6 +232,11 @@ class LocalStore:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
+
+
+def _finite_or_nan(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """±inf as NaN: SQLite stores NaN as NULL, which is what a value that is not a number is."""
+    return np.where(np.isfinite(x), x, np.nan)
 
 
 class _Transaction:
@@ -243,6 +319,39 @@ class StoreReader:
             .fetchone()
         )
         return int(row[0])
+
+    def audit(
+        self, signal_name: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[AuditRow]:
+        """One signal's stored readings in [start, end), in time order, with their raw values."""
+        rows = self._conn().execute(
+            "SELECT ts, raw, value, quality FROM reading JOIN signal ON signal.id = reading.signal"
+            " WHERE signal.name = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            (
+                signal_name,
+                _INT64_MIN if start_ns is None else start_ns,
+                _INT64_MAX if end_ns is None else end_ns,
+            ),
+        )
+        return [AuditRow(*row) for row in rows]
+
+    def calibrations(self) -> list[Calibration]:
+        """Every QAL2 function kilnwatch has run with, oldest first."""
+        rows = self._conn().execute("SELECT * FROM calibration ORDER BY recorded_ns, signal")
+        return [
+            Calibration(
+                signal,
+                a,
+                b,
+                None if math.isinf(lo) else lo,
+                None if math.isinf(hi) else hi,
+                None if since == _INT64_MIN else since,
+                None if until == _INT64_MAX else until,
+                bool(invalidate),
+                recorded,
+            )
+            for signal, a, b, lo, hi, since, until, invalidate, recorded in rows
+        ]
 
     def dead_letters(self, source: str | None = None) -> list[DeadLetter]:
         q = "SELECT source, reason, payload, signal, received_ns FROM dead_letter"

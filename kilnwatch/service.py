@@ -75,6 +75,8 @@ class Service:
     def _open_store(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = LocalStore(self.settings.store_path, self.runtime.table.ids)
+        if self.runtime.conditioner.corrections is not None:
+            self.store.record_calibrations(self.runtime.table.ids, self.runtime.conditioner.corrections)
         self.reader = StoreReader(self.settings.store_path)
         self.pipeline = Pipeline(
             self.store,
