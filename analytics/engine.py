@@ -16,7 +16,6 @@ hours from the reporting period's history (:mod:`analytics.substitution`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
 from .emissions import CO2_DENSITY_KG_PER_NM3
 from .hours import HOUR_NS
+from .minute_window import MinuteWindow
 from .minutes import MINUTE_NS
 from .rules import KilnRules
 from .signals import KilnSpec, SignalTable
@@ -47,9 +47,11 @@ class EngineParams:
     lateness_s: float = 10.0
     valid_fraction: float = 0.8
     co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
-    #: Closed minutes held in memory: late data within this window [min] rebuilds its hours from
-    #: memory alone; older hours need the ledger's minutes (``recompute(..., stored_minutes)``).
+    #: Closed minutes held in memory per kiln (the trend); the newest ``full_minutes`` of them
+    #: with every parameter's statistics: late data within those rebuilds its hours from memory
+    #: alone, older hours need the ledger's minutes (``recompute(..., stored_minutes)``).
     keep_minutes: int = 360
+    full_minutes: int = 60
     idle_after_s: float = 10.0
     #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
     rules: Mapping[str, KilnRules] = field(default_factory=dict)
@@ -85,10 +87,10 @@ class _KilnState:
     members: npt.NDArray[np.int64]
     acct: KilnAccounting
     run: RunState
+    minutes: MinuteWindow
     pending: list[ReadingBatch] = field(default_factory=list)
     closed_until: int | None = None
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
-    minutes: OrderedDict[int, MinuteAggregate] = field(default_factory=OrderedDict)
     hour_revision: dict[int, int] = field(default_factory=dict)
     late_from: int | None = None
     late_to: int | None = None
@@ -137,7 +139,8 @@ class EmissionsEngine:
     def _new_state(self, kiln: KilnSpec) -> _KilnState:
         rules = self.params.rules.get(kiln.id) or KilnRules()
         acct = KilnAccounting(kiln, self.table.signals, rules, self.params.grid)
-        return _KilnState(kiln, acct.members, acct, RunState.empty(len(kiln.signals)))
+        window = MinuteWindow(self.params.full_minutes, self.params.keep_minutes)
+        return _KilnState(kiln, acct.members, acct, RunState.empty(len(kiln.signals)), window)
 
     def rules(self, kiln_id: str) -> KilnRules:
         return self.kilns[kiln_id].acct.rules
@@ -253,11 +256,10 @@ class EmissionsEngine:
         out = EngineOutput(minutes=list(minutes))
         self.changes += 1
         for m in minutes:
-            state.minutes[m.start_ns] = m
+            state.minutes.append([m])
             if (m.start_ns + MINUTE_NS) % HOUR_NS == 0:
                 out.hours.append(self._hour(state, m.start_ns + MINUTE_NS - HOUR_NS))
-        while len(state.minutes) > self.params.keep_minutes:
-            state.minutes.popitem(last=False)
+        state.minutes.trim()
         return out
 
     def _hour(
@@ -265,7 +267,7 @@ class EmissionsEngine:
     ) -> HourAggregate:
         end = hour_start + HOUR_NS
         in_hour = {t: m for t, m in (stored or {}).items() if hour_start <= t < end}
-        in_hour.update({t: m for t, m in state.minutes.items() if hour_start <= t < end})
+        in_hour.update(state.minutes.full_between(hour_start, end))
         minutes = [in_hour[t] for t in sorted(in_hour)]
         revision = state.hour_revision.get(hour_start, -1) + 1
         state.hour_revision[hour_start] = revision
@@ -285,8 +287,7 @@ class EmissionsEngine:
         the hour closes complete; readings older than them count as late and recompute."""
         state = self.kilns[kiln_id]
         self.changes += 1
-        for m in sorted(minutes, key=lambda m: m.start_ns):
-            state.minutes[m.start_ns] = m
+        state.minutes.restore(minutes)
         if minutes:
             state.closed_until = max(state.closed_until or 0, max(m.start_ns for m in minutes) + MINUTE_NS)
 
@@ -346,6 +347,7 @@ class EmissionsEngine:
         start = start // MINUTE_NS * MINUTE_NS
         end = min(end, state.closed_until)
         out = EngineOutput()
+        stored = {m.start_ns: m for m in stored_minutes}
         run = RunState.empty(len(state.members))
         t = start - state.acct.lookback_ns
         while t < end:
@@ -357,14 +359,11 @@ class EmissionsEngine:
             minutes, run = state.acct.minutes(readings, t, n, run)
             if t >= start:
                 for m in minutes:
-                    old = state.minutes.get(m.start_ns)
-                    m.revision = 0 if old is None else old.revision + 1
-                    state.minutes[m.start_ns] = m
+                    state.minutes.revise(m, stored.get(m.start_ns))
                 out.minutes.extend(minutes)
             t += n * MINUTE_NS
-        state.minutes = OrderedDict(sorted(state.minutes.items()))
         self.changes += 1
-        stored = {m.start_ns: m for m in stored_minutes}
+        stored.update((m.start_ns, m) for m in out.minutes)  # the revised ones, held in memory or not
         for hour in sorted({m.start_ns // HOUR_NS * HOUR_NS for m in out.minutes}):
             if hour + HOUR_NS <= state.closed_until:
                 out.hours.append(self._hour(state, hour, stored))
@@ -381,11 +380,11 @@ class EmissionsEngine:
     # -- live -----------------------------------------------------------------------------
 
     def newest_minute(self, kiln_id: str) -> MinuteAggregate | None:
-        minutes = self.kilns[kiln_id].minutes
-        return minutes[next(reversed(minutes))] if minutes else None
+        return self.kilns[kiln_id].minutes.newest()
 
     def recent_minutes(self, kiln_id: str, since_ns: int) -> list[MinuteAggregate]:
-        return [m for t, m in self.kilns[kiln_id].minutes.items() if t >= since_ns]
+        """Closed minutes from ``since_ns`` on; those before the newest ``full_minutes`` as headlines."""
+        return self.kilns[kiln_id].minutes.since(since_ns)
 
     def signal_now(self, index: int) -> SignalNow | None:
         ts: int = self.latest_ts.item(index)  # .item(): a Python number without a numpy scalar

@@ -9,8 +9,9 @@ the service is in its steady state (the start) and after ``--minutes`` more (the
 goes to stderr every minute.
 
 The steady state: the engine holds the last ``EngineParams.keep_minutes`` closed minutes of
-every kiln in memory (360: late data within 6 h rebuilds its hours from memory), about 7 KB
-each, so RSS grows by design until that window is full (36 wall minutes at 10x). The default
+every kiln in memory (360, the newest 60 with every parameter's statistics at about 7.6 KiB
+each, the older ones as headlines at about 0.5 KiB), so RSS grows by design until that window
+is full (36 wall minutes at 10x). The default
 warm-up waits for it (``--warmup-s`` sets another); memory that still grows after it is a leak.
 
     RESULT soak_memory value=<end MiB> unit=MiB baseline=<start MiB> ratio=<end/start>  (goal < 1.05)

@@ -160,6 +160,7 @@ class WorkerLink:
         self._workers_started = 0
         self._closing = False
         self._restart: asyncio.TimerHandle | None = None
+        self._replacing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -178,6 +179,8 @@ class WorkerLink:
         self._closing = True
         if self._restart is not None:
             self._restart.cancel()
+        if self._replacing is not None:
+            self._replacing.cancel()
         conn, proc = self._conn, self._process
         if conn is not None:
             with contextlib.suppress(OSError):
@@ -234,10 +237,19 @@ class WorkerLink:
             return
         proc = self._process
         self._detach()
-        if self._closing:
-            return
+        if not self._closing:
+            assert self._loop is not None
+            self._replacing = self._loop.create_task(self._replace(proc))
+
+    async def _replace(self, proc: multiprocessing.process.BaseProcess | None) -> None:
+        """Report how the worker ended (its pipe can close a moment before it is reaped), then
+        start the next one after ``reconnect_min_s``."""
+        if proc is not None:
+            await asyncio.to_thread(proc.join, STOP_TIMEOUT_S)
         code = None if proc is None else proc.exitcode
         ended = "ended" if code is None else f"ended with exit code {code}"
+        if self._closing:
+            return
         self.on_down(f"MQTT worker process {ended}; starting a new one")
         assert self._loop is not None
         self._restart = self._loop.call_later(self.spec.reconnect_min_s, self._spawn)

@@ -191,7 +191,8 @@ class Service:
             names, batch = await asyncio.to_thread(self.reader.readings, members, lo, hi)
             index = [self.runtime.table.index(n) for n in names]
             batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
-            stored = await asyncio.to_thread(
+            # On the store thread: after every minute already queued for the ledger is in it.
+            stored = await self.pipeline.on_store_thread(
                 self.reader.minutes, kiln_id, start // HOUR_NS * HOUR_NS, -(-end // HOUR_NS) * HOUR_NS
             )
             out = self.engine.recompute(kiln_id, batch, start, end, stored)

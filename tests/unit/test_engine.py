@@ -128,8 +128,11 @@ def test_empty_batch_and_no_data() -> None:
     assert eng.newest_minute("k") is None
 
 
-def test_late_data_recompute_increments_revision() -> None:
-    eng, table = engine(lateness_s=0)
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_late_data_recompute_increments_revision(in_memory: bool) -> None:
+    """The hour two hours back is rebuilt from minutes held in full in memory or, beyond the
+    engine's ``full_minutes``, from the ledger's minutes, which also give the revisions."""
+    eng, table = engine(lateness_s=0, full_minutes=180 if in_memory else 60)
     n = 2 * 3600 + 120
     co2 = np.full(n, 22.0)
     present = np.ones(n, bool)
@@ -149,8 +152,10 @@ def test_late_data_recompute_increments_revision() -> None:
     ((kiln, start, end),) = eng.late_ranges()
     assert kiln == "k" and start == T0 + 600 * 10**9 and end == T0 + 3000 * 10**9
     everything = ReadingBatch.concat([first, late])
-    redo = eng.recompute("k", everything, start, end)
+    ledger = [] if in_memory else out.minutes
+    redo = eng.recompute("k", everything, start, end, ledger)
     assert len(redo.minutes) == 40
+    assert {m.revision for m in redo.minutes} == {1}
     (h0b,) = redo.hours
     assert h0b.valid and h0b.revision == 1 and h0b.start_ns == T0
     assert_allclose(h0b.co2_t, FLOW * 0.22 * CO2_DENSITY_KG_PER_NM3 / 1000)
