@@ -6,7 +6,9 @@ auto-reconnect handles a restarting server; the watchdog (:mod:`collector.opcua_
 tears the client down and builds a new one when the subscription goes quiet, the reconnect
 stalls or the namespaces moved. Whenever the connection is lost, every node gets one NaN
 reading with quality BAD | COMM_LOSS just after the newest source time seen, so that event
-time sees the signals go bad instead of holding their last values.
+time sees the signals go bad instead of holding their last values. After every connect, what
+the server's history holds since the newest value of each node is read back
+(:mod:`collector.opcua_history`), from the newest stored value at start-up (``resume_from_ns``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
@@ -28,7 +31,8 @@ from analytics.batch import ReadingBatch
 from . import opcua_supervisor as conn
 from .health import SourceHealth
 from .metrics import Metrics
-from .opcua_quality import NodeStats, Outbox, Readings, comm_loss_batch
+from .opcua_history import read_missed
+from .opcua_quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
 from .opcua_spec import OpcUaServerSpec
 from .opcua_supervisor import Backoff, OutageLog, Rebuild, watchdog_verdict
 
@@ -65,6 +69,7 @@ class OpcUaSource:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         flush_items: int = FLUSH_ITEMS,
         max_held_readings: int = MAX_HELD_READINGS,
+        resume_from_ns: Mapping[int, int] | None = None,
     ) -> None:
         self.name, self.spec, self.sink = name, spec, sink
         self.health, self.metrics, self.instance_id = health, metrics, instance_id
@@ -77,6 +82,12 @@ class OpcUaSource:
         self._flush_lock = asyncio.Lock()
         self._wake_flusher = asyncio.Event()
         self._stats = NodeStats(len(self.nodes))
+        #: Per node: the newest source time held before this run (from the store), for the history read.
+        resume = resume_from_ns or {}
+        self._resume_ns = np.array([resume.get(sig, NO_TS) for sig, _ in self.nodes], np.int64)
+        self._missed_after: npt.NDArray[np.int64] | None = None
+        self._read_history = asyncio.Event()
+        self._resolved: list[tuple[int, ua.NodeId]] = []
         self._up = False
         self._verified = asyncio.Event()
         self._last_activity = time.monotonic()
@@ -135,6 +146,7 @@ class OpcUaSource:
             overflow=OverflowPolicy.DISCONNECT,
         )
         sub.set_overflow_disconnect_handler(lambda: self._drop("any", "client_queue_overflow"))
+        self._resolved = resolved
         requests = [conn.monitor_request(self.spec, handle, node_id) for handle, node_id in resolved]
         results = await sub.create_monitored_items(requests)
         failed = [(h, r) for (h, _), r in zip(resolved, results, strict=True) if isinstance(r, ua.StatusCode)]
@@ -150,12 +162,13 @@ class OpcUaSource:
             asyncio.create_task(self._flush_periodically()),
             asyncio.create_task(self._watch(client, sub, namespaces)),
         ]
+        history = asyncio.create_task(self._history(client))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            for task in (*tasks, history):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, history, return_exceptions=True)
         for task in done:
             if (err := task.exception()) is not None:
                 raise err
@@ -214,7 +227,40 @@ class OpcUaSource:
             self._wake_flusher.clear()
             await self._flush()
 
+    async def _history(self, client: Client) -> None:
+        """After each connect: read back what each node's history holds since its newest value."""
+        while True:
+            await self._read_history.wait()
+            self._read_history.clear()
+            after, self._missed_after = self._missed_after, None
+            if after is None or not self.spec.history_backfill_h:
+                continue
+            floor = time.time_ns() - round(self.spec.history_backfill_h * 3600 * 1e9)
+            read, without = 0, []
+            for handle, node_id in self._resolved:
+                if after[handle] == NO_TS:
+                    continue  # nothing held yet: nothing known to be missed
+                got = await read_missed(client, node_id, max(int(after[handle]), floor))
+                if isinstance(got, str):
+                    without.append(f"{self._labels[handle]} ({got})")
+                    continue
+                for value in got:
+                    if self._outbox.full:
+                        self._drop(self._labels[handle], "sink_full")
+                        continue
+                    self._outbox.collecting.add(handle, value)
+                read += len(got)
+                self._wake_flusher.set()
+            if read:
+                log.info("OPC UA source %s: %d missed values read from the server's history", self.name, read)
+            if without and "history" not in self._reported:
+                self._reported.add("history")
+                log.info("OPC UA source %s: no history to read for %s", self.name, ", ".join(without))
+
     def _mark_up(self) -> None:
+        # What each node missed starts after the newest value held now (before new notifications).
+        self._missed_after = np.maximum(self._stats.newest_ns, self._resume_ns)
+        self._read_history.set()
         self._up = True
         self._verified.set()
         self._last_activity = time.monotonic()

@@ -34,6 +34,12 @@ class OpcUaServerSpec(BaseModel):
         gt=0,
         description="rebuild the client when its own reconnect has not succeeded for this long",
     )
+    history_backfill_h: float = Field(
+        default=24.0,
+        ge=0,
+        description="after a connect, read the server's history (HistoryRead) of what was missed, "
+        "at most this far back [h]; 0: never",
+    )
 
     @model_validator(mode="after")
     def _security_is_consistent(self) -> OpcUaServerSpec:

@@ -306,6 +306,13 @@ class StoreReader:
         ts = np.array([r[1] for r in rows], dtype=np.int64)
         return wanted, ReadingBatch.from_columns(sig, ts, arr[:, 2], arr[:, 3])
 
+    def newest_timestamps(self) -> dict[str, int]:
+        """Per signal name, the source time of its newest stored reading [ns]."""
+        rows = self._conn().execute(
+            "SELECT name, (SELECT max(ts) FROM reading WHERE reading.signal = signal.id) FROM signal"
+        )
+        return {name: ts for name, ts in rows if ts is not None}
+
     def count_readings(self, signal_name: str | None = None) -> int:
         if signal_name is None:
             return int(self._conn().execute("SELECT count(*) FROM reading").fetchone()[0])

@@ -129,6 +129,8 @@ class Service:
         from collector.opcua import OpcUaSource
 
         runs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        newest = self.reader.newest_timestamps()  # where each OPC UA node's history read resumes
+        ids = self.runtime.table.ids
         for name, nodes in self.runtime.opcua_nodes.items():
             spec = self.plant.sources.opcua[name]
             opcua = OpcUaSource(
@@ -140,6 +142,7 @@ class Service:
                 metrics=self.metrics,
                 instance_id=self.settings.instance_id,
                 signal_names=self.runtime.table.ids,
+                resume_from_ns={i: newest[ids[i]] for i, _ in nodes if ids[i] in newest},
             )
             runs.append(opcua.run)
         for name, bindings in self.runtime.mqtt_bindings.items():

@@ -36,6 +36,8 @@ class SimulatorConfig:
     kilns: list[str] = field(default_factory=lambda: ["kiln1", "kiln2"])
     opcua_host: str = "127.0.0.1"
     opcua_port: int = 4840
+    opcua_history: int = 0
+    """Past values per OPC UA node kept for HistoryRead; 0 = none."""
     mqtt: bool = True
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
@@ -77,7 +79,15 @@ async def run_simulator(
         clock.start_ns + SCENARIO_HORIZON_DAYS * 86_400 * _NS,
         config.seed,
     )
-    opcua = SimOpcUaServer(models, clock, config.opcua_host, config.opcua_port, config.tick_s, scenario)
+    opcua = SimOpcUaServer(
+        models,
+        clock,
+        config.opcua_host,
+        config.opcua_port,
+        config.tick_s,
+        scenario,
+        history_values=config.opcua_history,
+    )
     mqtt = None
     if config.mqtt:
         mqtt = SimMqttPublisher(
@@ -155,6 +165,9 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
     p.add_argument("--mqtt-topic-prefix", default="kilnwatch/sim", help="topics are <prefix>/<kiln>/cems")
     p.add_argument("--mqtt-rate", type=float, default=None, help="simulated s between analyser messages")
     p.add_argument("--no-mqtt", action="store_true", help="serve OPC UA only")
+    p.add_argument(
+        "--opcua-history", type=int, default=0, help="past values per node kept for HistoryRead (0: none)"
+    )
     p.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s until caught up")
     p.add_argument("--backfill-hours", type=float, default=6.0, help="start this many hours in the past")
     p.add_argument("--tick", type=float, default=1.0, help="simulated s per model step")
@@ -177,6 +190,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         kilns=kilns,
         opcua_host=a.opcua_host,
         opcua_port=a.opcua_port,
+        opcua_history=a.opcua_history,
         mqtt=not a.no_mqtt,
         mqtt_host=a.mqtt_host,
         mqtt_port=a.mqtt_port,

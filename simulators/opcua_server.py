@@ -81,7 +81,10 @@ class SimOpcUaServer:
         scenario: Scenario | None = None,
         wall_interval_s: float = 0.1,
         max_ticks_per_step: int = 100,
+        history_values: int = 0,
     ) -> None:
+        """``history_values``: per node, that many past values kept for HistoryRead (0: none), as a
+        plant's server with history does; they go when the server restarts."""
         self.kilns = list(kilns)
         self.clock = clock
         self.host, self.port = host, port
@@ -89,6 +92,7 @@ class SimOpcUaServer:
         self.scenario = scenario or Scenario()
         self.wall_interval_s = wall_interval_s
         self.max_ticks_per_step = max_ticks_per_step
+        self.history_values = history_values
         self.stats = ServerStats()
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -127,6 +131,10 @@ class SimOpcUaServer:
         idx = await server.register_namespace(NAMESPACE_URI)
         await self._build_nodes(server, idx)
         await server.start()
+        if self.history_values:
+            storage = server.iserver.history_manager.storage
+            for nid in [n for ids in self._nodeids.values() for n in ids]:
+                await storage.new_historized_node(nid, None, self.history_values)
         self._server = server
         self._next_k = self.clock.now_ns() // self.tick_ns
         self._last_status = {}
@@ -217,6 +225,9 @@ class SimOpcUaServer:
                 (model.kiln_id, self._status_nodeid[model.kiln_id], applied.rack_state.tolist(), cols)
             )
         write = server.iserver.aspace.write_attribute_value
+        # Stored directly, not through asyncua's history subscription, which keeps one value
+        # per 10-ms cycle and so loses ticks at high speed-ups.
+        keep = server.iserver.history_manager.storage.save_node_value if self.history_values else None
         value_attr = ua.AttributeIds.Value
         double, int32 = ua.VariantType.Double, ua.VariantType.Int32
         for i, ts in enumerate(source_ts):
@@ -233,6 +244,8 @@ class SimOpcUaServer:
                             ua.Variant(values[i], double), self._code(codes[i]), ts, server_ts
                         )
                         await write(nid, value_attr, dv)
+                        if keep is not None:
+                            await keep(nid, dv)
                         written += 1
             self._next_k = k0 + i + 1
             self.stats.ticks += 1

@@ -1,5 +1,6 @@
 """`kilnwatch run` killed with SIGKILL while the analysers stream over MQTT, then started again: every
-message the broker took is in the store (acknowledged only after commit; redelivered otherwise)."""
+message the broker took is in the store (acknowledged only after commit; redelivered otherwise),
+and the OPC UA values of the downtime are read back from the server's history."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -30,6 +32,9 @@ NS = 10**9
 SPEED, TICK_S = 100.0, 1.0
 CEMS = ("co2", "o2", "h2o", "co", "nox", "so2", "dust")
 SIGNALS = [f"{k}.stack.{c}" for k in ("kiln1", "kiln2") for c in CEMS]
+#: OPC UA signals checked for gaps, and the past values per node the simulator keeps for them.
+OPCUA_SIGNALS = [f"{k}.stack.flow" for k in ("kiln1", "kiln2")]
+HISTORY_VALUES = 20_000
 
 
 def poll(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -91,7 +96,7 @@ class Kilnwatch:
 
 @contextmanager
 def simulators(opcua_port: int) -> Iterator[Simulators]:
-    sims = start_simulators(opcua_port, SPEED, backfill_h=1.0, tick_s=TICK_S)
+    sims = start_simulators(opcua_port, SPEED, backfill_h=1.0, tick_s=TICK_S, opcua_history=HISTORY_VALUES)
     try:
         yield sims
     finally:
@@ -101,8 +106,8 @@ def simulators(opcua_port: int) -> Iterator[Simulators]:
         sims.loop.close()
 
 
-def stored(store: Path) -> dict[str, list[int]]:
-    names, batch = StoreReader(store).readings(SIGNALS)
+def stored(store: Path, signals: list[str] = SIGNALS) -> dict[str, list[int]]:
+    names, batch = StoreReader(store).readings(signals)
     return {n: batch.ts[batch.signal == i].tolist() for i, n in enumerate(names)}
 
 
@@ -130,9 +135,20 @@ def test_sigkill_mid_stream_loses_no_delivered_reading(mosquitto: Mosquitto, tmp
             got = stored(kw.store)
             return got if all(len(got[s]) == per_kiln for s in SIGNALS) else None
 
+        def opcua_without_gaps() -> dict[str, int] | None:
+            gaps = {
+                n: max(np.diff(sorted(ts)), default=0) for n, ts in stored(kw.store, OPCUA_SIGNALS).items()
+            }
+            return gaps if all(0 < g <= round(TICK_S * NS) for g in gaps.values()) else None
+
         try:
             got = poll(complete, f"{per_kiln} readings of every analyser signal", timeout=30)
             received = kw.mqtt_readings_received()
+            poll(
+                opcua_without_gaps, "the OPC UA values of the downtime, from the server's history", timeout=30
+            )
+            second_run_log = (tmp_path / f"run{kw.runs}.log").read_text()
+            assert "missed values read from the server's history" in second_run_log
         finally:
             assert kw.kill(signal.SIGTERM) == 0, kw.log()
     tick = round(TICK_S * NS)

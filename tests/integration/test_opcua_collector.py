@@ -436,3 +436,54 @@ async def test_signed_and_encrypted_with_user_and_password(
     await until(lambda: (10, T0_NS) in good.sink.by_key(), what="value over the secure channel")
     await until(lambda: wrong.health.errors >= 1, within=15, what="rejected login")
     assert not wrong.health.connected
+
+
+async def test_values_missed_before_the_start_are_read_from_the_servers_history(
+    servers: list[KilnServer], start_source: StartSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restarted kilnwatch resumes each node after its newest stored value: what the server
+    historised meanwhile arrives with its source times; a node without history is left alone."""
+    caplog.set_level(logging.INFO, logger="collector.opcua")
+    port = free_port()
+    srv = await start_server(port)
+    servers.append(srv)
+    await srv.server.historize_node_data_change(srv.variables["flow"], period=None, count=1000)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)  # within history_backfill_h
+    base_ns = int(base.timestamp()) * 10**9
+    for i in range(20):
+        await srv.write("flow", 100.0 + i, base + timedelta(seconds=i))
+        await srv.write("count", i, base + timedelta(seconds=i))
+        await asyncio.sleep(0.02)  # the server's history records one change per 10-ms cycle
+    stored_until = {SIGNAL["flow"]: base_ns + 4 * 10**9, SIGNAL["count"]: base_ns + 4 * 10**9}
+    run = await start_source(port, options={"resume_from_ns": stored_until})
+
+    def of(signal: int) -> dict[int, float]:
+        return {t: v for (s, t), (v, _) in run.sink.by_key().items() if s == signal}
+
+    missed = {base_ns + i * 10**9: 100.0 + i for i in range(5, 20)}
+    await until(lambda: missed.items() <= of(SIGNAL["flow"]).items(), what="the missed flow values")
+    assert min(of(SIGNAL["flow"])) == base_ns + 5 * 10**9  # nothing from before the newest stored value
+    assert set(of(SIGNAL["count"])) == {base_ns + 19 * 10**9}  # no history: the current value only
+    messages = [r.getMessage() for r in collector_records(caplog, logging.INFO)]
+    assert any("missed values read from the server's history" in m for m in messages)
+
+
+async def test_history_is_not_read_when_switched_off(
+    servers: list[KilnServer], start_source: StartSource
+) -> None:
+    port = free_port()
+    srv = await start_server(port)
+    servers.append(srv)
+    await srv.server.historize_node_data_change(srv.variables["flow"], period=None, count=1000)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    base_ns = int(base.timestamp()) * 10**9
+    for i in range(5):
+        await srv.write("flow", 100.0 + i, base + timedelta(seconds=i))
+        await asyncio.sleep(0.02)
+    run = await start_source(
+        port, options={"resume_from_ns": {SIGNAL["flow"]: base_ns}}, history_backfill_h=0
+    )
+    await until(lambda: len(run.sink.all()) >= len(VARIABLES), what="the current values")
+    await asyncio.sleep(0.5)
+    flow = {t for (s, t) in run.sink.by_key() if s == SIGNAL["flow"]}
+    assert flow == {base_ns + 4 * 10**9}
