@@ -30,6 +30,8 @@ async def read_missed(client: Client, node_id: ua.NodeId, after_ns: int) -> Sequ
         )
     except ua.UaStatusCodeError as err:
         return ua.StatusCode(err.code).name
+    except (ua.UaError, TimeoutError, OSError) as err:  # the session's own failures end it elsewhere
+        return f"{type(err).__name__}: {err}"
     # The start time is given in µs (OPC UA's DateTime has 100 ns ticks): drop what is not newer;
     # a value without a source time cannot be placed in event time.
     return [dv for dv in values if datetime_to_ns(dv.SourceTimestamp) > after_ns]
