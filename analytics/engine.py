@@ -210,17 +210,13 @@ class EmissionsEngine:
 
     def watermark(self, kiln_id: str, now_s: float | None = None) -> int | None:
         """Oldest latest timestamp of the kiln's active signals [ns], None when none is active."""
-        state = self.kilns[kiln_id]
-        latest = self.latest_ts[state.members]
-        active = latest != _NEVER
-        if now_s is not None:
-            active &= self.last_arrival[state.members] >= now_s - self.params.idle_after_s
-        if not active.any():
-            return None
-        return int(latest[active].min())
+        wm = int(self._watermarks(now_s)[self._states.index(self.kilns[kiln_id])])
+        return None if wm == _NEVER else wm
 
     def _watermarks(self, now_s: float | None) -> npt.NDArray[np.int64]:
-        """:meth:`watermark` of every kiln at once, in ``self._states`` order; ``_NEVER`` for None."""
+        """:meth:`watermark` of every kiln at once, in ``self._states`` order; ``_NEVER`` for None.
+
+        Active signals: those that reported, and within ``idle_after_s`` of ``now_s`` if given."""
         active = self.latest_ts != _NEVER
         if now_s is not None:
             active &= self.last_arrival >= now_s - self.params.idle_after_s

@@ -120,7 +120,6 @@ def worker_main(
         pass  # kilnwatch is gone
     finally:
         session.close()
-        events.send(("stopped",))
 
 
 # -- kilnwatch's end -----------------------------------------------------------------------

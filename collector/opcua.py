@@ -244,11 +244,10 @@ class OpcUaSource:
                 if isinstance(got, str):
                     without.append(f"{self._labels[handle]} ({got})")
                     continue
-                for value in got:
-                    if self._outbox.full:
-                        self._drop(self._labels[handle], "sink_full")
-                        continue
-                    self._outbox.collecting.add(handle, value)
+                if got and self._outbox.full:
+                    self._drop(self._labels[handle], "sink_full", len(got))
+                    continue
+                self._outbox.collecting.extend(handle, got)
                 read += len(got)
                 self._wake_flusher.set()
             if read:
@@ -282,10 +281,11 @@ class OpcUaSource:
         self._outage.failed(reason)
         await self._flush(markers=True)
 
-    def _drop(self, label: str, reason: str) -> None:
-        self._dropped += 1
-        self.metrics.rejected.labels(self.name, label, reason).inc()
-        if self._dropped == 1:
+    def _drop(self, label: str, reason: str, count: int = 1) -> None:
+        first = not self._dropped
+        self._dropped += count
+        self.metrics.rejected.labels(self.name, label, reason).inc(count)
+        if first:
             log.error(
                 "OPC UA source %s: the sink is not taking readings; dropping new ones (%s)", self.name, reason
             )

@@ -118,6 +118,12 @@ class NotificationBuffer:
         self._values.append(value)
         self._received.append(time.time_ns())
 
+    def extend(self, handle: int, values: Sequence[ua.DataValue]) -> None:
+        """Many values of one node at once (read back from the server's history)."""
+        self._handles.extend([handle] * len(values))
+        self._values.extend(values)
+        self._received.extend([time.time_ns()] * len(values))
+
     def take(self, signal_of_handle: npt.NDArray[np.int32]) -> Readings | None:
         """Everything collected so far as columns; the buffer is empty afterwards."""
         if not self._handles:
