@@ -22,6 +22,8 @@ log = logging.getLogger("kilnwatch")
 
 #: The loggers of kilnwatch's own packages; ``KILNWATCH_LOG_LEVEL`` sets their level.
 OWN_LOGGERS = ("kilnwatch", "collector", "analytics", "api", "simulators")
+#: Accepted values of ``KILNWATCH_LOG_LEVEL`` (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Third-party loggers that report every retry or state change at INFO.
 _NOISY = ("asyncua", "amqtt", "transitions")
 
@@ -51,16 +53,18 @@ def configure_logging(level_name: str) -> None:
     Other libraries log at INFO and above, or at ``level_name`` when it is higher; the noisy ones at
     WARNING. ValueError names the accepted levels.
     """
-    level = logging.getLevelName(level_name.strip().upper())
-    if not isinstance(level, int):
+    name = level_name.upper()
+    level = logging.getLevelName(name)
+    # only the names uvicorn accepts too (the service passes the setting on to it)
+    if name not in LOG_LEVELS or not isinstance(level, int):
         raise ValueError(
             f"KILNWATCH_LOG_LEVEL {level_name!r} is not a log level: DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
     logging.basicConfig(
         level=max(level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(level)
+    for own in OWN_LOGGERS:
+        logging.getLogger(own).setLevel(level)
     # paho writes every packet at DEBUG (and, in the worker process, through a pipe)
     logging.getLogger("collector.mqtt.paho").setLevel(max(level, logging.INFO))
     for noisy in _NOISY:

@@ -95,10 +95,11 @@ def test_log_level_warning_silences_info_of_own_loggers(
     assert [(r.name, r.levelno) for r in caplog.records] == [(n, logging.WARNING) for n in OWN]
 
 
+@pytest.mark.parametrize("level", ["LOUD", "WARN", "5", " info"])
 def test_unknown_log_level_stops_run_with_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    level: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("KILNWATCH_LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("KILNWATCH_LOG_LEVEL", level)
     code, _, err = run(["run"], capsys)
     assert code == 2
-    assert "KILNWATCH_LOG_LEVEL 'LOUD' is not a log level" in err
+    assert f"KILNWATCH_LOG_LEVEL {level!r} is not a log level" in err
