@@ -1,4 +1,4 @@
-"""The ``kilnwatch`` command: run, check-config, simulate, demo-config."""
+"""The ``kilnwatch`` command: run, report, check-config, simulate, demo-config."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import uvloop
@@ -14,9 +15,62 @@ import yaml
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
+from .report import add_report_parser
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
+
+#: The loggers of kilnwatch's own packages; ``KILNWATCH_LOG_LEVEL`` sets their level.
+OWN_LOGGERS = ("kilnwatch", "collector", "analytics", "api", "simulators")
+#: Accepted values of ``KILNWATCH_LOG_LEVEL`` (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Third-party loggers that report every retry or state change at INFO.
+_NOISY = ("asyncua", "amqtt", "transitions")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, unless there is none to show (None, a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    try:
+        return metadata.version("kilnwatch")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def configure_logging(level_name: str) -> None:
+    """Log to stderr; ``level_name`` (``KILNWATCH_LOG_LEVEL``) is the level of kilnwatch's own loggers.
+
+    Other libraries log at INFO and above, or at ``level_name`` when it is higher; the noisy ones at
+    WARNING. ValueError names the accepted levels.
+    """
+    name = level_name.upper()
+    level = logging.getLevelName(name)
+    # only the names uvicorn accepts too (the service passes the setting on to it)
+    if name not in LOG_LEVELS or not isinstance(level, int):
+        raise ValueError(
+            f"KILNWATCH_LOG_LEVEL {level_name!r} is not a log level: DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    logging.basicConfig(
+        level=max(level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for own in OWN_LOGGERS:
+        logging.getLogger(own).setLevel(level)
+    # paho writes every packet at DEBUG (and, in the worker process, through a pipe)
+    logging.getLogger("collector.mqtt.paho").setLevel(max(level, logging.INFO))
+    for noisy in _NOISY:
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # The OPC UA supervisor reports each outage and recovery once; asyncua's client logs every retry.
+    logging.getLogger("asyncua.client").setLevel(logging.CRITICAL)
 
 
 def _summary(plant: PlantFile) -> list[str]:
@@ -60,15 +114,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .demo_runner import demo_service
     from .service import Service
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("asyncua", "amqtt", "transitions"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # The OPC UA supervisor reports each outage and recovery once; asyncua's client logs every retry.
-    logging.getLogger("asyncua.client").setLevel(logging.CRITICAL)
     settings = _settings(args)
     try:
+        configure_logging(settings.log_level)
         plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
-    except ConfigError as err:
+    except (ConfigError, ValueError) as err:
         print(err, file=sys.stderr)
         return 2
 
@@ -108,27 +158,44 @@ def cmd_simulate(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kilnwatch", description="Live CO2 of cement kilns")
+    parser = argparse.ArgumentParser(
+        prog="kilnwatch", description="Live CO2 of cement kilns", formatter_class=HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the service (the built-in demo when no --config is given)")
+    run = sub.add_parser(
+        "run",
+        help="run the service (the built-in demo when no --config is given)",
+        description="Run the service. Settings come from KILNWATCH_* variables or .env; the options "
+        "below override them. KILNWATCH_LOG_LEVEL (default INFO) sets the level of kilnwatch's loggers.",
+        formatter_class=HelpFormatter,
+    )
     run.add_argument("--config", type=Path, help="plant file (YAML); default: the demo plant with simulators")
     run.add_argument("--speed", type=float, default=60.0, help="demo simulator speed-up until it catches up")
     run.add_argument("--backfill-hours", type=float, default=6.0, help="demo history before now [h]")
     run.add_argument("--sim-opcua-port", type=int, default=DEMO_OPCUA_PORT, help="demo OPC UA simulator port")
     run.add_argument("--sim-mqtt-port", type=int, default=DEMO_MQTT_PORT, help="demo MQTT broker port")
-    run.add_argument("--host", help="API address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, help="API port (default 8000)")
-    run.add_argument("--data-dir", type=Path, help="where the SQLite store lives")
+    run.add_argument("--host", help="API address (default: KILNWATCH_HOST, else 127.0.0.1)")
+    run.add_argument("--port", type=int, help="API port (default: KILNWATCH_PORT, else 8000)")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the SQLite store lives (default: KILNWATCH_DATA_DIR, else per user)",
+    )
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="validate a plant file without running")
-    check.add_argument("file", type=Path)
+    add_report_parser(sub, formatter_class=HelpFormatter)
+
+    check = sub.add_parser(
+        "check-config", help="validate a plant file without running", formatter_class=HelpFormatter
+    )
+    check.add_argument("file", type=Path, help="plant file (YAML)")
     check.set_defaults(func=cmd_check_config)
 
-    demo = sub.add_parser("demo-config", help="print the demo plant file")
+    demo = sub.add_parser("demo-config", help="print the demo plant file", formatter_class=HelpFormatter)
     demo.add_argument("--opcua-only", action="store_true", help="analysers over OPC UA instead of MQTT")
-    demo.add_argument("--mqtt-port", type=int, default=18830)
+    demo.add_argument("--mqtt-port", type=int, default=18830, help="port of the demo MQTT broker")
     demo.set_defaults(func=cmd_demo_config)
 
     sub.add_parser(

@@ -38,20 +38,34 @@ TABLES = ("hourly", "halfhourly", "daily", "crosscheck", "ledger")
 _PROGRESS_AFTER_DAYS = 7
 
 
-def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_report_parser(
+    subparsers: Any, formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter
+) -> argparse.ArgumentParser:
     """Add ``report`` to the ``kilnwatch`` sub-commands."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "report", help="write hourly, half-hourly, daily or cross-check reports from the local store"
+        "report",
+        help="write hourly, half-hourly, daily or cross-check reports from the local store",
+        description="Write the API's reports for one kiln from the local store, as CSV or JSON. A CSV "
+        "written to --output F gets the method block beside it, as F.method.json.",
+        formatter_class=formatter_class,
     )
     p.add_argument("--kiln", required=True, help="kiln id")
     p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
     p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (included) or ISO 8601 (excluded)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("--table", choices=(*TABLES, "all"), default="hourly", help="'all': JSON only")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="CSV (one table) or JSON")
+    p.add_argument(
+        "--table", choices=(*TABLES, "all"), default="hourly", help="which report; 'all': JSON only"
+    )
     p.add_argument("--output", type=Path, help="file to write (default: stdout)")
     p.add_argument("--config", type=Path, help="plant file (default: the demo plant)")
-    p.add_argument("--data-dir", type=Path, help="where the SQLite store lives")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the SQLite store lives (default: KILNWATCH_DATA_DIR, else per user)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown for ranges over a week)"
+    )
     p.set_defaults(func=cmd_report)
     return p
 

@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from analytics import averaging
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, assert_reproduces, exp, inp, mid, row
 
 
 def _we8_minutes() -> tuple[np.ndarray, np.ndarray]:
@@ -27,48 +27,83 @@ def _period_with(mean: float, std: float, n: int = 200) -> np.ndarray:
     return mean + std * (z - z.mean()) / z.std(ddof=1)
 
 
-def test_we8_hourly_validity_and_mean():
+def _we8_co2_hours() -> averaging.PeriodMean:
     co2, valid = _we8_minutes()
     s, n = averaging.valid_sum_count(co2, valid)
-    hour = averaging.period_mean(s, n, 60)
-    assert_allclose(
-        hour.availability, [mid("WE8", "hour_A_availability"), mid("WE8", "hour_B_availability")], rtol=RTOL
-    )
-    assert_array_equal(hour.valid, [True, False])
-    assert_allclose(hour.mean[0], mid("WE8", "hour_A_mean_CO2"), rtol=RTOL)
-    # the wrong answer (invalid minutes counted as zero) is not what comes out
-    assert_allclose(
-        np.nansum(co2[0] * valid[0]) / 60, mid("WE8", "WRONG_mean_if_invalid_counted_as_zero"), rtol=RTOL
-    )
-    assert abs(hour.mean[0] - mid("WE8", "WRONG_mean_if_invalid_counted_as_zero")) > 3
+    return averaging.period_mean(s, n, 60)
 
 
-def test_we8_substitution_and_hourly_mass():
-    co2, valid = _we8_minutes()
-    s, n = averaging.valid_sum_count(co2, valid)
-    hour = averaging.period_mean(s, n, 60)
+def _we8_flow_hours() -> averaging.PeriodMean:
     flow = np.full((2, 60), float(inp("WE8", "flow_hourly_avg_both_hours")))
     fs, fn = averaging.valid_sum_count(flow)
-    flow_hour = averaging.period_mean(fs, fn, 60)
-    assert_array_equal(flow_hour.valid, True)
+    return averaging.period_mean(fs, fn, 60)
 
+
+def _we8_substitute() -> np.ndarray:
     period = _period_with(inp("WE8", "reporting_period_mean_CO2"), inp("WE8", "reporting_period_std_CO2"))
-    subst = averaging.mean_plus_two_sigma(period, np.ones(period.shape, dtype=bool))
-    assert_allclose(subst, mid("WE8", "hour_B_substitute_CO2_(mean+2sigma)"), rtol=RTOL)
-
-    co2_hour = averaging.substitute(hour.mean, hour.valid, subst)
-    assert_array_equal(co2_hour.substituted, [False, True])
-    mass = averaging.hourly_co2_t(co2_hour.value, flow_hour.mean)
-    assert_allclose(mass[0], exp("WE8", "hour_A_CO2_mass"), rtol=RTOL)
-    assert_allclose(mass[1], exp("WE8", "hour_B_CO2_mass_substituted"), rtol=RTOL)
-    assert_allclose(mass.sum(), exp("WE8", "two_hour_total"), rtol=RTOL)
+    return averaging.mean_plus_two_sigma(period, np.ones(period.shape, dtype=bool))
 
 
-def test_hourly_co2_includes_co_and_duration():
+def _we8_co2_substituted() -> averaging.Substituted:
+    hour = _we8_co2_hours()
+    return averaging.substitute(hour.mean, hour.valid, _we8_substitute())
+
+
+def _we8_mass() -> np.ndarray:
+    return averaging.hourly_co2_t(_we8_co2_substituted().value, _we8_flow_hours().mean)
+
+
+def _we8_invalid_as_zero() -> float:
+    co2, valid = _we8_minutes()
+    return float(np.nansum(co2[0] * valid[0]) / 60)
+
+
+WORKED_EXAMPLES = [
+    # WE8: hourly validity and the mean over valid minutes
+    row("WE8-A-availability", lambda: _we8_co2_hours().availability[0], mid("WE8", "hour_A_availability")),
+    row("WE8-B-availability", lambda: _we8_co2_hours().availability[1], mid("WE8", "hour_B_availability")),
+    row("WE8-A-valid", lambda: bool(_we8_co2_hours().valid[0]), True, EXACT),
+    row("WE8-B-invalid", lambda: bool(_we8_co2_hours().valid[1]), False, EXACT),
+    row("WE8-A-mean", lambda: _we8_co2_hours().mean[0], mid("WE8", "hour_A_mean_CO2")),
+    # the wrong answer (invalid minutes counted as zero), for test_we8_invalid_minutes_are_not_zeros
+    row("WE8-invalid-as-zero", _we8_invalid_as_zero, mid("WE8", "WRONG_mean_if_invalid_counted_as_zero")),
+    # WE8: substitution and the hourly mass
+    row("WE8-flow-valid-A", lambda: bool(_we8_flow_hours().valid[0]), True, EXACT),
+    row("WE8-flow-valid-B", lambda: bool(_we8_flow_hours().valid[1]), True, EXACT),
+    row("WE8-B-substitute", _we8_substitute, mid("WE8", "hour_B_substitute_CO2_(mean+2sigma)")),
+    row("WE8-A-not-substituted", lambda: bool(_we8_co2_substituted().substituted[0]), False, EXACT),
+    row("WE8-B-substituted", lambda: bool(_we8_co2_substituted().substituted[1]), True, EXACT),
+    row("WE8-A-mass", lambda: _we8_mass()[0], exp("WE8", "hour_A_CO2_mass")),
+    row("WE8-B-mass", lambda: _we8_mass()[1], exp("WE8", "hour_B_CO2_mass_substituted")),
+    row("WE8-total", lambda: _we8_mass().sum(), exp("WE8", "two_hour_total")),
+    # the hourly CO2 function on WE3 and WE5
+    row(
+        "WE3-hourly_co2_t",
+        lambda: averaging.hourly_co2_t(inp("WE3", "CO2_dry"), inp("WE3", "Q_N_dry")),
+        exp("WE3", "m_CO2"),
+    ),
+    row(
+        "WE5-hourly_co2_t-with-CO",
+        lambda: (
+            averaging.hourly_co2_t(inp("WE3", "CO2_dry"), inp("WE3", "Q_N_dry"), inp("WE5", "CO_dry"))
+            - averaging.hourly_co2_t(inp("WE3", "CO2_dry"), inp("WE3", "Q_N_dry"))
+        ),
+        exp("WE5", "CO2_from_CO"),
+    ),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, WORKED_EXAMPLES)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
+
+
+def test_we8_invalid_minutes_are_not_zeros():
+    assert abs(_we8_co2_hours().mean[0] - mid("WE8", "WRONG_mean_if_invalid_counted_as_zero")) > 3
+
+
+def test_hourly_co2_duration():
     base = averaging.hourly_co2_t(inp("WE3", "CO2_dry"), inp("WE3", "Q_N_dry"))
-    with_co = averaging.hourly_co2_t(inp("WE3", "CO2_dry"), inp("WE3", "Q_N_dry"), inp("WE5", "CO_dry"))
-    assert_allclose(base, exp("WE3", "m_CO2"), rtol=RTOL)
-    assert_allclose(with_co - base, exp("WE5", "CO2_from_CO"), rtol=RTOL)
     assert_allclose(averaging.hourly_co2_t(22.0, 397464.0, duration_h=0.5), base / 2, rtol=1e-12)
 
 

@@ -8,30 +8,44 @@ from analytics import corrections
 from analytics import quality as qc
 from analytics.emissions import M_CO, wet_to_dry_concentration
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, RTOL, RTOL_DEFAULT, assert_reproduces, exp, inp, mid, row
 
 # --- WE11: 4-20 mA and NAMUR NE 43 -------------------------------------------------------------
 
 
-def test_we11_readings():
+def _we11(i: int) -> tuple[float, int]:
+    """Value and quality of the i-th WE11 current, scaled together with the others."""
     lo, hi = (float(v) for v in inp("WE11", "range").split("-"))
-    currents = np.array(inp("WE11", "currents"))
-    out = corrections.scale_4_20ma(currents, lo, hi)
-    valid = qc.is_valid(out.quality)
+    out = corrections.scale_4_20ma(np.array(inp("WE11", "currents")), lo, hi)
+    return float(out.value[i]), int(out.quality[i])
+
+
+def _we11_valid(i: int) -> bool:
+    return bool(qc.is_valid(np.array([_we11(i)[1]], dtype=np.uint8))[0])
+
+
+WE11_ROWS = [
     # 15.2, 4.0 and 20.0 mA are measurements
-    assert_allclose(
-        out.value[:3], [exp("WE11", "15.2mA"), exp("WE11", "4.0mA"), exp("WE11", "20.0mA")], atol=1e-12
-    )
-    assert_array_equal(valid[:3], True)
+    row("WE11-15.2mA", lambda: _we11(0)[0], exp("WE11", "15.2mA"), RTOL_DEFAULT, 1e-12),
+    row("WE11-4.0mA", lambda: _we11(1)[0], exp("WE11", "4.0mA"), RTOL_DEFAULT, 1e-12),
+    row("WE11-20.0mA", lambda: _we11(2)[0], exp("WE11", "20.0mA"), RTOL_DEFAULT, 1e-12),
+    row("WE11-15.2mA-valid", lambda: _we11_valid(0), True, EXACT),
+    row("WE11-4.0mA-valid", lambda: _we11_valid(1), True, EXACT),
+    row("WE11-20.0mA-valid", lambda: _we11_valid(2), True, EXACT),
     # 3.7 mA: under-range band, flagged, not a valid 0; 3.2 and 21.5 mA: failure, invalid
-    assert_array_equal(valid[3:], False)
-    assert out.quality[3] & qc.OUT_OF_RANGE
-    assert out.quality[3] & qc.CLASS_MASK == qc.UNCERTAIN
-    assert out.value[3] != 0.0
-    for i in (4, 5):
-        assert out.quality[i] & qc.FAULT
-        assert out.quality[i] & qc.CLASS_MASK == qc.BAD
-        assert np.isnan(out.value[i])
+    row("WE11-3.7mA-invalid", lambda: _we11_valid(3), False, EXACT),
+    row("WE11-3.2mA-invalid", lambda: _we11_valid(4), False, EXACT),
+    row("WE11-21.5mA-invalid", lambda: _we11_valid(5), False, EXACT),
+    row("WE11-3.7mA-out-of-range", lambda: bool(_we11(3)[1] & qc.OUT_OF_RANGE), True, EXACT),
+    row("WE11-3.7mA-uncertain", lambda: _we11(3)[1] & qc.CLASS_MASK, qc.UNCERTAIN, EXACT),
+    row("WE11-3.7mA-not-zero", lambda: _we11(3)[0] != 0.0, True, EXACT),
+    row("WE11-3.2mA-fault", lambda: bool(_we11(4)[1] & qc.FAULT), True, EXACT),
+    row("WE11-3.2mA-bad", lambda: _we11(4)[1] & qc.CLASS_MASK, qc.BAD, EXACT),
+    row("WE11-3.2mA-nan", lambda: bool(np.isnan(_we11(4)[0])), True, EXACT),
+    row("WE11-21.5mA-fault", lambda: bool(_we11(5)[1] & qc.FAULT), True, EXACT),
+    row("WE11-21.5mA-bad", lambda: _we11(5)[1] & qc.CLASS_MASK, qc.BAD, EXACT),
+    row("WE11-21.5mA-nan", lambda: bool(np.isnan(_we11(5)[0])), True, EXACT),
+]
 
 
 @pytest.mark.parametrize(
@@ -144,26 +158,45 @@ def test_ppm_round_trip_and_edges():
 # --- WE6: NOx ppm wet -> mg/Nm3 dry -> 10 % O2 ---------------------------------------------------
 
 
-def test_we6_nox_to_reference_o2():
-    assert inp("WE6", "M_NO2") == corrections.M_NO2
-    dry_ppm = wet_to_dry_concentration(inp("WE6", "NOx_as_NO2_wet"), inp("WE6", "H2O"))
-    assert_allclose(dry_ppm, mid("WE6", "NOx_dry_ppm"), rtol=RTOL)
-    assert_allclose(
-        corrections.ppm_to_mg_per_nm3(1.0, corrections.M_NO2),
+def _we6_dry_ppm() -> np.ndarray:
+    return wet_to_dry_concentration(inp("WE6", "NOx_as_NO2_wet"), inp("WE6", "H2O"))
+
+
+def _we6_mg() -> np.ndarray:
+    return corrections.ppm_to_mg_per_nm3(_we6_dry_ppm(), corrections.M_NO2)
+
+
+WE6_ROWS = [
+    row("WE6-M_NO2", lambda: corrections.M_NO2, inp("WE6", "M_NO2"), EXACT),
+    row("WE6-NOx_dry_ppm", _we6_dry_ppm, mid("WE6", "NOx_dry_ppm")),
+    row(
+        "WE6-ppm_to_mg_factor",
+        lambda: corrections.ppm_to_mg_per_nm3(1.0, corrections.M_NO2),
         mid("WE6", "ppm_to_mg_factor_M/22.414"),
-        rtol=RTOL,
-    )
-    mg = corrections.ppm_to_mg_per_nm3(dry_ppm, corrections.M_NO2)
-    assert_allclose(mg, mid("WE6", "NOx_dry"), rtol=RTOL)
-    o_m, o_s = inp("WE6", "O2_measured_dry"), inp("WE6", "O2_reference")
-    assert_allclose(
-        corrections.o2_reference_correction(1.0, o_m, o_s), mid("WE6", "O2_factor_(21-10)/(21-8.5)")
-    )
-    assert_allclose(
-        corrections.o2_reference_correction(mg, o_m, o_s), exp("WE6", "NOx_at_10pct_O2"), rtol=RTOL
-    )
+    ),
+    row("WE6-NOx_dry", _we6_mg, mid("WE6", "NOx_dry")),
+    row(
+        "WE6-O2_factor",
+        lambda: corrections.o2_reference_correction(
+            1.0, inp("WE6", "O2_measured_dry"), inp("WE6", "O2_reference")
+        ),
+        mid("WE6", "O2_factor_(21-10)/(21-8.5)"),
+        RTOL_DEFAULT,
+    ),
+    row(
+        "WE6-NOx_at_10pct_O2",
+        lambda: corrections.o2_reference_correction(
+            _we6_mg(), inp("WE6", "O2_measured_dry"), inp("WE6", "O2_reference")
+        ),
+        exp("WE6", "NOx_at_10pct_O2"),
+    ),
     # the default reference is the cement-kiln 10 %
-    assert_allclose(corrections.o2_reference_correction(mg, o_m), exp("WE6", "NOx_at_10pct_O2"), rtol=RTOL)
+    row(
+        "WE6-NOx-default-reference",
+        lambda: corrections.o2_reference_correction(_we6_mg(), inp("WE6", "O2_measured_dry")),
+        exp("WE6", "NOx_at_10pct_O2"),
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -193,9 +226,20 @@ def test_o2_correction_only_above_reference():
 # --- WE5: CO as CO2 -----------------------------------------------------------------------------
 
 
-def test_we5_co_as_co2_equivalent():
-    assert_allclose(corrections.co_as_co2_equivalent(1.0), mid("WE5", "factor_M_CO2/M_CO"), rtol=RTOL)
-    assert_allclose(
-        corrections.co_as_co2_equivalent(inp("WE5", "CO_dry")), mid("WE5", "CO2_equivalent_conc"), rtol=RTOL
-    )
+WE5_ROWS = [
+    row("WE5-CO2_per_CO", lambda: corrections.co_as_co2_equivalent(1.0), mid("WE5", "factor_M_CO2/M_CO")),
+    row(
+        "WE5-CO2_equivalent_conc",
+        lambda: corrections.co_as_co2_equivalent(inp("WE5", "CO_dry")),
+        mid("WE5", "CO2_equivalent_conc"),
+    ),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, WE11_ROWS + WE6_ROWS + WE5_ROWS)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
+
+
+def test_co_as_co2_equivalent_edges():
     assert_allclose(corrections.co_as_co2_equivalent([0.0, np.nan]), [0.0, np.nan])

@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from analytics import crosscheck
 from analytics.emissions import co2_mass_flow_t_per_h
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, RTOL, assert_reproduces, exp, inp, mid, row
 
 
 def _we10_ef() -> np.ndarray:
@@ -26,51 +26,73 @@ def _we10_fuel(clinker: float) -> np.ndarray:
     return crosscheck.fuel_co2(heat_gj / ncv, ncv, inp("WE10", "fuel_EF"))
 
 
-def test_we10_parts():
+def _we10_cross_check(
+    threshold_pct: float = crosscheck.DEFAULT_DEVIATION_THRESHOLD_PCT,
+) -> crosscheck.CrossCheck:
     clinker = inp("WE10", "clinker_rate")
-    ef = _we10_ef()
-    assert_allclose(ef, mid("WE10", "EF_clinker"), rtol=RTOL)
-    assert_allclose(crosscheck.calcination_co2(clinker, ef), mid("WE10", "calcination_CO2"), rtol=RTOL)
-    heat_gj = inp("WE10", "specific_thermal_energy") * clinker
-    assert_allclose(heat_gj, mid("WE10", "heat_input"), rtol=RTOL)
-    assert_allclose(_we10_fuel(clinker), mid("WE10", "fuel_CO2"), rtol=RTOL)
-    raw, toc = inp("WE10", "raw_meal_to_clinker"), inp("WE10", "TOC_raw_meal")
-    assert toc == crosscheck.TOC_DEFAULT_PCT
-    assert_allclose(crosscheck.toc_co2(1.0, raw, toc), mid("WE10", "TOC_CO2_specific"), rtol=RTOL)
-    assert_allclose(crosscheck.toc_co2(clinker, raw, toc), mid("WE10", "TOC_CO2"), rtol=RTOL)
-    assert_allclose(
-        crosscheck.calcination_co2(clinker), exp("WE10", "calcination_with_CSI_default_525"), rtol=RTOL
-    )
-
-
-def test_we10_cross_check():
-    clinker = inp("WE10", "clinker_rate")
-    out = crosscheck.cross_check(
+    return crosscheck.cross_check(
         inp("WE10", "CEMS_result"),
         clinker,
         _we10_fuel(clinker),
         _we10_ef(),
         inp("WE10", "raw_meal_to_clinker"),
         inp("WE10", "TOC_raw_meal"),
+        threshold_pct=threshold_pct,
     )
-    assert_allclose(out.total_t, exp("WE10", "total_calculated"), rtol=RTOL)
-    assert_allclose(out.intensity_kg_per_t, exp("WE10", "intensity_calculated"), rtol=RTOL)
-    assert_allclose(out.deviation_pct, exp("WE10", "CEMS_minus_calc"), rtol=RTOL)
-    assert not bool(out.flagged)  # -2.38 % is inside the default 5 %
-    tight = crosscheck.cross_check(
-        inp("WE10", "CEMS_result"), clinker, _we10_fuel(clinker), _we10_ef(), threshold_pct=2.0
-    )
-    assert bool(tight.flagged)
 
 
-def test_we10_daily_totals_scale():
+def _we10_day() -> crosscheck.CrossCheck:
     # a kiln-day: 24 h of the WE10 rates; the deviation is the same as per hour
     clinker = 24 * inp("WE10", "clinker_rate")
-    out = crosscheck.cross_check(
+    return crosscheck.cross_check(
         24 * inp("WE10", "CEMS_result"), clinker, _we10_fuel(clinker), _we10_ef(), 1.55, 0.2
     )
-    assert_allclose(out.total_t, 24 * exp("WE10", "total_calculated"), rtol=RTOL)
-    assert_allclose(out.deviation_pct, exp("WE10", "CEMS_minus_calc"), rtol=RTOL)
+
+
+def _we10_toc(clinker: float) -> np.ndarray:
+    return crosscheck.toc_co2(clinker, inp("WE10", "raw_meal_to_clinker"), inp("WE10", "TOC_raw_meal"))
+
+
+WORKED_EXAMPLES = [
+    # the parts of the balance
+    row("WE10-EF_clinker", _we10_ef, mid("WE10", "EF_clinker")),
+    row(
+        "WE10-calcination_CO2",
+        lambda: crosscheck.calcination_co2(inp("WE10", "clinker_rate"), _we10_ef()),
+        mid("WE10", "calcination_CO2"),
+    ),
+    row(
+        "WE10-heat_input",
+        lambda: inp("WE10", "specific_thermal_energy") * inp("WE10", "clinker_rate"),
+        mid("WE10", "heat_input"),
+    ),
+    row("WE10-fuel_CO2", lambda: _we10_fuel(inp("WE10", "clinker_rate")), mid("WE10", "fuel_CO2")),
+    row("WE10-TOC-default", lambda: crosscheck.TOC_DEFAULT_PCT, inp("WE10", "TOC_raw_meal"), EXACT),
+    row("WE10-TOC_CO2_specific", lambda: _we10_toc(1.0), mid("WE10", "TOC_CO2_specific")),
+    row("WE10-TOC_CO2", lambda: _we10_toc(inp("WE10", "clinker_rate")), mid("WE10", "TOC_CO2")),
+    row(
+        "WE10-calcination-CSI-default",
+        lambda: crosscheck.calcination_co2(inp("WE10", "clinker_rate")),
+        exp("WE10", "calcination_with_CSI_default_525"),
+    ),
+    # the cross-check
+    row("WE10-total", lambda: _we10_cross_check().total_t, exp("WE10", "total_calculated")),
+    row(
+        "WE10-intensity", lambda: _we10_cross_check().intensity_kg_per_t, exp("WE10", "intensity_calculated")
+    ),
+    row("WE10-deviation", lambda: _we10_cross_check().deviation_pct, exp("WE10", "CEMS_minus_calc")),
+    # -2.38 % is inside the default 5 %, outside 2 %
+    row("WE10-not-flagged-at-5pct", lambda: bool(_we10_cross_check().flagged), False, EXACT),
+    row("WE10-flagged-at-2pct", lambda: bool(_we10_cross_check(2.0).flagged), True, EXACT),
+    # a kiln-day
+    row("WE10-day-total", lambda: _we10_day().total_t, 24 * exp("WE10", "total_calculated")),
+    row("WE10-day-deviation", lambda: _we10_day().deviation_pct, exp("WE10", "CEMS_minus_calc")),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, WORKED_EXAMPLES)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
 
 
 def test_fuels_along_last_axis():

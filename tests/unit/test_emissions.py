@@ -1,4 +1,4 @@
-"""Flow normalisation, CO2 mass flow, CO as CO2 and intensity: WE1-WE5 of domain.md § 6."""
+"""Flow normalisation, CO2 mass flow, CO as CO2 and intensity: WE1-WE5 (docs/method.md § 14)."""
 
 import numpy as np
 import pytest
@@ -6,76 +6,138 @@ from numpy.testing import assert_allclose
 
 from analytics import emissions
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, RTOL, assert_reproduces, exp, inp, mid, row
 
 
-def test_constants():
-    assert_allclose(emissions.CO2_DENSITY_KG_PER_NM3, mid("WE3", "rho_CO2_ideal"), rtol=RTOL)
-    assert_allclose(emissions.CO2_PER_CO, mid("WE5", "factor_M_CO2/M_CO"), rtol=RTOL)
-    assert inp("WE3", "M_CO2") == emissions.M_CO2
-    assert inp("WE3", "V_m") == emissions.V_M
+def _we1_p_abs() -> np.ndarray:
+    return emissions.absolute_pressure_kpa(inp("WE1", "p_barometric"), inp("WE1", "p_static_gauge"))
 
 
-def test_we1_actual_to_standard_flow():
-    p_abs = emissions.absolute_pressure_kpa(inp("WE1", "p_barometric"), inp("WE1", "p_static_gauge"))
-    assert_allclose(p_abs, mid("WE1", "p_abs"), rtol=RTOL)
-    t_k = inp("WE1", "t_stack") + emissions.T_N_K
-    assert_allclose(t_k, mid("WE1", "T_stack"), rtol=RTOL)
-    assert_allclose(emissions.T_N_K / t_k, mid("WE1", "temperature_factor_273.15/T"), rtol=RTOL)
-    assert_allclose(p_abs / emissions.P_N_KPA, mid("WE1", "pressure_factor_p/101.325"), rtol=RTOL)
-    q_n = emissions.actual_to_standard_flow(inp("WE1", "Q_actual"), inp("WE1", "t_stack"), p_abs)
-    assert_allclose(q_n, exp("WE1", "Q_N_wet"), rtol=RTOL)
+def _we1_t_k() -> float:
+    return inp("WE1", "t_stack") + emissions.T_N_K
 
 
-def test_we2_wet_to_dry():
-    h2o = inp("WE2", "H2O")
-    assert_allclose(emissions.dry_fraction(h2o), mid("WE2", "dry_factor_(1-H2O/100)"), rtol=RTOL)
-    assert_allclose(emissions.wet_to_dry_flow(inp("WE2", "Q_N_wet"), h2o), exp("WE2", "Q_N_dry"), rtol=RTOL)
-    co2_wet = emissions.dry_to_wet_concentration(inp("WE2", "CO2_dry"), h2o)
-    assert_allclose(co2_wet, exp("WE2", "CO2_wet"), rtol=RTOL)
-    assert_allclose(
-        emissions.wet_to_dry_concentration(co2_wet, h2o), exp("WE2", "check_CO2_dry_from_wet"), rtol=RTOL
+def _we2_co2_wet() -> np.ndarray:
+    return emissions.dry_to_wet_concentration(inp("WE2", "CO2_dry"), inp("WE2", "H2O"))
+
+
+def _we1_to_we2_q_dry() -> np.ndarray:
+    return emissions.standard_dry_flow(
+        inp("WE1", "Q_actual"), inp("WE1", "t_stack"), _we1_p_abs(), inp("WE2", "H2O")
     )
 
 
-def test_we3_co2_mass_flow():
-    q, c = inp("WE3", "Q_N_dry"), inp("WE3", "CO2_dry")
-    assert_allclose(q * c / 100, mid("WE3", "CO2_volume_flow"), rtol=RTOL)
-    assert_allclose(c / 100 * emissions.CO2_DENSITY_KG_PER_NM3 * 1000, mid("WE3", "CO2_mass_conc"), rtol=RTOL)
-    assert_allclose(emissions.co2_mass_flow_t_per_h(q, c), exp("WE3", "m_CO2"), rtol=RTOL)
-    # Same mass on the wet basis: wet flow x wet concentration (WE2 values).
-    wet = emissions.co2_mass_flow_t_per_h(inp("WE2", "Q_N_wet"), exp("WE2", "CO2_wet"))
-    assert_allclose(wet, exp("WE3", "m_CO2_same_via_wet_flow_and_wet_conc"), rtol=RTOL)
-    real_gas = emissions.co2_mass_flow_t_per_h(q, c, density_kg_per_nm3=1.9768)
-    assert_allclose(real_gas, exp("WE3", "m_CO2_if_real_gas_density_1.9768_used"), rtol=RTOL)
+def _we5_co2_from_co() -> np.ndarray:
+    return emissions.co2_from_co_t_per_h(inp("WE5", "Q_N_dry"), inp("WE5", "CO_dry"))
 
 
-def test_we1_to_we3_chain():
-    q_dry = emissions.standard_dry_flow(
-        inp("WE1", "Q_actual"),
-        inp("WE1", "t_stack"),
-        emissions.absolute_pressure_kpa(inp("WE1", "p_barometric"), inp("WE1", "p_static_gauge")),
-        inp("WE2", "H2O"),
-    )
-    assert_allclose(q_dry, exp("WE2", "Q_N_dry"), rtol=RTOL)
-    assert_allclose(
-        emissions.co2_mass_flow_t_per_h(q_dry, inp("WE2", "CO2_dry")), exp("WE3", "m_CO2"), rtol=RTOL
-    )
+WORKED_EXAMPLES = [
+    # constants
+    row("rho_CO2", lambda: emissions.CO2_DENSITY_KG_PER_NM3, mid("WE3", "rho_CO2_ideal")),
+    row("CO2_per_CO", lambda: emissions.CO2_PER_CO, mid("WE5", "factor_M_CO2/M_CO")),
+    row("M_CO2", lambda: emissions.M_CO2, inp("WE3", "M_CO2"), EXACT),
+    row("V_m", lambda: emissions.V_M, inp("WE3", "V_m"), EXACT),
+    # WE1: actual -> standard flow
+    row("WE1-p_abs", _we1_p_abs, mid("WE1", "p_abs")),
+    row("WE1-T_stack", _we1_t_k, mid("WE1", "T_stack")),
+    row(
+        "WE1-temperature_factor",
+        lambda: emissions.T_N_K / _we1_t_k(),
+        mid("WE1", "temperature_factor_273.15/T"),
+    ),
+    row(
+        "WE1-pressure_factor",
+        lambda: _we1_p_abs() / emissions.P_N_KPA,
+        mid("WE1", "pressure_factor_p/101.325"),
+    ),
+    row(
+        "WE1-Q_N_wet",
+        lambda: emissions.actual_to_standard_flow(
+            inp("WE1", "Q_actual"), inp("WE1", "t_stack"), _we1_p_abs()
+        ),
+        exp("WE1", "Q_N_wet"),
+    ),
+    # WE2: wet -> dry
+    row(
+        "WE2-dry_factor",
+        lambda: emissions.dry_fraction(inp("WE2", "H2O")),
+        mid("WE2", "dry_factor_(1-H2O/100)"),
+    ),
+    row(
+        "WE2-Q_N_dry",
+        lambda: emissions.wet_to_dry_flow(inp("WE2", "Q_N_wet"), inp("WE2", "H2O")),
+        exp("WE2", "Q_N_dry"),
+    ),
+    row("WE2-CO2_wet", _we2_co2_wet, exp("WE2", "CO2_wet")),
+    row(
+        "WE2-CO2_dry_from_wet",
+        lambda: emissions.wet_to_dry_concentration(_we2_co2_wet(), inp("WE2", "H2O")),
+        exp("WE2", "check_CO2_dry_from_wet"),
+    ),
+    # WE3: CO2 mass flow
+    row(
+        "WE3-CO2_volume_flow",
+        lambda: inp("WE3", "Q_N_dry") * inp("WE3", "CO2_dry") / 100,
+        mid("WE3", "CO2_volume_flow"),
+    ),
+    row(
+        "WE3-CO2_mass_conc",
+        lambda: inp("WE3", "CO2_dry") / 100 * emissions.CO2_DENSITY_KG_PER_NM3 * 1000,
+        mid("WE3", "CO2_mass_conc"),
+    ),
+    row(
+        "WE3-m_CO2",
+        lambda: emissions.co2_mass_flow_t_per_h(inp("WE3", "Q_N_dry"), inp("WE3", "CO2_dry")),
+        exp("WE3", "m_CO2"),
+    ),
+    # same mass on the wet basis: wet flow x wet concentration (WE2 values)
+    row(
+        "WE3-m_CO2-wet-basis",
+        lambda: emissions.co2_mass_flow_t_per_h(inp("WE2", "Q_N_wet"), exp("WE2", "CO2_wet")),
+        exp("WE3", "m_CO2_same_via_wet_flow_and_wet_conc"),
+    ),
+    row(
+        "WE3-m_CO2-real-gas-density",
+        lambda: emissions.co2_mass_flow_t_per_h(
+            inp("WE3", "Q_N_dry"), inp("WE3", "CO2_dry"), density_kg_per_nm3=1.9768
+        ),
+        exp("WE3", "m_CO2_if_real_gas_density_1.9768_used"),
+    ),
+    # WE1 to WE3 in one chain
+    row("WE1-WE2-Q_N_dry", _we1_to_we2_q_dry, exp("WE2", "Q_N_dry")),
+    row(
+        "WE1-WE3-m_CO2",
+        lambda: emissions.co2_mass_flow_t_per_h(_we1_to_we2_q_dry(), inp("WE2", "CO2_dry")),
+        exp("WE3", "m_CO2"),
+    ),
+    # WE4: intensity
+    row(
+        "WE4-clinker_rate_hourly",
+        lambda: inp("WE4", "clinker_rate") / 24.0,
+        mid("WE4", "clinker_rate_hourly"),
+    ),
+    row(
+        "WE4-intensity",
+        lambda: emissions.intensity_kg_per_t(inp("WE4", "m_CO2"), inp("WE4", "clinker_rate") / 24.0),
+        exp("WE4", "intensity"),
+    ),
+    # WE5: CO counted as CO2
+    row("WE5-CO2_from_CO", _we5_co2_from_co, exp("WE5", "CO2_from_CO")),
+    row(
+        "WE5-share_of_WE3",
+        lambda: (
+            _we5_co2_from_co()
+            / emissions.co2_mass_flow_t_per_h(inp("WE5", "Q_N_dry"), inp("WE3", "CO2_dry"))
+            * 100
+        ),
+        exp("WE5", "share_of_WE3"),
+    ),
+]
 
 
-def test_we4_intensity():
-    clinker_t_per_h = inp("WE4", "clinker_rate") / 24.0
-    assert_allclose(clinker_t_per_h, mid("WE4", "clinker_rate_hourly"), rtol=RTOL)
-    assert_allclose(
-        emissions.intensity_kg_per_t(inp("WE4", "m_CO2"), clinker_t_per_h), exp("WE4", "intensity"), rtol=RTOL
-    )
-
-
-def test_we5_co_counted_as_co2():
-    co2_from_co = emissions.co2_from_co_t_per_h(inp("WE5", "Q_N_dry"), inp("WE5", "CO_dry"))
-    assert_allclose(co2_from_co, exp("WE5", "CO2_from_CO"), rtol=RTOL)
-    share = co2_from_co / emissions.co2_mass_flow_t_per_h(inp("WE5", "Q_N_dry"), inp("WE3", "CO2_dry")) * 100
-    assert_allclose(share, exp("WE5", "share_of_WE3"), rtol=RTOL)
+@pytest.mark.parametrize(ROW_ARGS, WORKED_EXAMPLES)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
 
 
 def test_mass_flow_units():

@@ -5,9 +5,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from analytics import pollutants
-from analytics.averaging import valid_sum_count
+from analytics.averaging import PeriodMean, valid_sum_count
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, assert_reproduces, exp, inp, mid, row
 
 
 def _we9_half_hour() -> tuple[np.ndarray, np.ndarray]:
@@ -24,27 +24,62 @@ def _we9_day() -> tuple[np.ndarray, np.ndarray]:
     return validated, valid
 
 
-def test_we9_half_hour():
+def _we9_hh() -> PeriodMean:
     values, valid = _we9_half_hour()
-    hh = pollutants.half_hour_mean(*valid_sum_count(values, valid), 30)
-    assert_allclose(hh.availability, mid("WE9", "half_hour_availability"), rtol=RTOL)
-    assert bool(hh.valid)
-    assert_allclose(hh.mean, mid("WE9", "half_hour_mean"), rtol=RTOL)
-    assert inp("WE9", "CI_fraction_NOx") == pollutants.ci_fraction("nox")
-    ci = pollutants.confidence_interval(inp("WE9", "ELV_NOx_daily"), pollutants.ci_fraction("NOx"))
-    assert_allclose(ci, mid("WE9", "confidence_interval"), rtol=RTOL)
-    assert_allclose(pollutants.validated_value(hh.mean, ci), exp("WE9", "validated_half_hour"), rtol=RTOL)
+    return pollutants.half_hour_mean(*valid_sum_count(values, valid), 30)
 
 
-def test_we9_day():
-    validated, valid = _we9_day()
-    day = pollutants.daily_mean(validated, valid)
-    assert_allclose(day.mean, exp("WE9", "daily_average"), rtol=RTOL)
-    assert (float(day.n_valid), float(day.n_discarded)) == (45.0, 3.0)
-    assert bool(day.valid) is exp("WE9", "day_valid")
-    elv = pollutants.DEFAULT_DAILY_ELV_MG_PER_NM3["nox"]
-    assert elv == inp("WE9", "ELV_NOx_daily")
-    assert bool(~pollutants.exceeds_elv(day.mean, elv, day.valid)) is exp("WE9", "compliant")
+def _we9_ci() -> np.ndarray:
+    return pollutants.confidence_interval(inp("WE9", "ELV_NOx_daily"), pollutants.ci_fraction("NOx"))
+
+
+def _we9_daily() -> pollutants.DailyMean:
+    return pollutants.daily_mean(*_we9_day())
+
+
+WORKED_EXAMPLES = [
+    # the half-hour
+    row("WE9-half_hour_availability", lambda: _we9_hh().availability, mid("WE9", "half_hour_availability")),
+    row("WE9-half_hour_valid", lambda: bool(_we9_hh().valid), True, EXACT),
+    row("WE9-half_hour_mean", lambda: _we9_hh().mean, mid("WE9", "half_hour_mean")),
+    row("WE9-CI_fraction", lambda: pollutants.ci_fraction("nox"), inp("WE9", "CI_fraction_NOx"), EXACT),
+    row("WE9-confidence_interval", _we9_ci, mid("WE9", "confidence_interval")),
+    row(
+        "WE9-validated_half_hour",
+        lambda: pollutants.validated_value(_we9_hh().mean, _we9_ci()),
+        exp("WE9", "validated_half_hour"),
+    ),
+    # the day
+    row("WE9-daily_average", lambda: _we9_daily().mean, exp("WE9", "daily_average")),
+    row(
+        "WE9-counts",
+        lambda: (float(_we9_daily().n_valid), float(_we9_daily().n_discarded)),
+        (45.0, 3.0),
+        EXACT,
+    ),
+    row("WE9-day_valid", lambda: bool(_we9_daily().valid), exp("WE9", "day_valid"), EXACT),
+    row(
+        "WE9-ELV",
+        lambda: pollutants.DEFAULT_DAILY_ELV_MG_PER_NM3["nox"],
+        inp("WE9", "ELV_NOx_daily"),
+        EXACT,
+    ),
+    row(
+        "WE9-compliant",
+        lambda: bool(
+            ~pollutants.exceeds_elv(
+                _we9_daily().mean, pollutants.DEFAULT_DAILY_ELV_MG_PER_NM3["nox"], _we9_daily().valid
+            )
+        ),
+        exp("WE9", "compliant"),
+        EXACT,
+    ),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, WORKED_EXAMPLES)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
 
 
 @pytest.mark.parametrize(

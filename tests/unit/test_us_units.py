@@ -7,38 +7,67 @@ from numpy.testing import assert_allclose
 from analytics import us_units
 from analytics.emissions import co2_mass_flow_t_per_h, dry_to_wet_concentration
 
-from .worked_examples import RTOL, exp, inp, mid
+from .worked_examples import EXACT, ROW_ARGS, RTOL, RTOL_DEFAULT, assert_reproduces, exp, inp, mid, row
 
 
-def test_we7_constants():
-    assert_allclose(us_units.SCF_PER_NM3, mid("WE7", "scf_per_Nm3_(35.31467*293.15/273.15)"), rtol=RTOL)
-    assert mid("WE7", "K_F11") == us_units.K_PART75_CO2
-    assert mid("WE7", "K_C6") == us_units.K_PART98_C6
-    # the regulatory constants against their derivations (domain.md § 1.7)
-    assert_allclose(us_units.K_PART75_CO2, 44.01 / 385.33 / 2000 / 100, rtol=2e-3)
-    assert_allclose(us_units.K_PART98_C6, 44.0095 / 849.5 / 1000 / 100, rtol=2e-4)
+def _we7_q_h() -> np.ndarray:
+    return us_units.nm3_to_scf(inp("WE7", "Q_N_wet"))
 
 
-def test_we7_part75():
-    q_h = us_units.nm3_to_scf(inp("WE7", "Q_N_wet"))
-    assert_allclose(q_h, mid("WE7", "Q_h"), rtol=RTOL)
-    f11 = us_units.f11_short_tons_per_h(inp("WE7", "CO2_wet"), q_h)
-    assert_allclose(f11, exp("WE7", "E_h_F11"), rtol=RTOL)
-    f2 = us_units.f2_short_tons_per_h(inp("WE7", "CO2_dry"), q_h, inp("WE7", "H2O"))
-    assert_allclose(f2, exp("WE7", "E_h_F2_dry_conc"), rtol=RTOL)
-    metric = us_units.short_tons_to_metric(f11)
-    assert_allclose(metric, exp("WE7", "E_h_F11_metric"), rtol=RTOL)
+def _we7_f11() -> np.ndarray:
+    return us_units.f11_short_tons_per_h(inp("WE7", "CO2_wet"), _we7_q_h())
+
+
+def _we7_f11_deviation_from_eu() -> np.ndarray:
+    metric = us_units.short_tons_to_metric(_we7_f11())
     eu = co2_mass_flow_t_per_h(inp("WE7", "Q_N_wet"), inp("WE7", "CO2_wet"))
+    return (metric - eu) / eu * 100
+
+
+WORKED_EXAMPLES = [
+    # WE7 constants, and the regulatory constants against their derivations (docs/method.md § 11)
+    row("WE7-scf_per_Nm3", lambda: us_units.SCF_PER_NM3, mid("WE7", "scf_per_Nm3_(35.31467*293.15/273.15)")),
+    row("WE7-K_F11", lambda: us_units.K_PART75_CO2, mid("WE7", "K_F11"), EXACT),
+    row("WE7-K_C6", lambda: us_units.K_PART98_C6, mid("WE7", "K_C6"), EXACT),
+    row("K_F11-derivation", lambda: us_units.K_PART75_CO2, 44.01 / 385.33 / 2000 / 100, rtol=2e-3),
+    row("K_C6-derivation", lambda: us_units.K_PART98_C6, 44.0095 / 849.5 / 1000 / 100, rtol=2e-4),
+    # Part 75
+    row("WE7-Q_h", _we7_q_h, mid("WE7", "Q_h")),
+    row("WE7-F11", _we7_f11, exp("WE7", "E_h_F11")),
+    row(
+        "WE7-F2-dry-conc",
+        lambda: us_units.f2_short_tons_per_h(inp("WE7", "CO2_dry"), _we7_q_h(), inp("WE7", "H2O")),
+        exp("WE7", "E_h_F2_dry_conc"),
+    ),
+    row("WE7-F11-metric", lambda: us_units.short_tons_to_metric(_we7_f11()), exp("WE7", "E_h_F11_metric")),
     # the JSON prints this deviation to three decimals [%]; compare at that precision
-    assert_allclose((metric - eu) / eu * 100, exp("WE7", "deviation_F11_metric_vs_WE3"), atol=5e-4)
-
-
-def test_we7_part98_c6():
-    q_h = us_units.nm3_to_scf(inp("WE7", "Q_N_wet"))
-    assert_allclose(us_units.c6_metric_t_per_h(inp("WE7", "CO2_wet"), q_h), exp("WE7", "E_h_C6"), rtol=RTOL)
+    row(
+        "WE7-F11-vs-WE3",
+        _we7_f11_deviation_from_eu,
+        exp("WE7", "deviation_F11_metric_vs_WE3"),
+        rtol=RTOL_DEFAULT,
+        atol=5e-4,
+    ),
+    # Part 98
+    row(
+        "WE7-C6",
+        lambda: us_units.c6_metric_t_per_h(inp("WE7", "CO2_wet"), _we7_q_h()),
+        exp("WE7", "E_h_C6"),
+    ),
     # Eq. C-7: a dry concentration is brought to the wet basis of the flow first
-    wet = dry_to_wet_concentration(inp("WE7", "CO2_dry"), inp("WE7", "H2O"))
-    assert_allclose(us_units.c6_metric_t_per_h(wet, q_h), exp("WE7", "E_h_C6"), rtol=RTOL)
+    row(
+        "WE7-C6-via-C7",
+        lambda: us_units.c6_metric_t_per_h(
+            dry_to_wet_concentration(inp("WE7", "CO2_dry"), inp("WE7", "H2O")), _we7_q_h()
+        ),
+        exp("WE7", "E_h_C6"),
+    ),
+]
+
+
+@pytest.mark.parametrize(ROW_ARGS, WORKED_EXAMPLES)
+def test_worked_examples(computed, expected, rtol, atol):
+    assert_reproduces(computed, expected, rtol, atol)
 
 
 @pytest.mark.parametrize(
