@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import numpy as np
@@ -47,6 +47,7 @@ DEFAULT_MAX_READING_AGE_S: Final = 7 * 86_400.0
 DEFAULT_MAX_FUTURE_SKEW_S: Final = 300.0
 
 _NO_COMMISSIONING: Final = np.iinfo(np.int64).min
+_NONE_REJECTED: Final = (ReadingBatch.empty(), np.empty(0, np.int8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def screen(batch: ReadingBatch, window: TimeWindow, now_ns: int) -> Screened:
     ts = batch.ts
     oldest, newest = window.bounds(now_ns)
     if not len(ts) or (int(ts.min()) >= oldest and int(ts.max()) <= newest):
-        return Screened(batch, ReadingBatch.empty(), np.empty(0, np.int8))
+        return Screened(batch, *_NONE_REJECTED)
     outside = (ts < oldest) | (ts > newest)
     out_ts = ts[outside]
     commissioning = _NO_COMMISSIONING if window.commissioning_ns is None else window.commissioning_ns
@@ -119,7 +120,7 @@ class TimeGuard:
         self.metrics = metrics
         self.dead_letter = dead_letter
         self.clock = clock
-        self._logged: set[tuple[str, str]] = set()
+        self._logged: set[tuple[str, int]] = set()
 
     def __call__(self, batch: ReadingBatch, source: str) -> ReadingBatch:
         now = self.clock()
@@ -138,20 +139,22 @@ class TimeGuard:
         for (sig, reason), n in zip(pairs.T.tolist(), counts.tolist(), strict=True):
             self.metrics.rejected.labels(source, self.signal_names[sig], REASONS[reason]).inc(n)
         r = s.rejected
-        for sig, ts, value, quality, reason in zip(
+        times = _iso_all(r.ts)
+        limits = {i: self._bound(REASONS[i], oldest, newest) for i in set(s.reasons.tolist())}
+        for sig, ts, shown, value, quality, reason in zip(
             r.signal.tolist(),
             r.ts.tolist(),
+            times,
             r.value.tolist(),
             r.quality.tolist(),
             s.reasons.tolist(),
             strict=True,
         ):
-            why = REASONS[reason]
-            text = f"{why}: source time {_iso(ts)} {self._bound(why, oldest, newest)}"
+            text = f"{REASONS[reason]}: source time {shown} {limits[reason]}"
             payload = orjson.dumps({"ts_ns": ts, "value": value, "quality": quality})
             self.dead_letter(DeadLetter(source, text, payload, self.signal_names[sig], now_ns))
-            if (source, why) not in self._logged:
-                self._logged.add((source, why))
+            if (source, reason) not in self._logged:
+                self._logged.add((source, reason))
                 log.warning(
                     "source %s, signal %s: %s; not stored, kept as a dead letter; further ones are counted",
                     source,
@@ -169,13 +172,11 @@ class TimeGuard:
         return f"is before {_iso(oldest)} (wall clock - max_reading_age_days {days:g})"
 
 
+def _iso_all(ns: npt.NDArray[np.int64]) -> list[str]:
+    """ISO 8601 UTC [ms] of times in ns, at once; any int64 is a valid datetime64[ns]."""
+    shown: list[str] = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="ms", timezone="UTC").tolist()
+    return shown
+
+
 def _iso(ns: int) -> str:
-    """ISO 8601 UTC of a time in ns, also for times outside the datetime range."""
-    try:
-        return (
-            datetime.fromtimestamp(ns / NS_PER_S, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
-    except (OverflowError, OSError, ValueError):
-        return f"{ns} ns since 1970"
+    return _iso_all(np.array([ns], np.int64))[0]
