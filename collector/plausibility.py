@@ -166,8 +166,8 @@ class TimeGuard:
         w = self.window
         if why == FUTURE:
             return f"is after {_iso(newest)} (wall clock + max_future_skew_s {w.max_future_ns / NS_PER_S:g})"
-        if why == BEFORE_COMMISSIONING:
-            return f"is before commissioning_date {_iso(oldest)}"
+        if why == BEFORE_COMMISSIONING and w.commissioning_ns is not None:
+            return f"is before commissioning_date {_iso(w.commissioning_ns)}"
         days = w.max_age_ns / NS_PER_S / 86_400
         return f"is before {_iso(oldest)} (wall clock - max_reading_age_days {days:g})"
 

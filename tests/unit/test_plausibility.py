@@ -71,6 +71,16 @@ def test_commissioning_date_narrows_the_window() -> None:
     assert [REASONS[r] for r in old.reasons.tolist()] == [TOO_OLD, BEFORE_COMMISSIONING]
 
 
+def test_a_dead_letter_names_the_commissioning_date() -> None:
+    letters: list[DeadLetter] = []
+    window = TimeWindow(commissioning_ns=NOW - 30 * DAY)
+    TimeGuard(window, ("x",), Metrics(), letters.append, lambda: NOW)(batch([NOW - 31 * DAY]), "s")
+    assert letters[0].reason == (
+        f"{BEFORE_COMMISSIONING}: source time 2026-10-30T00:53:20.000Z is before commissioning_date "
+        "2026-10-31T00:53:20.000Z"
+    )
+
+
 def test_a_batch_inside_the_window_passes_untouched() -> None:
     b = batch([NOW - i * NS for i in range(1000)])
     s = screen(b, TimeWindow(), NOW)
