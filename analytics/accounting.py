@@ -8,6 +8,7 @@ period's history and the reporting convention.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from .rules import KilnRules
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
 from .substitution import SubstitutionHistory, apply_hour_rules
+from .validity import numbers_usable
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,5 +133,15 @@ class KilnAccounting:
             minutes, hour_start, self.pollutants, rules, g.points_per_minute
         )
         apply_hour_rules(hour, self.history, rules, g.co2_density)
+        if not numbers_usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
+            # Overflowed means (absurd values within a too wide range): not valid, and not reported as
+            # numbers, whichever rule produced them.
+            hour.valid = False
+            hour.co2_t = _finite(hour.co2_t)
+            hour.intensity_kg_per_t = _finite(hour.intensity_kg_per_t)
         self.history.record(hour, rules.hour_valid_fraction)
         return hour
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from . import kiln_params as kp
 from .aggregates import HourAggregate, MinuteAggregate, ParameterStats
 from .conventions import hour_mass
 from .emissions import intensity_kg_per_t
 from .ledger import LEDGER_REASONS
 from .us_units import ReportingConvention
+from .validity import numbers_usable
 
 HOUR_NS = 3600 * 1_000_000_000
 _MISSING = LEDGER_REASONS[0]
@@ -88,7 +91,8 @@ def hour_from_minutes(
     clinker_t = cli.mean
     intensity = None
     if mass.co2_t is not None and clinker_t is not None and clinker_t > 0:
-        intensity = float(intensity_kg_per_t(mass.co2_t, clinker_t))
+        with np.errstate(over="ignore", invalid="ignore"):
+            intensity = float(intensity_kg_per_t(mass.co2_t, clinker_t))
     required = (flow, co2, cli)
     running = [m.n_running for m in minutes if m.n_running is not None]
     return HourAggregate(
@@ -98,7 +102,8 @@ def hour_from_minutes(
         co2_t=mass.co2_t,
         clinker_t=clinker_t,
         intensity_kg_per_t=intensity,
-        valid=all(p.availability >= valid_fraction for p in required),
+        valid=all(p.availability >= valid_fraction for p in required)
+        and bool(numbers_usable(mass.co2_t, clinker_t, intensity)),
         completeness=min(p.availability for p in required),
         params=params,
         revision=revision,

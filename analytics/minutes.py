@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -13,13 +14,16 @@ from .aggregates import MinuteAggregate, ParameterStats
 from .gridding import GridSamples
 from .ledger import LEDGER_REASONS, reason_codes, reason_counts, received_counts
 from .signals import KilnSpec, SignalInfo
+from .validity import numbers_usable
 
 MINUTE_NS = 60 * 1_000_000_000
+#: Per period: valid points, their sum, minimum and maximum.
+PeriodStats = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]
 
 
-def _period_stats(
-    values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_], periods: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _period_stats(values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_], periods: int) -> PeriodStats:
     v = values.reshape(periods, -1)
     ok = valid.reshape(periods, -1)
     n = ok.sum(axis=1)
@@ -77,6 +81,7 @@ def close_minutes(
         _period_stats(checked.value[i], checked.valid[i], n_minutes) for i in range(len(kiln.signals))
     ]
     n_running = None if running is None else running.reshape(n_minutes, per_minute).sum(axis=1)
+    head = _headlines(stats, per_minute, valid_fraction, co2_density, co_counts_as_co2)
 
     out = []
     for m in range(n_minutes):
@@ -89,47 +94,71 @@ def close_minutes(
             params[signals[gidx].id] = _stats(
                 int(n[m]), float(tot[m]), float(lo[m]), float(hi[m]), per_minute, why, int(received[i, m])
             )
-        minute = _minute_aggregate(
-            kiln, start_ns + m * MINUTE_NS, params, valid_fraction, co2_density, revision, co_counts_as_co2
+        out.append(
+            MinuteAggregate(
+                kiln=kiln.id,
+                plant=kiln.plant,
+                start_ns=start_ns + m * MINUTE_NS,
+                co2_t_per_h=_number(head.co2[m]),
+                clinker_t_per_h=_number(head.clinker[m]),
+                intensity_kg_per_t=_number(head.intensity[m]),
+                valid=bool(head.valid[m]),
+                params=params,
+                revision=revision,
+                co_as_co2_t_per_h=_number(head.co_as_co2[m]),
+                n_running=None if n_running is None else int(n_running[m]),
+            )
         )
-        minute.n_running = None if n_running is None else int(n_running[m])
-        out.append(minute)
     return out
 
 
-def _minute_aggregate(
-    kiln: KilnSpec,
-    start_ns: int,
-    params: dict[str, ParameterStats],
+class _Headlines(NamedTuple):
+    """Per minute: CO2 [t/h], clinker [t/h], intensity [kg/t], CO as CO2 [t/h] (NaN: none), valid."""
+
+    co2: npt.NDArray[np.float64]
+    clinker: npt.NDArray[np.float64]
+    intensity: npt.NDArray[np.float64]
+    co_as_co2: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+
+
+def _headlines(
+    stats: dict[str, PeriodStats],
+    per_minute: int,
     valid_fraction: float,
     co2_density: float,
-    revision: int,
     co_counts_as_co2: bool,
-) -> MinuteAggregate:
-    flow, co2, cli = params[kp.FLOW_N_DRY], params[kp.CO2_DRY], params[kp.CLINKER_RATE]
-    co2_t_per_h = None
-    co_as_co2 = None
-    if flow.mean is not None and co2.mean is not None:
-        co2_t_per_h = float(em.co2_mass_flow_t_per_h(flow.mean, co2.mean, co2_density))
-        co = params.get(kp.CO_DRY)
-        if co is not None and co.mean is not None:
-            co_as_co2 = float(em.co2_from_co_t_per_h(flow.mean, co.mean))
+) -> _Headlines:
+    """The headline numbers and validity of every minute at once.
+
+    CO2 needs flow and CO2 means; CO as CO2 is added where the CO mean exists (``co_counts_as_co2``);
+    intensity needs clinker > 0. Valid: flow, CO2 and clinker each at >= ``valid_fraction`` of
+    their points, and the numbers usable (:func:`analytics.validity.numbers_usable`).
+    """
+    flow, co2, cli = (_means(stats[k]) for k in (kp.FLOW_N_DRY, kp.CO2_DRY, kp.CLINKER_RATE))
+    with np.errstate(over="ignore", invalid="ignore"):
+        co2_t = em.co2_mass_flow_t_per_h(flow, co2, co2_density)
+        co_as_co2 = np.full_like(co2_t, np.nan)
+        if kp.CO_DRY in stats:
+            co_as_co2 = np.where(
+                np.isnan(co2_t), np.nan, em.co2_from_co_t_per_h(flow, _means(stats[kp.CO_DRY]))
+            )
             if co_counts_as_co2:
-                co2_t_per_h += co_as_co2
-    clinker = cli.mean
-    intensity = None
-    if co2_t_per_h is not None and clinker is not None and clinker > 0:
-        intensity = float(em.intensity_kg_per_t(co2_t_per_h, clinker))
-    valid = all(p.availability >= valid_fraction for p in (flow, co2, cli))
-    return MinuteAggregate(
-        kiln=kiln.id,
-        plant=kiln.plant,
-        start_ns=start_ns,
-        co2_t_per_h=co2_t_per_h,
-        clinker_t_per_h=clinker,
-        intensity_kg_per_t=intensity,
-        valid=valid,
-        params=params,
-        revision=revision,
-        co_as_co2_t_per_h=co_as_co2,
-    )
+                co2_t = np.where(np.isnan(co_as_co2), co2_t, co2_t + co_as_co2)
+        intensity = em.intensity_kg_per_t(co2_t, cli)
+    enough = np.logical_and.reduce([stats[k][0] / per_minute >= valid_fraction for k in _REQUIRED])
+    return _Headlines(co2_t, cli, intensity, co_as_co2, enough & numbers_usable(co2_t, cli, intensity))
+
+
+_REQUIRED = (kp.FLOW_N_DRY, kp.CO2_DRY, kp.CLINKER_RATE)
+
+
+def _means(s: PeriodStats) -> npt.NDArray[np.float64]:
+    n, total = s[0], s[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _number(x: float) -> float | None:
+    """A headline as it travels: a number, or None (not computable, or overflowed: then not valid)."""
+    return float(x) if np.isfinite(x) else None

@@ -45,7 +45,12 @@ class SubstitutionHistory:
     def record(self, hour: HourAggregate, valid_fraction: float) -> None:
         for name, means in self._means.items():
             s = hour.params.get(name)
-            if s is not None and s.mean is not None and s.availability >= valid_fraction:
+            if (
+                s is not None
+                and s.mean is not None
+                and np.isfinite(s.mean)
+                and s.availability >= valid_fraction
+            ):
                 means[hour.start_ns] = s.mean
             else:
                 means.pop(hour.start_ns, None)

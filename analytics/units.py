@@ -3,9 +3,14 @@
 Canonical units: flow m3/h (actual or standard per the signal's conditions), temperature [degC],
 pressures [kPa] (static: gauge, barometric/absolute: absolute), gas components [vol %],
 pollutants [mg/Nm3], clinker and fuel rates [t/h], status codes unitless.
+
+:data:`DEFAULT_RANGE` is the physically possible range of each quantity in its canonical unit: a
+signal whose plant file gives no ``range`` gets it, and values outside it are flagged out of range.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .signals import Quantity
 
@@ -32,6 +37,29 @@ CANONICAL_UNIT: dict[Quantity, str] = {
     Quantity.CLINKER_RATE: "t/h",
     Quantity.FUEL_RATE: "t/h",
     Quantity.STATUS: "",
+}
+
+
+#: Physically possible range of each quantity [canonical unit], for signals without their own range.
+#: Generous on purpose (a plant's own ``range`` is tighter): it catches garbage, e.g. a flow of
+#: 1e308 that would overflow the hourly CO2, not unusual operation.
+DEFAULT_RANGE: dict[Quantity, tuple[float, float]] = {
+    Quantity.FLOW: (0.0, 1e7),  # m3/h; a 12 000 t/d kiln's stack moves ~1.5e6 m3/h
+    Quantity.TEMPERATURE: (-50.0, 1500.0),  # degC; also keeps T + 273.15 well away from 0
+    Quantity.STATIC_PRESSURE: (-101.325, 1000.0),  # kPa gauge; not below vacuum
+    Quantity.BAROMETRIC_PRESSURE: (50.0, 110.0),  # kPa; sea level to ~5500 m altitude
+    Quantity.ABSOLUTE_PRESSURE: (10.0, 1100.0),  # kPa
+    Quantity.H2O: (0.0, 100.0),  # vol %
+    Quantity.CO2: (0.0, 100.0),
+    Quantity.O2: (0.0, 100.0),
+    Quantity.CO: (0.0, 1e7),  # mg/Nm3; 100 vol % CO is 1.25e6 mg/Nm3
+    Quantity.NOX: (0.0, 1e7),
+    Quantity.SO2: (0.0, 1e7),
+    Quantity.DUST: (0.0, 1e7),
+    Quantity.TOC: (0.0, 1e7),
+    Quantity.CLINKER_RATE: (0.0, 1e4),  # t/h; the largest kilns make ~550 t/h
+    Quantity.FUEL_RATE: (0.0, 1e4),  # t/h
+    Quantity.STATUS: (-np.inf, np.inf),  # codes: the status map decides
 }
 
 

@@ -1,9 +1,12 @@
 """The pipeline: a bounded queue from the collectors to the durable store, then to the consumers.
 
-Collectors ``await pipeline.put(batch, ack)``; when the queue is full they wait (back-pressure),
-nothing is dropped. The pipeline groups queued batches, conditions them, commits them to SQLite
-on its single store thread, then calls each batch's ``ack`` (MQTT acknowledges only now, when
-the readings are durable) and hands the batch to the consumers (the analytics engine).
+Collectors ``await pipeline.put(batch, ack, source=name)``; when the queue is full they wait
+(back-pressure), nothing is dropped. Every batch passes the time window of
+:mod:`collector.plausibility` first, whichever source it comes from: readings outside it become
+dead letters, the rest of the batch goes on. The pipeline groups queued batches, conditions
+them, commits them to SQLite on its single store thread, then calls each batch's ``ack`` (MQTT
+acknowledges only now, when the readings are durable) and hands the batch to the consumers (the
+analytics engine).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from analytics.batch import ReadingBatch
 
 from .conditioning import Conditioner
 from .metrics import Metrics
+from .plausibility import TimeGuard, TimeWindow
 from .store import DeadLetter, LocalStore
 
 log = logging.getLogger(__name__)
 
 Ack = Callable[[], None]
 BatchConsumer = Callable[[ReadingBatch], None]
+#: Source name of batches put without one (the service's own empty batches, tests).
+UNNAMED_SOURCE = "-"
 T = TypeVar("T")
 
 
@@ -39,6 +45,7 @@ class Pipeline:
         *,
         maxsize: int = 256,
         max_group: int = 64,
+        window: TimeWindow | None = None,
     ) -> None:
         self.store = store
         self.conditioner = conditioner
@@ -53,9 +60,21 @@ class Pipeline:
         self._dead: list[DeadLetter] = []
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-store")
         self.stored_readings = 0
+        #: The time window (None: none, for tests with fixed old timestamps).
+        self.guard = (
+            None
+            if window is None
+            else TimeGuard(window, signal_names, metrics, self.dead_letter, time.time_ns)
+        )
 
-    async def put(self, batch: ReadingBatch, ack: Ack | None = None) -> None:
-        """Queue a batch; waits while the queue is full."""
+    async def put(self, batch: ReadingBatch, ack: Ack | None = None, *, source: str = UNNAMED_SOURCE) -> None:
+        """Queue the readings of ``batch`` inside the time window; waits while the queue is full.
+
+        ``ack`` is called once the batch's readings and dead letters are committed, also when the
+        window rejected every reading.
+        """
+        if self.guard is not None and len(batch):
+            batch = self.guard(batch, source)
         await self._queue.put((batch, ack))
         self.metrics.queue_depth.set(self._queue.qsize())
 

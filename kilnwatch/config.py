@@ -17,6 +17,7 @@ from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
 from api.page_config import AlarmSettings
+from collector import plausibility as pl
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
 
@@ -229,10 +230,41 @@ class EngineConfig(_Strict):
     co2_density_kg_per_nm3: float = Field(default=CO2_DENSITY_KG_PER_NM3, gt=0)
 
 
+class PlausibilityConfig(_Strict):
+    """The time window every reading must fall in, whatever its source (collector.plausibility)."""
+
+    max_reading_age_days: float = Field(
+        default=pl.DEFAULT_MAX_READING_AGE_S / 86_400,
+        gt=0,
+        le=3660,
+        description="readings older than this before the wall clock are rejected [days]",
+    )
+    max_future_skew_s: float = Field(
+        default=pl.DEFAULT_MAX_FUTURE_SKEW_S,
+        ge=0,
+        le=86_400,
+        description="readings further ahead of the wall clock are rejected [s]",
+    )
+    commissioning_date: datetime | None = Field(
+        default=None, description="readings before this time are rejected (ISO 8601; naive = UTC)"
+    )
+
+    @field_validator("commissioning_date")
+    @classmethod
+    def _utc_in_past(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        if value > datetime.now(UTC):
+            raise ValueError("commissioning_date is in the future: every reading would be rejected")
+        return value
+
+
 class PlantFile(_Strict):
     plants: list[PlantConfig] = Field(min_length=1)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
 
     @model_validator(mode="after")

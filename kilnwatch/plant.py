@@ -11,13 +11,14 @@ from analytics import crosscheck as xc
 from analytics import rules as kr
 from analytics.engine import EngineParams
 from analytics.signals import KilnSpec, SignalInfo, SignalTable
-from analytics.units import CANONICAL_UNIT, conversion
+from analytics.units import CANONICAL_UNIT, DEFAULT_RANGE, conversion
 from analytics.us_units import ReportingConvention
 from collector.conditioning import Conditioner, ValueCorrections
 from collector.mqtt_spec import MqttBinding
 from collector.opcua_spec import OpcUaBinding
+from collector.plausibility import TimeWindow
 
-from .config import KilnConfig, PlantFile, SignalConfig
+from .config import KilnConfig, PlantFile, PlausibilityConfig, SignalConfig
 
 #: Rules that rest on a design choice, not on a source; every API response names them.
 ASSUMPTIONS = {
@@ -48,6 +49,17 @@ class Runtime:
     conventions: dict[str, str] = field(default_factory=dict)  # kiln -> reporting convention
     opcua_nodes: dict[str, list[tuple[int, OpcUaBinding]]] = field(default_factory=dict)
     mqtt_bindings: dict[str, list[tuple[int, MqttBinding]]] = field(default_factory=dict)
+    plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
+    #: Signals without a range of their own in the plant file: they get DEFAULT_RANGE.
+    default_ranged: tuple[str, ...] = ()
+
+    @property
+    def window(self) -> TimeWindow:
+        """The time window every reading must fall in (collector.plausibility)."""
+        p = self.plausibility
+        return TimeWindow.from_seconds(
+            p.max_reading_age_days * 86_400, p.max_future_skew_s, p.commissioning_date
+        )
 
     def method(self) -> dict[str, Any]:
         """The rules behind the numbers, reported with every API response."""
@@ -75,8 +87,27 @@ class Runtime:
             "stuck_and_ledger": "completeness per signal and hour: expected, received, valid and one reason "
             "per invalid grid point (missing, comm_loss, calibration, maintenance, fault, out_of_range, "
             "stuck, bad)",
+            "validity": "a minute or hour is valid when flow, CO2 and clinker each meet the valid fraction "
+            "and its CO2 and intensity are finite numbers (an hour without clinker has no intensity)",
+            "plausibility": self._plausibility(),
             "assumptions": ASSUMPTIONS,
             "kilns": {k: r.describe(names) for k, r in p.rules.items()},
+        }
+
+    def _plausibility(self) -> dict[str, Any]:
+        p = self.plausibility
+        return {
+            "max_reading_age_days": p.max_reading_age_days,
+            "max_future_skew_s": p.max_future_skew_s,
+            "commissioning_date": None if p.commissioning_date is None else p.commissioning_date.isoformat(),
+            "outside_the_window": "not stored, not computed; a dead letter, counted in "
+            "kilnwatch_rejected_total",
+            "default_ranges": {
+                q.value: {"min": lo, "max": hi, "unit": CANONICAL_UNIT[q]}
+                for q, (lo, hi) in DEFAULT_RANGE.items()
+                if np.isfinite(lo) or np.isfinite(hi)
+            },
+            "signals_with_default_range": list(self.default_ranged),
         }
 
 
@@ -91,8 +122,11 @@ def build_runtime(plant: PlantFile) -> Runtime:
     for p, k in plant.kilns():
         names[k.id] = k.name or k.id
         for s in k.signals:
-            lo, hi = s.range if s.range is not None else (-np.inf, np.inf)
             a, b = conversion(s.quantity, s.unit)
+            if s.range is not None:  # in the configured unit
+                lo, hi = s.range[0] * a + b, s.range[1] * a + b
+            else:  # canonical already
+                lo, hi = DEFAULT_RANGE[s.quantity]
             idx = len(infos)
             infos.append(
                 SignalInfo(
@@ -105,8 +139,8 @@ def build_runtime(plant: PlantFile) -> Runtime:
                     else _flow_unit(s.conditions),
                     moisture_basis=s.basis,
                     conditions=s.conditions,
-                    valid_min=lo * a + b,
-                    valid_max=hi * a + b,
+                    valid_min=lo,
+                    valid_max=hi,
                 )
             )
             scale.append(a)
@@ -134,7 +168,10 @@ def build_runtime(plant: PlantFile) -> Runtime:
     )
     conditioner = Conditioner(scale, offset, table.valid_min, table.valid_max, value_corrections(configs))
     conventions = {k: r.convention.value for k, r in rules.items()}
-    return Runtime(table, kilns, names, conditioner, params, conventions, opcua, mqtt)
+    defaulted = tuple(s.id for _, k in plant.kilns() for s in k.signals if s.range is None)
+    return Runtime(
+        table, kilns, names, conditioner, params, conventions, opcua, mqtt, plant.plausibility, defaulted
+    )
 
 
 def kiln_rules(

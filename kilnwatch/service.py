@@ -84,6 +84,7 @@ class Service:
             self.runtime.table.ids,
             self.metrics,
             maxsize=self.settings.queue_batches,
+            window=self.runtime.window,
         )
         self.pipeline.consumers.append(self._on_batch)
         # Seed C-bar + 2 sigma substitution and hour revisions from the stored reporting period.

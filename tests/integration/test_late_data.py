@@ -52,6 +52,7 @@ def plant() -> PlantFile:
         "composition": {"ef_clinker_t_per_t": 0.525, "toc_pct": 0.0},
         "fuels": [{"name": "coal", "signal": "kiln1.fuel.rate", "ncv_gj_per_t": 25.8, "ef_t_per_tj": 94.6}],
     }
+    data["plausibility"] = {"max_reading_age_days": 3650}  # the readings are of 2026-01-01
     return parse_plant(data, "late-data test plant")
 
 

@@ -102,7 +102,9 @@ class MemorySink:
     def __init__(self) -> None:
         self.batches: list[ReadingBatch] = []
 
-    async def put(self, batch: ReadingBatch, ack: Callable[[], None] | None = None) -> None:
+    async def put(
+        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, *, source: str = "-"
+    ) -> None:
         self.batches.append(batch)
 
     def all(self) -> ReadingBatch:
@@ -347,7 +349,9 @@ class GatedSink(MemorySink):
         self.open = asyncio.Event()
         self.open.set()
 
-    async def put(self, batch: ReadingBatch, ack: Callable[[], None] | None = None) -> None:
+    async def put(
+        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, *, source: str = "-"
+    ) -> None:
         await self.open.wait()
         self.batches.append(batch)
 
