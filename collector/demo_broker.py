@@ -10,6 +10,7 @@ fixture uses it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ MAX_QUEUED_BYTES = 0
 MAX_INFLIGHT_MESSAGES = 1000
 _SBIN_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 _READY_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 10.0
 
 
 def mosquitto_binary() -> str | None:
@@ -76,16 +78,23 @@ class DemoBroker:
     _amqtt: Any = None
 
     async def stop(self) -> None:
+        """Bounded: mosquitto gets ``_STOP_TIMEOUT_S`` after SIGTERM (it saves its sessions), then
+        SIGKILL; amqtt's shutdown is cancelled after as long."""
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
             try:
-                await asyncio.wait_for(self._process.wait(), _READY_TIMEOUT_S)
+                await asyncio.wait_for(self._process.wait(), _STOP_TIMEOUT_S)
             except TimeoutError:
+                log.warning("mosquitto did not end within %.0f s of SIGTERM: killed", _STOP_TIMEOUT_S)
                 self._process.kill()
-                await self._process.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._process.wait(), _STOP_TIMEOUT_S)
         if self._amqtt is not None:
-            await self._amqtt.shutdown()
-            self._amqtt = None
+            amqtt, self._amqtt = self._amqtt, None
+            try:
+                await asyncio.wait_for(amqtt.shutdown(), _STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the amqtt broker did not shut down within %.0f s", _STOP_TIMEOUT_S)
 
 
 async def start_demo_broker(
@@ -113,8 +122,16 @@ def _prepare_mosquitto(port: int, data_dir: Path, host: str) -> tuple[Path, Bina
 async def _start_mosquitto(binary: str, port: int, data_dir: Path, host: str) -> DemoBroker:
     conf, out = await asyncio.to_thread(_prepare_mosquitto, port, data_dir, host)
     with out:
+        # A session of its own: a Ctrl-C in the terminal reaches kilnwatch only, which stops the
+        # broker last, after the clients that use it.
         process = await asyncio.create_subprocess_exec(
-            binary, "-c", str(conf), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+            binary,
+            "-c",
+            str(conf),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     broker = DemoBroker("mosquitto", host, port, "5", _process=process)
     try:

@@ -204,7 +204,15 @@ class WorkerLink:
             name=f"kilnwatch-{self.name}",
             daemon=True,
         )
-        proc.start()
+        # SIG_IGN survives exec: the worker ignores a terminal's Ctrl-C from its first instruction
+        # on, also while it imports, not only once worker_main runs.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if on_main_thread else None
+        try:
+            proc.start()
+        finally:
+            if on_main_thread:
+                signal.signal(signal.SIGINT, previous or signal.SIG_DFL)
         child.close()
         self._conn, self._process = parent, proc
         assert self._loop is not None

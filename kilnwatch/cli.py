@@ -111,7 +111,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .demo_runner import demo_service
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C before the event loop took over SIGINT
+        log.info("kilnwatch stopped while starting")
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .demo_runner import demo_service, unless_stopped
     from .service import Service
 
     settings = _settings(args)
@@ -123,19 +132,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
+        # From the start: a Ctrl-C while the demo starts stops what has started, without a traceback.
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stopping.set)
         if args.config:
-            service = Service(plant, settings)
+            service: Service | None = Service(plant, settings)
         else:
-            service = await demo_service(
+            start = demo_service(
                 settings,
                 speed=args.speed,
                 backfill_h=args.backfill_hours,
                 opcua_port=args.sim_opcua_port,
                 mqtt_port=args.sim_mqtt_port,
             )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop)
+            service = await unless_stopped(start, stopping)
+        if service is None:
+            log.info("kilnwatch stopped while starting")
+            return
+        stop_on_signal = asyncio.create_task(stopping.wait())
+        stop_on_signal.add_done_callback(lambda _: service.stop())
         run = asyncio.create_task(service.run())
         await service.started()
         print(

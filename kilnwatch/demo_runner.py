@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
-from collector.demo_broker import start_demo_broker
+from collector.demo_broker import DemoBroker, start_demo_broker
 from simulators.clock import SimClock
 from simulators.model import build_models
 from simulators.mqtt_publisher import SimMqttPublisher
@@ -17,6 +19,9 @@ from .service import Service
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch.demo")
+T = TypeVar("T")
+#: Bound of each simulator's or the broker's stop [s]; each stop bounds its own steps too.
+STOP_TIMEOUT_S = 15.0
 
 
 async def demo_service(
@@ -26,20 +31,18 @@ async def demo_service(
     opcua_port: int = DEMO_OPCUA_PORT,
     mqtt_port: int = DEMO_MQTT_PORT,
 ) -> Service:
-    """The demo plant's service, its simulators and MQTT broker already running (stopped with the service)."""
-    broker = await start_demo_broker(mqtt_port, settings.data_dir / "demo-broker")
-    plant = demo_plant(opcua_port=opcua_port, mqtt_port=mqtt_port)
-    plant["sources"]["mqtt"]["cems"]["protocol"] = broker.protocol
-    service = Service(parse_plant(plant, "demo plant"), settings)
+    """The demo plant's service, its simulators and MQTT broker already running (stopped with the service).
 
-    clock = SimClock(backfill_s=backfill_h * 3600.0, speed=speed)
-    models = build_models(DEMO_KILNS, seed=1)
-    # Above 120x, 5-s ticks keep the simulated OPC UA server within its means on a small machine.
-    tick_s = 1.0 if speed <= 120 else 5.0
-    opcua = SimOpcUaServer(models, clock, port=opcua_port, tick_s=tick_s)
-    cems = SimMqttPublisher(models, clock, port=mqtt_port, rate_s=tick_s, client_id="kilnwatch-demo-cems")
-    await opcua.start()
-    await cems.start()
+    Cancelled or failing while it starts, it stops what it had started."""
+    broker = await start_demo_broker(mqtt_port, settings.data_dir / "demo-broker")
+    stops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("MQTT broker", broker.stop)]
+    try:
+        service, opcua = await _start_simulators(
+            settings, broker, speed, backfill_h, opcua_port, mqtt_port, stops
+        )
+    except BaseException:
+        await _stop_all(stops)
+        raise
 
     async def run_simulators() -> None:
         log.info(
@@ -52,9 +55,61 @@ async def demo_service(
         try:
             await asyncio.Event().wait()
         finally:
-            await cems.stop()
-            await opcua.stop()
-            await broker.stop()
+            await _stop_all(stops)
 
     service.extra_tasks.append(run_simulators)
     return service
+
+
+async def _start_simulators(
+    settings: Settings,
+    broker: DemoBroker,
+    speed: float,
+    backfill_h: float,
+    opcua_port: int,
+    mqtt_port: int,
+    stops: list[tuple[str, Callable[[], Awaitable[None]]]],
+) -> tuple[Service, SimOpcUaServer]:
+    """Start the simulators; ``stops`` gets, first, how to stop each one started."""
+    plant = demo_plant(opcua_port=opcua_port, mqtt_port=mqtt_port)
+    plant["sources"]["mqtt"]["cems"]["protocol"] = broker.protocol
+    service = Service(parse_plant(plant, "demo plant"), settings)
+    clock = SimClock(backfill_s=backfill_h * 3600.0, speed=speed)
+    models = build_models(DEMO_KILNS, seed=1)
+    # Above 120x, 5-s ticks keep the simulated OPC UA server within its means on a small machine.
+    tick_s = 1.0 if speed <= 120 else 5.0
+    opcua = SimOpcUaServer(models, clock, port=opcua_port, tick_s=tick_s)
+    cems = SimMqttPublisher(models, clock, port=mqtt_port, rate_s=tick_s, client_id="kilnwatch-demo-cems")
+    stops.insert(0, ("OPC UA simulator", opcua.stop))
+    await opcua.start()
+    stops.insert(0, ("CEMS publisher", cems.stop))
+    await cems.start()
+    return service, opcua
+
+
+async def _stop_all(stops: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
+    """Each stop in turn, each bounded, whatever the others do."""
+    for what, stop in stops:
+        task = asyncio.ensure_future(stop())
+        done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            log.warning("demo: the %s did not stop within %.0f s", what, STOP_TIMEOUT_S)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("demo: stopping the %s failed: %r", what, task.exception())
+
+
+async def unless_stopped(start: Coroutine[Any, Any, T], stopping: asyncio.Event) -> T | None:
+    """``await start``, unless ``stopping`` is set first: then cancel it (a start that was
+    cancelled stops what it had started) and return None."""
+    task = asyncio.ensure_future(start)
+    stop_wait = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_wait.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=4 * STOP_TIMEOUT_S)
+    return None

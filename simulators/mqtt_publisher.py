@@ -9,7 +9,6 @@ reconnect burst are published, late, when simulated time reaches the end of the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import threading
@@ -27,6 +26,8 @@ from simulators.model import KilnModel
 from simulators.scenarios import Scenario
 
 _NS = 1_000_000_000
+STOP_STEP_S = 2.0
+"""Bound of each step of `SimMqttPublisher.stop` [s]."""
 _log = logging.getLogger(__name__)
 
 
@@ -124,19 +125,25 @@ class SimMqttPublisher:
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await asyncio.to_thread(self._connected.wait, timeout_s)
 
-    async def stop(self, drain_timeout_s: float = 5.0) -> None:
-        """Stop the schedule, wait up to `drain_timeout_s` for the broker to ack what was sent, disconnect."""
+    async def stop(self, drain_timeout_s: float = 5.0, step_s: float = STOP_STEP_S) -> None:
+        """Stop the schedule, wait up to `drain_timeout_s` for the broker to ack what was sent, disconnect.
+
+        Bounded: the schedule and paho's network thread are each waited for at most ``step_s``."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=step_s)
         client, self._client = self._client, None
         if client is None:
             return
         await asyncio.to_thread(self._drain, drain_timeout_s)
         client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+        # loop_stop() joins paho's thread without a timeout: join it from a thread of our own instead.
+        stopper = threading.Thread(target=client.loop_stop, name=f"stop-{self.client_id}", daemon=True)
+        stopper.start()
+        await asyncio.to_thread(stopper.join, step_s)
+        if stopper.is_alive():
+            _log.warning("CEMS publisher: paho's network thread did not end within %.1f s", step_s)
         self._connected.clear()
 
     def _drain(self, timeout_s: float) -> None:

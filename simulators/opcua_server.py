@@ -13,8 +13,8 @@ port; the clock keeps running meanwhile, so the ticks of the stop are never publ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from asyncua import Server, ua
 
 from simulators.clock import SimClock
 from simulators.model import SIGNAL_KEYS, TRUTH_KEY, KilnModel
+from simulators.opcua_stop import STOP_STEP_S, bounded, stop_server
 from simulators.scenarios import Scenario
 
 NAMESPACE_URI = "urn:kilnwatch:simulator"
@@ -142,17 +143,20 @@ class SimOpcUaServer:
         self._task.add_done_callback(_log_crash)
         _log.info("OPC UA simulator listening on %s", self.endpoint)
 
-    async def stop(self) -> None:
-        """Stop publishing and close the listening socket and every session."""
+    async def stop(self, step_s: float = STOP_STEP_S) -> None:
+        """Stop publishing and close the listening socket, every connection and every session.
+
+        Bounded: each step waits at most ``step_s`` (see :func:`simulators.opcua_stop.stop_server`);
+        a client that does not let go has its connection aborted."""
+        started = time.monotonic()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await bounded("the OPC UA simulator's publishing task", task, step_s)
         server, self._server = self._server, None
         if server is not None:
-            await server.stop()
-            _log.info("OPC UA simulator on %s stopped", self.endpoint)
+            await stop_server(server, step_s)
+            _log.info("OPC UA simulator on %s stopped (%.2f s)", self.endpoint, time.monotonic() - started)
 
     async def _build_nodes(self, server: Server, idx: int) -> None:
         objects = server.nodes.objects

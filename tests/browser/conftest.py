@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ CHROMIUM_FLAGS = (
     "--window-size=1920,1080",
     "--force-device-scale-factor=1",
 )
+#: Bound of the browser's quit [s]; past it chromedriver and chromium are killed.
+QUIT_TIMEOUT_S = 15.0
 #: Where screenshots land besides the test's tmp_path (ignored by git).
 TEST_OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
@@ -87,7 +94,9 @@ def page(tmp_path: Path) -> Iterator[Page]:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=CHROMEDRIVER))
+    # A process group of its own (chromedriver and its browser): what a stuck quit leaves is killed.
+    service = DriverService(executable_path=CHROMEDRIVER, popen_kw={"start_new_session": True})
+    driver = webdriver.Chrome(options=options, service=service)
     # A 1080p control-room screen, whatever the headless window's decorations take.
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -99,7 +108,22 @@ def page(tmp_path: Path) -> Iterator[Page]:
     try:
         yield Page(driver)
     finally:
-        driver.quit()
+        quit_within(driver, service, QUIT_TIMEOUT_S)
+
+
+def quit_within(driver: webdriver.Chrome, service: DriverService, timeout_s: float) -> None:
+    """``driver.quit()`` for at most ``timeout_s`` (selenium's own waits add up to minutes); past
+    that, SIGKILL to chromedriver's process group (chromedriver and the browser it started)."""
+    quitter = threading.Thread(target=driver.quit, name="chromium-quit", daemon=True)
+    quitter.start()
+    quitter.join(timeout_s)
+    process = service.process
+    if process is None or not (quitter.is_alive() or process.poll() is None):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
 
 
 class BreakableLink:

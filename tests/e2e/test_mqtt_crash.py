@@ -78,9 +78,25 @@ class Kilnwatch:
         return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200
 
     def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
+        """Send ``sig`` and wait up to ``timeout``; past that SIGKILL it and raise."""
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
+
+    @contextmanager
+    def stopped_at_end(self) -> Iterator[None]:
+        """Whatever happens inside, no kilnwatch process of this test outlives it."""
+        try:
+            yield
+        finally:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def mqtt_readings_received(self) -> float:
         """This run's ``kilnwatch_readings_total`` of the MQTT source."""
@@ -100,10 +116,7 @@ def simulators(opcua_port: int) -> Iterator[Simulators]:
     try:
         yield sims
     finally:
-        if sims.mqtt is not None:
-            sims.loop.run(sims.mqtt.stop())
-        sims.loop.run(sims.opcua.stop())
-        sims.loop.close()
+        sims.stop()
 
 
 def stored(store: Path, signals: list[str] = SIGNALS) -> dict[str, list[int]]:
@@ -117,7 +130,7 @@ def test_sigkill_mid_stream_loses_no_delivered_reading(mosquitto: Mosquitto, tmp
     prefix, opcua_port = f"kwtest/{token}/sim", free_port()
     plant = sim_plant(opcua_port, mosquitto.port, prefix, {"client_id": f"kilnwatch-crash-{token}"})
     kw = Kilnwatch(tmp_path, plant, instance_id=f"crash{token}")
-    with simulators(opcua_port) as sims:
+    with simulators(opcua_port) as sims, kw.stopped_at_end():
         kw.start()  # subscribed before the first message is published: the broker keeps every one
         publisher = start_publisher(sims, mosquitto.port, None, prefix, f"kwsim-{token}")
         reader = StoreReader(kw.store)

@@ -26,6 +26,7 @@ from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.pipeline import Pipeline
 from collector.store import LocalStore, StoreReader
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.paho import stop_client
 
 CHANNELS = ("co2", "o2", "h2o")
 STATUS = {"OK": "ok", "MAINT": "maintenance", "CAL": "calibration", "FLT": "fault"}
@@ -132,8 +133,7 @@ class Publisher:
         await asyncio.to_thread(wait)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_client(self.client)
 
 
 async def until(predicate: Callable[[], bool], what: str, within_s: float = 15.0) -> None:

@@ -116,7 +116,12 @@ async def test_sigkill_with_a_full_outbox_loses_and_adds_nothing(victoria: Victo
     assert len(stored) >= 180 * 10 * 26
 
     again = _spawn(db, victoria.url, plant, start, "drain")
-    out, _ = await asyncio.to_thread(again.communicate, timeout=60)
+    try:
+        out, _ = await asyncio.to_thread(again.communicate, timeout=60)
+    finally:
+        if again.poll() is None:  # timed out: not left running
+            again.kill()
+            again.wait(10)
     assert again.returncode == 0 and out.split() == ["drained", "0"], out
 
     expected = expected_points(table, [stored])

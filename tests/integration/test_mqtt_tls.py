@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.paho import stop_client
 from tests.integration.mqtt_helpers import (
     RACK_NAMES,
     base_ns,
@@ -126,6 +127,5 @@ async def test_tls_and_credentials_from_the_spec(tls_broker: Mosquitto, prefix: 
             pub.connect(tls_broker.host, tls_broker.port)
             pub.loop_start()
             pub.publish(topic, rack_payload(start, 4.0), qos=1).wait_for_publish(10)
-            pub.disconnect()
-            pub.loop_stop()
+            stop_client(pub)
             await until(lambda: r.reader().count_readings() == 3, "the reading sent over TLS")

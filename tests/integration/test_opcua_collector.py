@@ -25,6 +25,7 @@ from collector.health import SourceHealth
 from collector.metrics import Metrics
 from collector.opcua import OpcUaSource
 from collector.opcua_spec import OpcUaServerSpec
+from simulators.opcua_stop import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +173,7 @@ async def servers() -> AsyncIterator[list[KilnServer]]:
     started: list[KilnServer] = []
     yield started
     for s in started:
-        await s.server.stop()
+        await stop_server(s.server)
 
 
 def sample(run: Running, name: str, **labels: str) -> float:
@@ -268,7 +269,7 @@ async def test_recovers_from_a_server_restart(
     await until(lambda: (10, T0_NS) in run.sink.by_key(), what="first value")
     newest_before = int(run.sink.all().ts.max())
 
-    await srv.server.stop()
+    await stop_server(srv.server)
     await until(lambda: not run.health.connected, within=5, what="health to go down")
     assert sample(run, "kilnwatch_source_connected", source="plc1") == 0
     await until(lambda: any(b.quality[0] & q.COMM_LOSS for b in run.sink.batches), within=5, what="markers")
@@ -306,7 +307,7 @@ async def test_namespace_moved_on_restart_is_resolved_again(
     run = await start_source(port)
     await until(lambda: run.health.connected, what="connect")
 
-    await srv.server.stop()
+    await stop_server(srv.server)
     await until(lambda: not run.health.connected, within=5, what="health to go down")
     # the restarted server registers another namespace first: index 2 now holds decoys
     srv = await start_server(port, leading=("urn:other:a",))
@@ -330,7 +331,7 @@ async def test_stalled_reconnect_is_rebuilt_by_the_supervisor(
     srv = await start_server(port)
     run = await start_source(port, reconnect_stall_s=1.0)
     await until(lambda: run.health.connected, what="connect")
-    await srv.server.stop()
+    await stop_server(srv.server)
     await until(
         lambda: "reconnect has not succeeded" in (run.health.last_error or ""), within=5, what="rebuild"
     )

@@ -21,6 +21,7 @@ from simulators.clock import SimClock
 from simulators.model import ANALYSER_CHANNELS, build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.scenarios import Event, Kind, Scenario
+from tests.fixtures.paho import stop_client
 
 pytestmark = pytest.mark.integration
 S = 1_000_000_000
@@ -69,7 +70,11 @@ class Broker:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
             self.proc = None
 
 
@@ -114,8 +119,7 @@ class Subscriber:
         return out
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_client(self.client)
 
 
 async def wait_for(predicate, timeout_s: float = 20.0) -> None:
