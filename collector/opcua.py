@@ -49,7 +49,9 @@ TEARDOWN_TIMEOUT_S: Final = 2.0
 
 
 class BatchSink(Protocol):
-    async def put(self, batch: ReadingBatch, ack: Callable[[], None] | None = None) -> None: ...
+    async def put(
+        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, source: str = ""
+    ) -> None: ...
 
 
 class OpcUaSource:
@@ -310,7 +312,7 @@ class OpcUaSource:
                 self._outbox.push(comm_loss_batch(self._signals, self._stats.newest_source_ns + 1))
             # a put cancelled by a rebuild or a stop leaves its batch at the head for the next flush
             while (batch := self._outbox.head()) is not None:
-                await self.sink.put(batch)
+                await self.sink.put(batch, source=self.name)
                 self._outbox.pop()
             if self._dropped:
                 log.warning(
