@@ -109,6 +109,11 @@ class MqttSource:
         self._where = f"{spec.host}:{spec.port}"
         self._future_ns = int(spec.max_future_skew_s * 1e9)
 
+    @property
+    def inbox_bytes(self) -> int:
+        """Received messages waiting in kilnwatch's process to be decoded [bytes]."""
+        return self._inbox.bytes
+
     async def run(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"MQTT source {self.name} is already running")
