@@ -65,8 +65,9 @@ class Pipeline:
         self.metrics.queue_depth.set(self._queue.qsize())
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        """Keep an input that could not be decoded; it is committed with the next group."""
-        self._dead.append(letter)
+        """Keep an input that could not be decoded; it is committed with the next group (cut to the
+        head it is stored with, so that waiting letters hold 4 KiB each at most)."""
+        self._dead.append(letter.kept())
         self.metrics.dead_letters.labels(letter.source).inc()
         if self._queue.empty():
             self._queue.put_nowait((ReadingBatch.empty(), None, ""))
