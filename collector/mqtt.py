@@ -228,7 +228,7 @@ class MqttSource:
         acks = [(m[2], m[3], m[4]) for m in items if m[3]]
         batch = decoded.batch
         if len(batch) or acks:
-            await self.sink.put(batch, partial(self._ack, acks) if acks else None, self.name)
+            await self.sink.put(batch, partial(self._ack, acks) if acks else None, source=self.name)
         if len(batch):
             self.metrics.readings.labels(self.name).inc(len(batch))
             self.health.mark_values(int(batch.ts.max()))

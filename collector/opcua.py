@@ -50,7 +50,7 @@ TEARDOWN_TIMEOUT_S: Final = 2.0
 
 class BatchSink(Protocol):
     async def put(
-        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, source: str = ""
+        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, *, source: str = ...
     ) -> None: ...
 
 

@@ -1,6 +1,6 @@
 """The pipeline: a bounded queue from the collectors to the durable store, then to the consumers.
 
-Collectors ``await pipeline.put(batch, ack, source)``; when the queue is full they wait
+Collectors ``await pipeline.put(batch, ack, source=name)``; when the queue is full they wait
 (back-pressure), nothing is dropped. The pipeline groups queued batches, conditions them, commits
 them to SQLite on its single store thread, then calls each batch's ``ack`` (MQTT acknowledges
 only now, when the readings are durable) and hands the readings the store accepted to the
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[], None]
 BatchConsumer = Callable[[ReadingBatch], None]
+#: Source name of batches put without one (the service's own empty batches, tests).
+UNNAMED_SOURCE = "-"
 T = TypeVar("T")
 
 
@@ -59,7 +61,7 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-store")
         self.stored_readings = 0
 
-    async def put(self, batch: ReadingBatch, ack: Ack | None = None, source: str = "") -> None:
+    async def put(self, batch: ReadingBatch, ack: Ack | None = None, *, source: str = UNNAMED_SOURCE) -> None:
         """Queue a batch; waits while the queue is full. ``source``: where the readings came from."""
         await self._queue.put((batch, ack, source))
         self.metrics.queue_depth.set(self._queue.qsize())
@@ -70,7 +72,7 @@ class Pipeline:
         self._dead.append(letter.kept())
         self.metrics.dead_letters.labels(letter.source).inc()
         if self._queue.empty():
-            self._queue.put_nowait((ReadingBatch.empty(), None, ""))
+            self._queue.put_nowait((ReadingBatch.empty(), None, UNNAMED_SOURCE))
 
     async def on_store_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run store work on the single store thread, serialised with the reading commits."""
