@@ -188,6 +188,7 @@ class WorkerLink:
     async def close(self) -> None:
         """Stop the worker (it disconnects cleanly) and wait for it."""
         self._closing = True
+        self.resume()  # a worker waiting to send must get rid of it to see the stop and end
         if self._restart is not None:
             self._restart.cancel()
         if self._replacing is not None:
@@ -232,7 +233,8 @@ class WorkerLink:
     def _dispatch(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "messages":
-            if not self.on_messages(event[1]) and self._conn is not None and self._loop is not None:
+            full = not self.on_messages(event[1])
+            if full and not self._closing and self._conn is not None and self._loop is not None:
                 self._paused = True  # back-pressure: the worker's sends wait, then its inbox fills
                 self._loop.remove_reader(self._conn.fileno())
         elif kind == "down":
