@@ -29,6 +29,20 @@ class Metrics:
         self.dead_letters = Counter(
             "kilnwatch_dead_letters_total", "Rows written to the dead-letter table", ["source"], registry=r
         )
+        self.duplicates = Counter(
+            "kilnwatch_duplicate_readings_total",
+            "Readings offered again with the value and quality already stored for their signal and time:"
+            " dropped",
+            ["source", "signal"],
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "kilnwatch_conflicting_readings_total",
+            "Readings offered with another value or quality than the one stored for their signal and time:"
+            " refused, kept in the conflict table and as dead letters",
+            ["source", "signal"],
+            registry=r,
+        )
         self.source_connected = Gauge(
             "kilnwatch_source_connected", "1 while a source is connected", ["source"], registry=r
         )

@@ -4,7 +4,11 @@ The paho session (:mod:`collector.mqtt_session`) runs in a worker process by def
 (:mod:`collector.mqtt_worker`, ``worker: process``) or on paho's thread in kilnwatch's process
 (``worker: thread``). Either way, messages reach the event loop in bursts; messages collected
 for ``batch_window_ms`` are decoded as one batch and put into the pipeline with one ack
-callback, called once the batch's readings and dead letters are committed.
+callback, called once the batch's readings and dead letters are committed. The source's inbox
+is bounded (``inbox_max_bytes``): when it is full, paho's thread waits (thread mode) or the
+worker's pipe is not read (process mode), and the broker holds what follows. A message above
+``max_packet_size`` is not decoded: it is dead-lettered (its first 4 KiB, length and SHA-256),
+counted as ``too_large`` and acknowledged.
 """
 
 from __future__ import annotations
@@ -13,17 +17,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Protocol
+from typing import Final, Protocol, TypeGuard
 
 import paho.mqtt.client as paho
 
 from .health import HealthRegistry, SourceHealth
 from .metrics import Metrics
 from .mqtt_decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
-from .mqtt_session import AckToken, Incoming, PahoSession
+from .mqtt_inbox import Inbox
+from .mqtt_session import AckToken, Incoming, Oversize, PahoSession
 from .mqtt_spec import MqttBinding, MqttBrokerSpec
 from .mqtt_worker import WorkerLink
 from .pipeline import Pipeline
@@ -32,6 +36,8 @@ from .store import DeadLetter
 log = logging.getLogger(__name__)
 
 _ROUTE_CACHE_MAX = 10_000
+#: Rejection kind of a message above ``max_packet_size``.
+TOO_LARGE: Final = "too_large"
 
 
 class TopicRouter:
@@ -92,7 +98,7 @@ class MqttSource:
         self.health = health if isinstance(health, SourceHealth) else health.source(name, "mqtt")
         self.metrics = metrics
         self.subscribed = asyncio.Event()
-        self._inbox: deque[Incoming] = deque()  # filled by the link, emptied by _consume
+        self._inbox = Inbox(spec.inbox_max_bytes)  # filled by the link, emptied by _consume
         self._wakeup = asyncio.Event()
         self._link: _Link | None = None
         self._failure: Exception | None = None
@@ -103,11 +109,17 @@ class MqttSource:
         self._where = f"{spec.host}:{spec.port}"
         self._future_ns = int(spec.max_future_skew_s * 1e9)
 
+    @property
+    def inbox_bytes(self) -> int:
+        """Received messages waiting in kilnwatch's process to be decoded [bytes]."""
+        return self._inbox.bytes
+
     async def run(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"MQTT source {self.name} is already running")
         self._task, self._stopping, self._failure = asyncio.current_task(), False, None
         link = None
+        self._inbox = Inbox(self.spec.inbox_max_bytes)  # what an earlier run left comes again
         try:
             link = self._link = self._make_link()
             link.start()  # in a thread link, raises on a TLS file that cannot be read
@@ -179,9 +191,11 @@ class MqttSource:
         else:
             self.health.last_error = reason  # still down: keep the time the outage began
 
-    def _arrived(self, items: list[Incoming]) -> None:
-        self._inbox.extend(items)
+    def _arrived(self, items: list[Incoming]) -> bool:
+        """Messages from the worker; False: the inbox is full, send no more for now."""
+        self._inbox.put_nowait(items)
         self._wakeup.set()
+        return not self._inbox.full()
 
     def _failed(self, reason: str) -> None:
         self._failure = RuntimeError(f"MQTT source {self.name} cannot start: {reason}")
@@ -196,17 +210,21 @@ class MqttSource:
                 raise self._failure
             if window and len(self._inbox) < most:
                 await asyncio.sleep(window)
-            inbox = self._inbox
-            items = [inbox.popleft() for _ in range(min(most, len(inbox)))]
-            if not inbox:
+            items = self._inbox.take(most)
+            if not len(self._inbox):
                 self._wakeup.clear()
+            if self._link is not None and not self._inbox.full():
+                self._link.resume()
             if items:
                 await self._process(items)
 
     async def _process(self, items: list[Incoming]) -> None:
-        messages = [(self.router.route(m[0]), m[1], m[5]) for m in items]
+        fits = [m for m in items if _fits(m)]
+        if len(fits) < len(items):
+            self._too_large([m for m in items if not _fits(m)])
+        messages = [(self.router.route(m[0]), m[1], m[5]) for m in fits]
         decoded = decode_batch(messages, time.time_ns(), self._future_ns)
-        self._report(decoded, items)
+        self._report(decoded, fits)
         acks = [(m[2], m[3], m[4]) for m in items if m[3]]
         batch = decoded.batch
         if len(batch) or acks:
@@ -220,7 +238,29 @@ class MqttSource:
         if self._link is not None:
             self._link.ack(acks)
 
-    def _report(self, decoded: Decoded, items: list[Incoming]) -> None:
+    def _too_large(self, items: list[Incoming]) -> None:
+        for topic, payload, *_, received_ns in items:
+            assert isinstance(payload, Oversize)
+            signals = tuple(d.name for d in self.router.route(topic))
+            for signal in signals or ("-",):
+                self.metrics.rejected.labels(self.name, signal, TOO_LARGE).inc()
+            reason = f"{TOO_LARGE}: {payload.size} bytes, above max_packet_size {self.spec.max_packet_size}"
+            letter = DeadLetter(
+                self.name,
+                f"{reason} (topic {topic})",
+                payload.head,
+                signals[0] if len(signals) == 1 else None,
+                received_ns,
+                payload.size,
+                payload.sha256,
+            )
+            self.sink.dead_letter(letter)
+            message = (
+                "MQTT source %s: %s on topic %s, kept as a dead letter; further ones are counted, not logged"
+            )
+            self._log_once(TOO_LARGE, message, reason, topic)
+
+    def _report(self, decoded: Decoded, items: list[tuple[str, bytes, int, int, int, int]]) -> None:
         for r in decoded.rejections:
             topic, payload, received_ns = items[r.index][0], items[r.index][1], items[r.index][5]
             for signal in r.signals or ("-",):
@@ -241,6 +281,10 @@ class MqttSource:
             log.warning(message, self.name, *args)
 
 
+def _fits(item: Incoming) -> TypeGuard[tuple[str, bytes, int, int, int, int]]:
+    return isinstance(item[1], bytes)
+
+
 class _Link(Protocol):
     """Where the paho session runs: :class:`_ThreadLink` or :class:`~collector.mqtt_worker.WorkerLink`."""
 
@@ -248,18 +292,21 @@ class _Link(Protocol):
 
     def ack(self, acks: Sequence[AckToken]) -> None: ...
 
+    def resume(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class _ThreadLink:
     """The paho session on paho's thread in kilnwatch's process: its events, handed to the loop.
 
-    Messages go into the source's inbox directly; the loop is woken once per burst, not once
-    per message.
+    Messages go into the source's inbox directly (paho's thread waits while it is full); the loop
+    is woken once per burst, not once per message.
     """
 
     def __init__(self, source: MqttSource, loop: asyncio.AbstractEventLoop) -> None:
         self.source = source
+        self.inbox = source._inbox
         self.loop = loop
         self.session = PahoSession(source.spec, source.client_id, source.router.patterns, self)
         self._signalled = False  # a wake-up of the loop is pending
@@ -270,13 +317,18 @@ class _ThreadLink:
     def ack(self, acks: Sequence[AckToken]) -> None:
         self.session.ack(acks)
 
+    def resume(self) -> None:
+        pass  # paho's thread resumes by itself when the inbox has room
+
     async def close(self) -> None:
+        self.inbox.close()  # paho's thread may wait for room: free it, so that it can stop
         await asyncio.to_thread(self.session.close)
 
     # paho's thread
 
     def message(self, item: Incoming) -> None:
-        self.source._inbox.append(item)
+        if not self.inbox.put(item):
+            return  # closing: never acknowledged, it comes again
         if not self._signalled:
             self._signalled = True
             self._post(self._wake)

@@ -4,6 +4,11 @@ No asyncio and no numpy here: a :class:`PahoSession` runs either in kilnwatch's 
 callbacks on paho's network thread) or alone in a worker process (:mod:`collector.mqtt_worker`).
 Whatever it learns goes to a :class:`SessionEvents`; the callbacks only hand over.
 
+A message larger than ``max_packet_size`` is not handed over: MQTT 5 asks the broker never to
+send one (Maximum Packet Size in CONNECT); if one arrives anyway (MQTT 3.1.1 has no such
+property), only its first 4 KiB, length and SHA-256 go on, as an :class:`Oversize`, to be
+dead-lettered and acknowledged without being decoded.
+
 A message id is valid only on the connection it came on: every (re)connect and disconnect starts
 a new generation, and an ack of an older generation is skipped (the broker redelivers, storage
 is idempotent). paho reconnects with capped exponential backoff; subscribing in ``on_connect``
@@ -12,10 +17,12 @@ restores the subscriptions after every reconnect.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import paho.mqtt.client as paho
@@ -23,10 +30,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from .dead_letters import HEAD_BYTES
 from .mqtt_spec import MqttBrokerSpec
 
+
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """A payload above ``max_packet_size``: its first bytes, its length and its SHA-256 (hex)."""
+
+    head: bytes
+    size: int
+    sha256: str
+
+
 #: topic, payload, message id, QoS, connection generation, arrival [ns]
-Incoming = tuple[str, bytes, int, int, int, int]
+Incoming = tuple[str, bytes | Oversize, int, int, int, int]
 #: message id, QoS, connection generation
 AckToken = tuple[int, int, int]
 
@@ -118,6 +136,7 @@ class PahoSession:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = s.session_expiry_s
             props.ReceiveMaximum = s.receive_maximum
+            props.MaximumPacketSize = s.max_packet_size
             client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
         else:
             client.connect_async(s.host, s.port, s.keepalive_s)
@@ -147,4 +166,8 @@ class PahoSession:
     def _on_message(self, _c: paho.Client, _u: object, m: paho.MQTTMessage) -> None:
         # Topics are valid UTF-8: brokers refuse any other (MQTT 3.1.1 section 1.5.3, MQTT 5 1.5.4).
         payload = cast(bytes, m.payload)  # paho's received payloads are bytes
+        if len(payload) > self.spec.max_packet_size:
+            cut = Oversize(payload[:HEAD_BYTES], len(payload), hashlib.sha256(payload).hexdigest())
+            self.events.message((m.topic, cut, m.mid, m.qos, self._generation, time.time_ns()))
+            return
         self.events.message((m.topic, payload, m.mid, m.qos, self._generation, time.time_ns()))

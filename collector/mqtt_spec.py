@@ -61,6 +61,19 @@ class MqttBrokerSpec(BaseModel):
         default=5.0, ge=0, description="collect messages this long before decoding them as one batch [ms]"
     )
     max_batch_messages: int = Field(default=2000, ge=1)
+    max_packet_size: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=268_435_455,
+        description="largest MQTT packet kilnwatch accepts [bytes]: sent to the broker as MQTT 5 Maximum "
+        "Packet Size; a larger payload that arrives anyway is dead-lettered (first 4 KiB) without decoding",
+    )
+    inbox_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="received messages waiting for decoding, per stage (worker, source) [bytes]; when "
+        "full, paho stops reading and the broker waits",
+    )
     worker: Literal["process", "thread"] = Field(
         default="process",
         description="where paho receives: its own process (its packet handling does not share "

@@ -1,7 +1,9 @@
 """An MQTT source's paho session in a worker process, so that paho's packet handling does not
 share kilnwatch's GIL with decoding, storage and the API (decision 0007).
 
-The worker only receives and acknowledges. Over one pipe it sends, in order:
+The worker only receives and acknowledges. Its inbox is bounded (``inbox_max_bytes``): when
+kilnwatch does not keep up, the pipe fills, the flusher waits, the inbox fills and paho's thread
+waits, so the broker holds the rest. Over one pipe it sends, in order:
 
     ("messages", [Incoming, ...])        what arrived during one batch window
     ("down", reason) / ("granted", refused, downgraded)
@@ -23,11 +25,11 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .mqtt_inbox import Inbox
 from .mqtt_session import AckToken, Incoming, PahoSession, paho_log
 from .mqtt_spec import MqttBrokerSpec
 
@@ -44,10 +46,10 @@ STOP_TIMEOUT_S = 10.0
 class _PipeEvents:
     """Session events of the worker: control events at once, messages batched by the flusher."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, inbox_max_bytes: int) -> None:
         self.conn = conn
         self.send_lock = threading.Lock()
-        self.inbox: deque[Incoming] = deque()
+        self.inbox = Inbox(inbox_max_bytes)
         self.arrived = threading.Event()
 
     def send(self, item: tuple[Any, ...]) -> None:
@@ -55,8 +57,8 @@ class _PipeEvents:
             self.conn.send(item)
 
     def message(self, item: Incoming) -> None:
-        self.inbox.append(item)
-        self.arrived.set()
+        if self.inbox.put(item):  # waits while the inbox is full
+            self.arrived.set()
 
     def down(self, reason: str) -> None:
         self.send(("down", reason))
@@ -64,15 +66,14 @@ class _PipeEvents:
     def granted(self, refused: list[str], downgraded: list[str]) -> None:
         self.send(("granted", refused, downgraded))
 
-    def flush_forever(self, window_s: float) -> None:
+    def flush_forever(self, window_s: float, most: int) -> None:
         while True:
             self.arrived.wait()
             self.arrived.clear()
             if window_s:
                 time.sleep(window_s)
-            items = [self.inbox.popleft() for _ in range(len(self.inbox))]
-            if items:
-                self.send(("messages", items))
+            while items := self.inbox.take(most):
+                self.send(("messages", items))  # waits while kilnwatch does not read
 
 
 class _PipeLogHandler(logging.Handler):
@@ -97,7 +98,7 @@ def worker_main(
     # kilnwatch stops its workers itself, after the last commit, so they wait for that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    events = _PipeEvents(conn)
+    events = _PipeEvents(conn, spec.inbox_max_bytes)
     paho_log.addHandler(_PipeLogHandler(events))
     paho_log.setLevel(log_level)
     paho_log.propagate = False
@@ -107,7 +108,9 @@ def worker_main(
     except Exception as exc:  # e.g. a TLS file that cannot be read: say why, then end
         events.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    flusher = threading.Thread(target=events.flush_forever, args=(spec.batch_window_ms / 1000,), daemon=True)
+    flusher = threading.Thread(
+        target=events.flush_forever, args=(spec.batch_window_ms / 1000, spec.max_batch_messages), daemon=True
+    )
     flusher.start()
     try:
         while True:
@@ -119,6 +122,7 @@ def worker_main(
     except (EOFError, OSError):
         pass  # kilnwatch is gone
     finally:
+        events.inbox.close()  # paho's thread may wait for space: free it, so that it can stop
         session.close()
 
 
@@ -129,7 +133,8 @@ class WorkerLink:
     """Runs a :class:`PahoSession` in a worker process and relays its events on the event loop.
 
     ``on_messages``, ``on_down``, ``on_granted`` are called on the loop; ``on_failed`` when the
-    worker could not start its session (a configuration error: no restart).
+    worker could not start its session (a configuration error: no restart). When ``on_messages``
+    returns False (kilnwatch's inbox is full), the pipe is not read until :meth:`resume`.
     """
 
     def __init__(
@@ -139,7 +144,7 @@ class WorkerLink:
         client_id: str,
         patterns: Sequence[str],
         *,
-        on_messages: Callable[[list[Incoming]], None],
+        on_messages: Callable[[list[Incoming]], bool],
         on_down: Callable[[str], None],
         on_granted: Callable[[list[str], list[str]], None],
         on_failed: Callable[[str], None],
@@ -160,6 +165,7 @@ class WorkerLink:
         self._closing = False
         self._restart: asyncio.TimerHandle | None = None
         self._replacing: asyncio.Task[None] | None = None
+        self._paused = False
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -173,9 +179,16 @@ class WorkerLink:
         with contextlib.suppress(OSError):
             conn.send(("ack", list(acks)))
 
+    def resume(self) -> None:
+        """Read the pipe again after ``on_messages`` returned False."""
+        if self._paused and self._conn is not None and self._loop is not None:
+            self._paused = False
+            self._loop.add_reader(self._conn.fileno(), self._readable, self._conn)
+
     async def close(self) -> None:
         """Stop the worker (it disconnects cleanly) and wait for it."""
         self._closing = True
+        self.resume()  # a worker waiting to send must get rid of it to see the stop and end
         if self._restart is not None:
             self._restart.cancel()
         if self._replacing is not None:
@@ -214,13 +227,13 @@ class WorkerLink:
             if on_main_thread:
                 signal.signal(signal.SIGINT, previous or signal.SIG_DFL)
         child.close()
-        self._conn, self._process = parent, proc
+        self._conn, self._process, self._paused = parent, proc, False
         assert self._loop is not None
         self._loop.add_reader(parent.fileno(), self._readable, parent)
 
     def _readable(self, conn: Connection) -> None:
         try:
-            while conn.poll():
+            while not self._paused and conn.poll():
                 self._dispatch(conn.recv())
         except (EOFError, OSError):
             self._lost(conn)
@@ -228,7 +241,10 @@ class WorkerLink:
     def _dispatch(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "messages":
-            self.on_messages(event[1])
+            full = not self.on_messages(event[1])
+            if full and not self._closing and self._conn is not None and self._loop is not None:
+                self._paused = True  # back-pressure: the worker's sends wait, then its inbox fills
+                self._loop.remove_reader(self._conn.fileno())
         elif kind == "down":
             self.on_down(event[1])
         elif kind == "granted":

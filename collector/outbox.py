@@ -21,6 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dead_letters import DeadLetter
+from .dead_letters import insert as insert_dead_letters
+from .dead_letters import migrate as migrate_dead_letters
 from .health import HealthRegistry
 from .store import SCHEMA, connect
 
@@ -59,6 +62,7 @@ class Outbox:
     def __init__(self, path: Path | str) -> None:
         self._conn = connect(path)
         self._conn.executescript(SCHEMA)
+        migrate_dead_letters(self._conn)
         self._cursor = 0  # highest id handed out
         self._counted = 0  # highest id included in _rows/_bytes
         self._rows = 0
@@ -104,12 +108,7 @@ class Outbox:
                 (batch.first_id, batch.last_id, self._counted),
             ).fetchone()
             c.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (batch.first_id, batch.last_id))
-            now = time.time_ns()
-            c.executemany(
-                "INSERT INTO dead_letter(received_ns, source, signal, reason, payload)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(now, INFLUX_SOURCE, None, reason, line) for line, reason in rejected],
-            )
+            insert_dead_letters(c, [DeadLetter(INFLUX_SOURCE, reason, line) for line, reason in rejected])
             (top,) = c.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
             c.execute("COMMIT")
         except BaseException:

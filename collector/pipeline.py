@@ -5,8 +5,8 @@ Collectors ``await pipeline.put(batch, ack, source=name)``; when the queue is fu
 :mod:`collector.plausibility` first, whichever source it comes from: readings outside it become
 dead letters, the rest of the batch goes on. The pipeline groups queued batches, conditions
 them, commits them to SQLite on its single store thread, then calls each batch's ``ack`` (MQTT
-acknowledges only now, when the readings are durable) and hands the batch to the consumers (the
-analytics engine).
+acknowledges only now, when the readings are durable) and hands the readings the store accepted
+to the consumers (the analytics engine): a duplicate or a conflicting reading never reaches them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import Counter
 
 from analytics.batch import ReadingBatch
 
@@ -56,7 +60,7 @@ class Pipeline:
         #: Optional hook: while it returns False, acks are held back (outbox over budget).
         self.ack_gate: Callable[[], bool] | None = None
         self._held_acks: list[Ack] = []
-        self._queue: asyncio.Queue[tuple[ReadingBatch, Ack | None]] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[tuple[ReadingBatch, Ack | None, str]] = asyncio.Queue(maxsize)
         self._dead: list[DeadLetter] = []
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-store")
         self.stored_readings = 0
@@ -70,20 +74,21 @@ class Pipeline:
     async def put(self, batch: ReadingBatch, ack: Ack | None = None, *, source: str = UNNAMED_SOURCE) -> None:
         """Queue the readings of ``batch`` inside the time window; waits while the queue is full.
 
-        ``ack`` is called once the batch's readings and dead letters are committed, also when the
-        window rejected every reading.
+        ``source``: where the readings came from. ``ack`` is called once the batch's readings and
+        dead letters are committed, also when the window rejected every reading.
         """
         if self.guard is not None and len(batch):
             batch = self.guard(batch, source)
-        await self._queue.put((batch, ack))
+        await self._queue.put((batch, ack, source))
         self.metrics.queue_depth.set(self._queue.qsize())
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        """Keep an input that could not be decoded; it is committed with the next group."""
-        self._dead.append(letter)
+        """Keep an input that could not be decoded; it is committed with the next group (cut to the
+        head it is stored with, so that waiting letters hold 4 KiB each at most)."""
+        self._dead.append(letter.kept())
         self.metrics.dead_letters.labels(letter.source).inc()
         if self._queue.empty():
-            self._queue.put_nowait((ReadingBatch.empty(), None))
+            self._queue.put_nowait((ReadingBatch.empty(), None, UNNAMED_SOURCE))
 
     async def on_store_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run store work on the single store thread, serialised with the reading commits."""
@@ -102,34 +107,38 @@ class Pipeline:
                     self._queue.task_done()
                 self.metrics.queue_depth.set(self._queue.qsize())
 
-    async def _commit(self, group: list[tuple[ReadingBatch, Ack | None]]) -> None:
-        raw = ReadingBatch.concat(b for b, _ in group)
+    async def _commit(self, group: list[tuple[ReadingBatch, Ack | None, str]]) -> None:
+        raw = ReadingBatch.concat(b for b, _, _ in group)
         batch, counts = self.conditioner.apply(raw)  # row for row: raw.value is each value as it came
         letters, self._dead = self._dead, []
-        write = partial(self.store.write, batch, letters, raw_value=raw.value)
+        sources = [(s, len(b)) for b, _, s in group]
+        write = partial(self.store.write, batch, letters, raw_value=raw.value, sources=sources)
         started = time.perf_counter()
         while True:
             try:
-                await self.on_store_thread(write)
+                result = await self.on_store_thread(write)
                 break
             except Exception:
                 # A full disk or a locked file: keep the data in memory and the collectors waiting.
                 log.exception("cannot commit %d readings to the local store; retrying in 1 s", len(batch))
                 await asyncio.sleep(1.0)
         self.metrics.store_seconds.observe(time.perf_counter() - started)
-        self.stored_readings += len(batch)
+        accepted = batch.take(result.accepted)
+        self.stored_readings += len(accepted)
+        self._count_refused(self.metrics.duplicates, batch, result.duplicate, sources)
+        self._count_refused(self.metrics.conflicts, batch, result.conflict, sources)
         self._count_flags(counts.non_finite, "non_finite")
         self._count_flags(counts.out_of_range, "out_of_range")
         self._count_flags(counts.loop_current, "loop_current")
         self._count_flags(counts.outside_calibration, "outside_calibration")
         self._count_flags(counts.calibration_not_in_force, "calibration_not_in_force")
-        self._release_acks([a for _, a in group if a is not None])
-        if len(batch):
+        self._release_acks([a for _, a, _ in group if a is not None])
+        if len(accepted):
             for consume in self.consumers:
                 try:
-                    consume(batch)
+                    consume(accepted)
                 except Exception:
-                    log.exception("a consumer failed on a batch of %d readings", len(batch))
+                    log.exception("a consumer failed on a batch of %d readings", len(accepted))
 
     def _release_acks(self, acks: list[Ack]) -> None:
         self._held_acks.extend(acks)
@@ -141,6 +150,23 @@ class Pipeline:
                 ack()
             except Exception:
                 log.exception("acknowledging a message failed")
+
+    def _count_refused(
+        self,
+        counter: Counter,
+        batch: ReadingBatch,
+        refused: npt.NDArray[np.bool_],
+        sources: list[tuple[str, int]],
+    ) -> None:
+        """Count refused rows per (source, signal): one increment per pair, not per reading."""
+        if not refused.any():
+            return
+        source_of = np.repeat(np.arange(len(sources)), [n for _, n in sources])
+        n_signals = len(self.signal_names)
+        pairs, n = np.unique(source_of[refused] * n_signals + batch.signal[refused], return_counts=True)
+        for pair, count in zip(pairs.tolist(), n.tolist(), strict=True):
+            source, signal = divmod(pair, n_signals)
+            counter.labels(sources[source][0], self.signal_names[signal]).inc(count)
 
     def _count_flags(self, counts: dict[int, int], reason: str) -> None:
         for sig, n in counts.items():

@@ -1,4 +1,6 @@
-"""Local retention: raw readings for days, minute aggregates for a year, hourly ones for ever.
+"""Local retention: raw readings for days, minute aggregates (and the conflicts recorded beside
+the readings) for a year, hourly aggregates for ever; dead letters for days and within a byte
+budget, the oldest first.
 
 Pruning deletes in small chunks, each its own short statement on the store's write thread,
 so pipeline commits interleave with it and ingestion never waits for more than one chunk.
@@ -9,6 +11,7 @@ index: no statement scans the table.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
@@ -16,18 +19,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .dead_letters import ROW_COST_SQL
+
 log = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * 10**9
 
-#: table -> key column of its primary key (the other column is ``ts``); hourly is kept for ever.
-_PRUNED = {"reading": "signal", "minute": "kiln"}
+#: table -> key column of its (primary or ``conflict_signal_ts``) index, the other column being
+#: ``ts``; hourly is kept for ever.
+_PRUNED = {"reading": "signal", "minute": "kiln", "conflict": "signal"}
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     raw_days: float = 7.0
     minute_days: float = 366.0
+    dead_letter_days: float = 30.0
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
     chunk_rows: int = 2000
     every_s: float = 600.0
 
@@ -54,15 +62,48 @@ def keys(conn: sqlite3.Connection, table: str) -> list[Any]:
     return found
 
 
+def prune_old_dead_letters(conn: sqlite3.Connection, cutoff_ns: int, chunk_rows: int) -> int:
+    """Delete up to ``chunk_rows`` of the oldest dead letters received before ``cutoff_ns``."""
+    return conn.execute(
+        "DELETE FROM dead_letter WHERE id IN (SELECT id FROM dead_letter WHERE received_ns < ?"
+        " ORDER BY received_ns, id LIMIT ?)",
+        (cutoff_ns, chunk_rows),
+    ).rowcount
+
+
+def dead_letter_bytes(conn: sqlite3.Connection) -> int:
+    """What the dead letters cost against their budget (payload, reason, source, 64 bytes a row)."""
+    return int(conn.execute(f"SELECT coalesce(sum({ROW_COST_SQL}), 0) FROM dead_letter").fetchone()[0])
+
+
+def prune_dead_letters_over(conn: sqlite3.Connection, excess: int, chunk_rows: int) -> tuple[int, int]:
+    """Delete the oldest dead letters, at most ``chunk_rows``, until ``excess`` bytes are freed;
+    returns (rows, bytes) deleted."""
+    rows = conn.execute(
+        f"SELECT id, {ROW_COST_SQL} FROM dead_letter ORDER BY received_ns, id LIMIT ?", (chunk_rows,)
+    ).fetchall()
+    doomed, freed = [], 0
+    for row_id, cost in rows:
+        if freed >= excess:
+            break
+        doomed.append(row_id)
+        freed += cost
+    conn.execute(
+        "DELETE FROM dead_letter WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(doomed),)
+    )
+    return len(doomed), freed
+
+
 RunOnStore = Callable[..., Awaitable[Any]]
 
 
 async def prune_once(run_on_store: RunOnStore, conn: sqlite3.Connection, policy: RetentionPolicy) -> int:
-    """One pass over readings and minutes; returns the number of rows deleted."""
+    """One pass over readings, minutes, conflicts and dead letters; returns the rows deleted."""
     now = time.time_ns()
     cutoffs = {
         "reading": now - int(policy.raw_days * NS_PER_DAY),
         "minute": now - int(policy.minute_days * NS_PER_DAY),
+        "conflict": now - int(policy.minute_days * NS_PER_DAY),
     }
     deleted = 0
     for table, cutoff in cutoffs.items():
@@ -72,6 +113,29 @@ async def prune_once(run_on_store: RunOnStore, conn: sqlite3.Connection, policy:
                 deleted += n
                 if n < policy.chunk_rows:
                     break
+    return deleted + await _prune_dead_letters(run_on_store, conn, policy, now)
+
+
+async def _prune_dead_letters(
+    run_on_store: RunOnStore, conn: sqlite3.Connection, policy: RetentionPolicy, now: int
+) -> int:
+    cutoff = now - int(policy.dead_letter_days * NS_PER_DAY)
+    deleted = 0
+    while (n := await run_on_store(prune_old_dead_letters, conn, cutoff, policy.chunk_rows)) > 0:
+        deleted += n
+    excess = await run_on_store(dead_letter_bytes, conn) - policy.dead_letter_max_bytes
+    while excess > 0:
+        n, freed = await run_on_store(prune_dead_letters_over, conn, excess, policy.chunk_rows)
+        if not n:
+            break
+        deleted, excess = deleted + n, excess - freed
+    if deleted:
+        log.info(
+            "retention: %d dead letters deleted (older than %g days or beyond %d bytes)",
+            deleted,
+            policy.dead_letter_days,
+            policy.dead_letter_max_bytes,
+        )
     return deleted
 
 

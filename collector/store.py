@@ -1,10 +1,11 @@
 """The local durable store: SQLite in WAL mode.
 
-Always present: readings (idempotent on signal + timestamp) with the value as it came
-(``raw``) beside the value kilnwatch computed from it, the QAL2 functions in force
-(``calibration``), the aggregates ledger (minutes and hours per kiln), and the dead-letter
-table. The InfluxDB outbox lives in the same file (see :mod:`collector.outbox`), so a reading
-and its outbox row commit together.
+Always present: readings with the value as it came (``raw``) beside the value kilnwatch
+computed from it, the QAL2 functions in force (``calibration``), the aggregates ledger (minutes
+and hours per kiln), the dead-letter table, and the readings refused because another value was
+stored first for their signal and time (``conflict``). A stored reading is never replaced: the
+first write wins (:mod:`collector.first_write`). The InfluxDB outbox lives in the same file
+(see :mod:`collector.outbox`), so a reading and its outbox row commit together.
 
 One ``LocalStore`` owns one write connection and must be used from one thread at a time
 (the pipeline runs it on a single worker thread). Readers open their own connections.
@@ -28,6 +29,12 @@ from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict,
 from analytics.batch import ReadingBatch
 
 from .conditioning import ValueCorrections
+from .conflicts import Conflict, as_dead_letter, conflicts_of, insert_conflicts, read_conflicts
+from .dead_letters import DeadLetter
+from .dead_letters import insert as insert_dead_letters
+from .dead_letters import migrate as migrate_dead_letters
+from .dead_letters import read as read_dead_letters
+from .first_write import judge
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signal (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -51,8 +58,15 @@ CREATE TABLE IF NOT EXISTS hourly (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL, source TEXT NOT NULL, signal TEXT,
-    reason TEXT NOT NULL, payload BLOB
+    reason TEXT NOT NULL, payload BLOB, payload_bytes INTEGER, payload_sha256 TEXT
 );
+CREATE INDEX IF NOT EXISTS dead_letter_received ON dead_letter(received_ns);
+CREATE TABLE IF NOT EXISTS conflict (
+    id INTEGER PRIMARY KEY, signal INTEGER NOT NULL, ts INTEGER NOT NULL,
+    stored_value REAL, stored_quality INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL,
+    raw REAL, source TEXT NOT NULL, received_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conflict_signal_ts ON conflict(signal, ts);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY, created_ns INTEGER NOT NULL, oldest_ns INTEGER NOT NULL,
     n_points INTEGER NOT NULL, body BLOB NOT NULL
@@ -61,14 +75,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An input that could not become a reading: kept with its raw payload and the reason."""
+class WriteResult:
+    """What :meth:`LocalStore.write` did with each row of the batch (masks in batch order)."""
 
-    source: str
-    reason: str
-    payload: bytes
-    signal: str | None = None
-    received_ns: int = 0
+    accepted: npt.NDArray[np.bool_]  # inserted
+    duplicate: npt.NDArray[np.bool_]  # the same reading was stored: dropped
+    conflict: npt.NDArray[np.bool_]  # another value was stored: refused, recorded in ``conflict``
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,8 @@ class LocalStore:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(reading)")}
         if "raw" not in columns:  # a store written before raw values were kept
             self._conn.execute("ALTER TABLE reading ADD COLUMN raw REAL")
+        migrate_dead_letters(self._conn)  # a store written before dead letters were cut to 4 KiB
+        self.signal_names = tuple(signal_names)
         self._conn.executemany("INSERT OR IGNORE INTO signal(name) VALUES (?)", [(n,) for n in signal_names])
         ids = dict(self._conn.execute("SELECT name, id FROM signal").fetchall())
         #: table index -> database signal id
@@ -147,37 +161,50 @@ class LocalStore:
         outbox: Iterable[tuple[int, int, bytes]] = (),
         *,
         raw_value: npt.NDArray[np.float64] | None = None,
-    ) -> None:
+        sources: Sequence[tuple[str, int]] = (),
+    ) -> WriteResult:
         """Commit readings, dead letters and outbox rows in one transaction (all or nothing).
 
-        ``raw_value``: each reading's value as it came, row for row (None: not recorded).
+        The first write wins: a reading whose signal and time are stored already is not written
+        again; with the same value and quality it is a duplicate, otherwise a conflict, kept in
+        the ``conflict`` table and as a dead letter with both values. Only the accepted readings
+        go into the outbox. ``raw_value``: each reading's value as it came, row for row (None:
+        not recorded). ``sources``: (source name, number of rows) in row order, for conflicts.
         """
         if raw_value is not None and len(raw_value) != len(batch):
             raise ValueError(f"{len(raw_value)} raw values for a batch of {len(batch)} readings")
-        # In key order, each signal's rows append to one place of the B-tree: ~30 % less work.
-        db_ids = self.db_ids[batch.signal]
-        order = np.lexsort((batch.ts, db_ids))
-        raw = np.full(len(batch), np.nan) if raw_value is None else np.asarray(raw_value, np.float64)[order]
-        rows = zip(
-            db_ids[order].tolist(),
-            batch.ts[order].tolist(),
-            _finite_or_nan(batch.value[order]).tolist(),
-            batch.quality[order].tolist(),
-            _finite_or_nan(raw).tolist(),
-            strict=True,
-        )
+        raw_all = np.full(len(batch), np.nan) if raw_value is None else _finite_or_nan(np.asarray(raw_value))
         with self._transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO reading VALUES (?, ?, ?, ?, ?)", rows)
-            self._insert_dead_letters(c, dead_letters)
-            if self.outbox_formatter is not None and len(batch):
+            # Rows go in key order: each signal's rows append to one place of the B-tree (~30 % less work).
+            v = judge(c, self.db_ids[batch.signal], batch.ts, _finite_or_nan(batch.value), batch.quality)
+            rows = v.order[v.accepted]
+            c.executemany(
+                "INSERT INTO reading VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    self.db_ids[batch.signal[rows]].tolist(),
+                    batch.ts[rows].tolist(),
+                    _finite_or_nan(batch.value[rows]).tolist(),
+                    batch.quality[rows].tolist(),
+                    raw_all[rows].tolist(),
+                    strict=True,
+                ),
+            )
+            refused = conflicts_of(batch, v, raw_all, sources, self.signal_names) if v.conflict.any() else []
+            insert_conflicts(c, refused, dict(zip(self.signal_names, self.db_ids.tolist(), strict=True)))
+            insert_dead_letters(c, [*dead_letters, *(as_dead_letter(k) for k in refused)])
+            if self.outbox_formatter is not None and len(rows):
+                accepted = batch.take(np.sort(rows))
                 c.execute(
                     "INSERT INTO outbox(created_ns, oldest_ns, n_points, body) VALUES (?, ?, ?, ?)",
-                    (time.time_ns(), int(batch.ts.min()), len(batch), self.outbox_formatter(batch)),
+                    (time.time_ns(), int(accepted.ts.min()), len(accepted), self.outbox_formatter(accepted)),
                 )
             c.executemany(
                 "INSERT INTO outbox(created_ns, oldest_ns, n_points, body) VALUES (?, ?, ?, ?)",
                 [(time.time_ns(), oldest, n, body) for oldest, n, body in outbox],
             )
+        return WriteResult(
+            v.in_batch_order(v.accepted), v.in_batch_order(v.duplicate), v.in_batch_order(v.conflict)
+        )
 
     def record_calibrations(self, signal_names: Sequence[str], corrections: ValueCorrections) -> None:
         """Keep the QAL2 functions of this configuration; each version once, with when it was first used."""
@@ -201,7 +228,7 @@ class LocalStore:
 
     def write_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         with self._transaction() as c:
-            self._insert_dead_letters(c, letters)
+            insert_dead_letters(c, letters)
 
     def write_aggregates(
         self,
@@ -222,13 +249,6 @@ class LocalStore:
                 "INSERT INTO outbox(created_ns, oldest_ns, n_points, body) VALUES (?, ?, ?, ?)",
                 [(time.time_ns(), oldest, n, body) for oldest, n, body in outbox],
             )
-
-    @staticmethod
-    def _insert_dead_letters(c: sqlite3.Connection, letters: Iterable[DeadLetter]) -> None:
-        c.executemany(
-            "INSERT INTO dead_letter(received_ns, source, signal, reason, payload) VALUES (?, ?, ?, ?, ?)",
-            [(d.received_ns or time.time_ns(), d.source, d.signal, d.reason, d.payload) for d in letters],
-        )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -361,6 +381,30 @@ class StoreReader:
         ]
 
     def dead_letters(self, source: str | None = None) -> list[DeadLetter]:
-        q = "SELECT source, reason, payload, signal, received_ns FROM dead_letter"
-        rows = self._conn().execute(q + (" WHERE source = ?" if source else ""), (source,) if source else ())
-        return [DeadLetter(s, r, bytes(p or b""), sig, ns) for s, r, p, sig, ns in rows]
+        """Dead letters, oldest first; each payload cut to its first 4 KiB (``size``: its length)."""
+        return read_dead_letters(self._conn(), source)
+
+    def conflicts(
+        self, signal_name: str | None = None, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[Conflict]:
+        """Readings refused because another value was stored first, by signal time in [start, end)."""
+        return read_conflicts(self._conn(), signal_name, *_span(start_ns, end_ns))
+
+    def count_conflicts(
+        self,
+        signal_names: Sequence[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> int:
+        """How many readings of these signals (None: all) in [start, end) were refused as conflicts."""
+        q = "SELECT count(*) FROM conflict JOIN signal ON signal.id = conflict.signal"
+        q += " WHERE ts >= ? AND ts < ?"
+        args: list[object] = [*_span(start_ns, end_ns)]
+        if signal_names is not None:
+            q += f" AND name IN ({','.join('?' * len(signal_names))})"
+            args.extend(signal_names)
+        return int(self._conn().execute(q, args).fetchone()[0])
+
+
+def _span(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    return (_INT64_MIN if start_ns is None else start_ns, _INT64_MAX if end_ns is None else end_ns)

@@ -34,7 +34,12 @@ def writer_policy(settings: Settings) -> WriterPolicy:
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
-    return RetentionPolicy(raw_days=settings.retention_raw_days, minute_days=settings.retention_minute_days)
+    return RetentionPolicy(
+        raw_days=settings.retention_raw_days,
+        minute_days=settings.retention_minute_days,
+        dead_letter_days=settings.retention_dead_letter_days,
+        dead_letter_max_bytes=settings.dead_letter_max_bytes,
+    )
 
 
 def attach_historian(service: Service) -> InfluxWriter | None:

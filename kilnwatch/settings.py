@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     outbox_warn_fraction: float = Field(default=0.8, gt=0, lt=1, description="warn at this use of budget")
 
     retention_raw_days: float = Field(default=7.0, gt=0, description="raw readings kept locally [days]")
-    retention_minute_days: float = Field(default=366.0, gt=0, description="minute aggregates kept [days]")
+    retention_minute_days: float = Field(
+        default=366.0, gt=0, description="minute aggregates and conflict records kept [days]"
+    )
+    retention_dead_letter_days: float = Field(default=30.0, gt=0, description="dead letters kept [days]")
+    dead_letter_max_bytes: int = Field(
+        default=64 * 1024**2, ge=0, description="dead-letter budget [bytes]; the oldest go first"
+    )
 
     @field_validator("influx_url", "influx_token", "influx_org", "influx_bucket")
     @classmethod
