@@ -1,10 +1,10 @@
 """Limits that keep one client from taking the process's memory or all its threads: rows per JSON
 page, concurrent report requests, Server-Sent Events clients.
 
-Settings come from the environment (``KILNWATCH_API_*``) unless the wiring passes them in
-:class:`~api.context.ApiContext`. A request over a limit gets 503 with ``Retry-After``; every such
-refusal is counted in ``kilnwatch_api_rejected_total{limit}`` and logged (at most every 10 s per
-limit, with the client's address and how many were refused since).
+Settings come from the environment (``KILNWATCH_API_*``) or a ``.env`` file unless the wiring
+passes them in :class:`~api.context.ApiContext`. A request over a limit gets 503 with
+``Retry-After``; every such refusal is counted in ``kilnwatch_api_rejected_total{limit}`` and
+logged (at most every 10 s per limit, with the client's address and how many were refused since).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _LOG_EVERY_S = 10.0
 
 
 class ApiLimits(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KILNWATCH_API_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KILNWATCH_API_", env_file=".env", extra="ignore")
 
     max_rows: int = Field(
         default=10_000, ge=1, description="rows per JSON page of a list route; more: Link rel=next"

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import log, result_line
 
@@ -38,7 +39,7 @@ def build(path: Path) -> None:
     log(f"{N_HOURS} hours written in {time.perf_counter() - started:.1f} s ({path.stat().st_size >> 20} MiB)")
 
 
-async def measure(path: Path, fmt: str, one_page: bool, clients: int) -> dict[str, float]:
+async def measure(path: Path, fmt: str, one_page: bool, clients: int) -> dict[str, Any]:
     import httpx
 
     from api.app import create_app
@@ -67,13 +68,19 @@ async def measure(path: Path, fmt: str, one_page: bool, clients: int) -> dict[st
         return rows
 
     started = time.perf_counter()
+    cpu0 = time.process_time()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=600) as c:
         rows = sum(await asyncio.gather(*(client(c) for _ in range(clients))))
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import api
+
     return {
+        "code": str(Path(api.__file__).parent),
         "s": elapsed,
+        "cpu_s": cpu,
         "rss_mib": (peak - rss0) / 1024,
         "rows": rows,
         "peak_mib": peak / 1024,
@@ -106,7 +113,8 @@ def main() -> None:
                 ).stdout
             )
             log(
-                f"{out['code']} {fmt}: {out['rows']} rows in {out['s']:.2f} s, "
+                f"{out['code']} {fmt}: {out['rows']} rows in {out['s']:.2f} s "
+                f"(CPU {out['cpu_s']:.2f} s), "
                 f"peak RSS +{out['rss_mib']:.0f} MiB "
                 f"(process peak {out['peak_mib']:.0f} MiB), {out['refused']} refused"
             )
