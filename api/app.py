@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
 from .context import ApiContext
+from .limits import Gates
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -38,6 +39,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     app.state.alarm_watch = routes_alarms.AlarmWatch(context)
+    app.state.gates = Gates(context.limits, context.registry)
     app.include_router(routes_kilns.router)
     app.include_router(routes_reports.router)
     app.include_router(routes_minutes.router)

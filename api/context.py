@@ -12,6 +12,7 @@ from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.engine import SignalNow
 from analytics.signals import KilnSpec, SignalTable
 from api.events import Broadcaster
+from api.limits import ApiLimits
 from api.page_config import AlarmSettings, StreamSettings
 
 
@@ -54,6 +55,8 @@ class ApiContext:
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     #: Keep-alive and reconnect timing of /api/v1/stream.
     stream: StreamSettings = field(default_factory=StreamSettings)
+    #: Rows per JSON page, concurrent reports, stream clients (default: KILNWATCH_API_* or built-in).
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -169,3 +169,6 @@ class Report(BaseModel, Generic[RowT]):
 
     method: dict[str, Any]
     rows: list[RowT]
+    next: str | None = Field(
+        default=None, description="URL of the next page (also as Link: rel=next); null on the last page"
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 import math
 import time
@@ -12,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from analytics import kiln_params as kp
@@ -22,7 +19,9 @@ from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.minutes import MINUTE_NS
 from analytics.signals import KilnSpec, Quantity
 
+from . import paging
 from .context import ApiContext
+from .limits import ReportSlot
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
 from .timeparse import iso, time_range
 
@@ -171,52 +170,43 @@ def signal_feeds(ctx: ApiContext, kiln: KilnSpec) -> dict[str, str]:
     return out
 
 
-def hourly_row(h: HourAggregate, feeds: dict[str, str] | None = None, ledger: bool = False) -> HourlyRow:
-    row = tables.hourly_row(h, feeds)
-    if not ledger:
-        row["ledger"] = None
-    return HourlyRow.model_validate(row)
-
-
-def csv_response(
-    rows: list[dict[str, Any]], fields: list[str], filename: str, method: dict[str, Any] | None = None
-) -> Response:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in rows)
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if method is not None:
-        headers.update(method_header(method))
-    return Response(buf.getvalue(), media_type="text/csv", headers=headers)
-
-
 @router.get("/kilns/{kiln_id}/hourly", response_model=list[HourlyRow] | Report[HourlyRow])
 async def hourly(
     kiln: Kiln,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     start: Annotated[str | None, Query(description="ISO 8601, default: 24 h before end")] = None,
     end: Annotated[str | None, Query(description="ISO 8601, default: now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     envelope: Annotated[
         bool,
         Query(
-            description="JSON as {method, rows} instead of a bare list (the method is always in the "
+            description="JSON as {method, rows, next} instead of a bare list (the method is always in the "
             f"{METHOD_HEADER} header)"
         ),
     ] = False,
     ledger: Annotated[bool, Query(description="add the per-signal completeness ledger")] = False,
 ) -> Any:
     """Hourly CO2 of a kiln. ``co2_t`` is the reported value: invalid parameters substituted (see
-    ``substitution_method``), CO counted as CO2 under eu_mrr; revised hours carry a higher ``revision``."""
+    ``substitution_method``), CO counted as CO2 under eu_mrr; revised hours carry a higher ``revision``.
+    JSON pages hold at most ``max_rows`` hours; the next page is in the ``Link: <url>; rel="next"``
+    header (and ``next`` of the envelope). CSV streams the whole range."""
     start_ns, end_ns = time_range(start, end, 24 * 3600 * 10**9, time.time_ns())
-    hours = await run_in_threadpool(ctx.history.hours, kiln.id, start_ns, end_ns)
     feeds = signal_feeds(ctx, kiln)
-    method = kiln_method(ctx, kiln.id)
+    headers = method_header(kiln_method(ctx, kiln.id))
+
+    def row(h: HourAggregate) -> list[dict[str, Any]]:
+        r = tables.hourly_row(h, feeds)
+        if not ledger:
+            r["ledger"] = None
+        return [r]
+
+    load = paging.hour_groups(ctx.history, kiln.id, row)
     if format == "csv":
-        rows = [tables.hourly_row(h, feeds) for h in hours]
-        return csv_response(rows, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", method)
-    response.headers.update(method_header(method))
-    result = [hourly_row(h, feeds, ledger) for h in hours]
-    return Report[HourlyRow](method=method, rows=result) if envelope else result
+        return paging.csv_stream(
+            load, start_ns, end_ns, paging.CHUNK_NS, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", headers
+        )
+    rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows, HourlyRow)
+    link = None if cursor is None else paging.next_url(request, start=iso(cursor), end=iso(end_ns))
+    return paging.json_page(rows, headers, link, kiln_method(ctx, kiln.id) if envelope else None)

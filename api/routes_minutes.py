@@ -6,9 +6,11 @@ import math
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from . import paging
 from .routes_kilns import Context, Kiln
 from .timeparse import iso, time_range
 
@@ -33,21 +35,28 @@ def _num(x: float | None) -> float | None:
 async def minutes(
     kiln: Kiln,
     ctx: Context,
+    request: Request,
     start: Annotated[str | None, Query(description="ISO 8601, default: 2 h before end")] = None,
     end: Annotated[str | None, Query(description="ISO 8601, default: now")] = None,
-) -> list[MinuteRow]:
+) -> Response:
     """Closed minutes starting in [start, end), oldest first; only the recent ones the engine keeps
-    in memory (its ``keep_minutes``; older periods: the hourly endpoint)."""
+    in memory (its ``keep_minutes``; older periods: the hourly endpoint). At most ``max_rows`` per
+    answer; the next page is in the ``Link: <url>; rel="next"`` header."""
     start_ns, end_ns = time_range(start, end, _DEFAULT_SPAN_NS, time.time_ns())
-    return [
-        MinuteRow(
-            minute=iso(m.start_ns),
-            co2_t_per_h=_num(m.co2_t_per_h),
-            clinker_t_per_h=_num(m.clinker_t_per_h),
-            intensity_kg_per_t=_num(m.intensity_kg_per_t),
-            valid=m.valid,
-            revision=m.revision,
-        )
-        for m in ctx.live.recent_minutes(kiln.id, start_ns)
-        if m.start_ns < end_ns
+    kept = [m for m in ctx.live.recent_minutes(kiln.id, start_ns) if m.start_ns < end_ns]
+    limit = ctx.limits.max_rows
+    link = None
+    if len(kept) > limit:
+        link = paging.next_url(request, start=iso(kept[limit].start_ns), end=iso(end_ns))
+    rows = [
+        {
+            "minute": iso(m.start_ns),
+            "co2_t_per_h": _num(m.co2_t_per_h),
+            "clinker_t_per_h": _num(m.clinker_t_per_h),
+            "intensity_kg_per_t": _num(m.intensity_kg_per_t),
+            "valid": m.valid,
+            "revision": m.revision,
+        }
+        for m in kept[:limit]
     ]
+    return paging.json_page(paging.rows_json(MinuteRow, rows), {}, link)

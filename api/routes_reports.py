@@ -1,33 +1,37 @@
 """Report routes: IED half-hours and days, the daily mass-balance cross-check, the completeness
 ledger, and a plant's hourly sum over its kilns. JSON and CSV for each.
 
-Shape: every JSON answer here is ``{"method": {...}, "rows": [...]}`` (the rules used, then the rows);
-CSV answers carry the same method block, as compact JSON, in the ``X-Kilnwatch-Method`` header.
-All of them read the stored hours, so revised hours (late data) show at once, with their revision.
+Shape: every JSON answer here is ``{"method": {...}, "rows": [...], "next": url | null}`` (the rules
+used, the rows, and the next page when there are more than ``max_rows`` rows, also as a
+``Link: <url>; rel="next"`` header); CSV answers carry the same method block, as compact JSON, in
+the ``X-Kilnwatch-Method`` header and stream the whole range. All of them read the stored hours,
+so revised hours (late data) show at once, with their revision.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from analytics import pollutants as pol
 from analytics import tables
-from analytics.aggregates import HourAggregate
 from analytics.crosscheck import DEFAULT_DEVIATION_THRESHOLD_PCT
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
 from analytics.reporting import daily_crosscheck, daily_from_hours, plant_hours
 from analytics.signals import KilnSpec
 
+from . import paging
 from .context import ApiContext
+from .limits import ReportSlot
 from .models import CrossCheckRow, DailyRow, HalfHourRow, LedgerRow, PlantHourRow, Report
-from .routes_kilns import Context, Kiln, csv_response, kiln_method, method_header, signal_feeds
-from .timeparse import time_range
+from .routes_kilns import Context, Kiln, kiln_method, method_header, signal_feeds
+from .timeparse import iso, parse_day, time_range
 
 router = APIRouter(prefix="/api/v1")
 
@@ -37,25 +41,57 @@ End = Annotated[str | None, Query(description="ISO 8601, default: now")]
 _DAY_SPAN_NS = 7 * DAY_NS
 
 
-def _answer(
-    rows: list[dict[str, Any]],
+async def _answer(
+    request: Request,
+    load: paging.Loader,
+    lo: int,
+    hi: int,
     model: type[Any],
     fields: list[str],
     method: dict[str, Any],
     format: str,
     filename: str,
-    response: Response,
     header_method: dict[str, Any] | None = None,
+    next_params: Callable[[int], dict[str, str]] | None = None,
 ) -> Any:
-    """``header_method``: a shorter method block for the header (default: ``method``)."""
+    """Rows of [lo, hi) as a JSON page or a CSV stream. ``header_method``: a shorter method block for
+    the header (default: ``method``); ``next_params``: the query of the next page from its cursor
+    (default: ``start`` = the cursor, ``end`` = ``hi``)."""
+    headers = method_header(header_method or method)
     if format == "csv":
-        return csv_response(rows, fields, filename, header_method or method)
-    response.headers.update(method_header(header_method or method))
-    return Report[model](method=method, rows=[model.model_validate(r) for r in rows])  # type: ignore[valid-type]
+        return paging.csv_stream(load, lo, hi, paging.CHUNK_NS, fields, filename, headers)
+    return await _json(request, load, lo, hi, model, method, headers, next_params)
 
 
-async def _hours(ctx: ApiContext, kiln: str, start_ns: int, end_ns: int) -> list[HourAggregate]:
-    return await run_in_threadpool(ctx.history.hours, kiln, start_ns, end_ns)
+async def _json(
+    request: Request,
+    load: paging.Loader,
+    lo: int,
+    hi: int,
+    model: type[Any],
+    method: dict[str, Any],
+    headers: dict[str, str],
+    next_params: Callable[[int], dict[str, str]] | None,
+) -> Response:
+    ctx: ApiContext = request.app.state.context
+    rows, cursor = await paging.page(load, lo, hi, paging.CHUNK_NS, ctx.limits.max_rows, model)
+    link = None
+    if cursor is not None:
+        params = next_params(cursor) if next_params else {"start": iso(cursor), "end": iso(hi)}
+        link = paging.next_url(request, **params)
+    return paging.json_page(rows, headers, link, method)
+
+
+def _newest_hour_end(ctx: ApiContext, kiln: str, lo: int, hi: int) -> int:
+    """End of the newest stored hour in [lo, hi) (``lo`` without any), read backwards a chunk at a time."""
+    t = hi
+    while t > lo:
+        a = max(lo, t - paging.CHUNK_NS)
+        hours = ctx.history.hours(kiln, a, t)
+        if hours:
+            return hours[-1].start_ns + HOUR_NS
+        t = a
+    return lo
 
 
 def _days(start: str | None, end: str | None) -> tuple[int, int]:
@@ -75,7 +111,8 @@ def _kiln_rule(ctx: ApiContext, kiln: KilnSpec, *path: str, default: Any) -> Any
 async def halfhourly(
     kiln: Kiln,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     start: Start = None,
     end: End = None,
     pollutant: Annotated[str | None, Query(description="nox, so2, dust, toc, co; default all")] = None,
@@ -85,11 +122,19 @@ async def halfhourly(
     validated value; daily ELV; whether the validated value lies above it (information only: for
     cement kilns the daily average decides compliance)."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
-    hours = await _hours(ctx, kiln.id, start_ns // HOUR_NS * HOUR_NS, end_ns)
-    rows = tables.halfhourly_rows(hours, pollutant, start_ns, end_ns)
-    method = kiln_method(ctx, kiln.id)
-    return _answer(
-        rows, HalfHourRow, tables.HALFHOURLY_FIELDS, method, format, f"{kiln.id}-halfhourly.csv", response
+    load = paging.hour_groups(
+        ctx.history, kiln.id, lambda h: tables.halfhourly_rows([h], pollutant, start_ns, end_ns)
+    )
+    return await _answer(
+        request,
+        load,
+        start_ns // HOUR_NS * HOUR_NS,
+        end_ns,
+        HalfHourRow,
+        tables.HALFHOURLY_FIELDS,
+        kiln_method(ctx, kiln.id),
+        format,
+        f"{kiln.id}-halfhourly.csv",
     )
 
 
@@ -97,7 +142,8 @@ async def halfhourly(
 async def daily(
     kiln: Kiln,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     start: Annotated[str | None, Query(description="ISO 8601; whole UTC days, default: the last 7")] = None,
     end: End = None,
     format: Format = "json",
@@ -105,23 +151,26 @@ async def daily(
     """IED daily averages per pollutant from the validated half-hours, their validity (at most
     ``max_discarded_half_hours_per_day`` discarded) and exceedance of the daily ELV."""
     lo, hi = _days(start, end)
-    hours = await _hours(ctx, kiln.id, lo, hi)
-    closed_until = max((h.start_ns + HOUR_NS for h in hours), default=lo)
-    max_discarded = _kiln_rule(
-        ctx, kiln, "max_discarded_half_hours_per_day", default=pol.MAX_DISCARDED_HALF_HOURS_PER_DAY
+    closed_until = await run_in_threadpool(_newest_hour_end, ctx, kiln.id, lo, hi)
+    max_discarded = int(
+        _kiln_rule(
+            ctx, kiln, "max_discarded_half_hours_per_day", default=pol.MAX_DISCARDED_HALF_HOURS_PER_DAY
+        )
     )
-    days = []
-    for d in range(lo, hi, DAY_NS):
-        days += daily_from_hours(d, hours, closed_until, int(max_discarded))
+
+    def read(a: int, b: int) -> list[paging.Group]:
+        hours = ctx.history.hours(kiln.id, a, b)
+        return [
+            (d, tables.daily_rows(daily_from_hours(d, hours, closed_until, max_discarded)))
+            for d in range(a, b, DAY_NS)
+        ]
+
+    async def load(a: int, b: int) -> list[paging.Group]:
+        return await run_in_threadpool(read, a, b)
+
     method = kiln_method(ctx, kiln.id)
-    return _answer(
-        tables.daily_rows(days),
-        DailyRow,
-        tables.DAILY_FIELDS,
-        method,
-        format,
-        f"{kiln.id}-daily.csv",
-        response,
+    return await _answer(
+        request, load, lo, hi, DailyRow, tables.DAILY_FIELDS, method, format, f"{kiln.id}-daily.csv"
     )
 
 
@@ -129,27 +178,40 @@ async def daily(
 async def crosscheck(
     kiln: Kiln,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     day: Annotated[str | None, Query(description="YYYY-MM-DD (UTC); default today")] = None,
     days: Annotated[int, Query(ge=1, le=366, description="number of days from ``day``")] = 1,
     format: Format = "json",
 ) -> Any:
     """Mass-balance corroboration (MRR Art. 46; WE10): the day's CEMS CO2 against calcination +
     fuels + raw-meal TOC, with the deviation in % and a flag above the kiln's threshold."""
-    first = _day_start(day)
-    hours = await _hours(ctx, kiln.id, first, first + days * DAY_NS)
+    first = time.time_ns() // DAY_NS * DAY_NS if day is None else parse_day(day, "day")
+    last = first + days * DAY_NS
     threshold = float(
         _kiln_rule(
             ctx, kiln, "mass_balance", "deviation_threshold_pct", default=DEFAULT_DEVIATION_THRESHOLD_PCT
         )
     )
-    rows = [
-        tables.crosscheck_row(daily_crosscheck(kiln.id, d, hours, threshold))
-        for d in range(first, first + days * DAY_NS, DAY_NS)
-    ]
+
+    def read(a: int, b: int) -> list[paging.Group]:
+        hours = ctx.history.hours(kiln.id, a, b)
+        return [
+            (d, [tables.crosscheck_row(daily_crosscheck(kiln.id, d, hours, threshold))])
+            for d in range(a, b, DAY_NS)
+        ]
+
+    async def load(a: int, b: int) -> list[paging.Group]:
+        return await run_in_threadpool(read, a, b)
+
+    def next_params(cursor: int) -> dict[str, str]:
+        return {"day": iso(cursor)[:10], "days": str((last - cursor) // DAY_NS)}
+
     method = kiln_method(ctx, kiln.id)
-    return _answer(
-        rows, CrossCheckRow, tables.CROSSCHECK_FIELDS, method, format, f"{kiln.id}-crosscheck.csv", response
+    filename = f"{kiln.id}-crosscheck.csv"
+    fields = tables.CROSSCHECK_FIELDS
+    return await _answer(
+        request, load, first, last, CrossCheckRow, fields, method, format, filename, None, next_params
     )
 
 
@@ -157,7 +219,8 @@ async def crosscheck(
 async def ledger(
     kiln: Kiln,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     start: Start = None,
     end: End = None,
     format: Format = "json",
@@ -165,18 +228,21 @@ async def ledger(
     """Completeness per signal and hour: expected, received and valid grid points, the invalid ones
     by reason, and whether the hourly value the signal feeds was substituted."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
-    hours = await _hours(ctx, kiln.id, start_ns, end_ns)
     feeds = signal_feeds(ctx, kiln)
-    rows = [r for h in hours for r in tables.ledger_rows(h, feeds)]
+    load = paging.hour_groups(ctx.history, kiln.id, lambda h: tables.ledger_rows(h, feeds))
     method = kiln_method(ctx, kiln.id)
-    return _answer(rows, LedgerRow, tables.LEDGER_FIELDS, method, format, f"{kiln.id}-ledger.csv", response)
+    filename = f"{kiln.id}-ledger.csv"
+    return await _answer(
+        request, load, start_ns, end_ns, LedgerRow, tables.LEDGER_FIELDS, method, format, filename
+    )
 
 
 @router.get("/plants/{plant_id}/hourly", response_model=Report[PlantHourRow])
 async def plant_hourly(
     plant_id: str,
     ctx: Context,
-    response: Response,
+    request: Request,
+    _slot: ReportSlot,
     start: Start = None,
     end: End = None,
     format: Format = "json",
@@ -187,19 +253,19 @@ async def plant_hourly(
         known = sorted({k.plant for k in ctx.kilns})
         raise HTTPException(404, detail=f"no plant {plant_id!r}; known plants: {known}")
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
-    by_kiln = {k.id: await _hours(ctx, k.id, start_ns, end_ns) for k in kilns}
-    rows = tables.plant_hourly_rows(plant_hours(plant_id, by_kiln))
+
+    def read(a: int, b: int) -> list[paging.Group]:
+        by_kiln = {k.id: ctx.history.hours(k.id, a, b) for k in kilns}
+        sums = plant_hours(plant_id, by_kiln)
+        return [(h.start_ns, [r]) for h, r in zip(sums, tables.plant_hourly_rows(sums), strict=True)]
+
+    async def load(a: int, b: int) -> list[paging.Group]:
+        return await run_in_threadpool(read, a, b)
+
     shared = kiln_method(ctx)  # the header keeps to the shared rules: a plant may have many kilns
     method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
     filename = f"{plant_id}-hourly.csv"
-    return _answer(rows, PlantHourRow, tables.PLANT_HOURLY_FIELDS, method, format, filename, response, shared)
-
-
-def _day_start(day: str | None) -> int:
-    if day is None:
-        return time.time_ns() // DAY_NS * DAY_NS
-    try:
-        d = date.fromisoformat(day)
-    except ValueError as err:
-        raise HTTPException(422, detail=f"day={day!r} is not a date such as 2026-11-28") from err
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+    fields = tables.PLANT_HOURLY_FIELDS
+    return await _answer(
+        request, load, start_ns, end_ns, PlantHourRow, fields, method, format, filename, shared
+    )

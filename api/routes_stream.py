@@ -27,6 +27,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from analytics.signals import KilnSpec
 
 from .context import ApiContext
+from .limits import StreamSlot
 from .routes_alarms import AlarmWatch, Watch
 from .routes_kilns import Context, live_payload
 from .timeparse import iso
@@ -121,9 +122,11 @@ async def _events(
 async def stream(
     ctx: Context,
     watch: Watch,
+    _slot: StreamSlot,
     kiln: Annotated[list[str] | None, Query(description="kiln ids; default: all")] = None,
 ) -> EventSourceResponse:
-    """Live minutes, closed hours and alarms as Server-Sent Events (``text/event-stream``)."""
+    """Live minutes, closed hours and alarms as Server-Sent Events (``text/event-stream``); over
+    ``stream_clients`` open streams, 503 with ``Retry-After``."""
     kilns = list(ctx.kilns)
     if kiln:
         unknown = sorted(set(kiln) - {k.id for k in kilns})
