@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from analytics.hours import HOUR_NS
+from analytics.recompute import Recomputation
 from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
@@ -69,6 +71,19 @@ class Service:
         self._started = asyncio.Event()
         self.events = Broadcaster()
         self.listeners.append(self._publish_events)
+        self._more_due = asyncio.Event()  # advance() stopped at its budget
+        # Late data is computed here, one slice at a time; the engine itself stays on the loop.
+        self._recompute_thread = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-recompute")
+        self._source_signals = {
+            **{
+                f"opcua:{n}": np.array([i for i, _ in b], np.int64)
+                for n, b in self.runtime.opcua_nodes.items()
+            },
+            **{
+                f"mqtt:{n}": np.array([i for i, _ in b], np.int64)
+                for n, b in self.runtime.mqtt_bindings.items()
+            },
+        }
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -99,13 +114,40 @@ class Service:
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()
         self.engine.ingest(batch, now)
-        self._emit(self.engine.advance(now))
+        self._advance(now)
+
+    def _advance(self, now: float | None = None) -> bool:
+        """One bounded slice of closing (by event time, or by the clock for silent kilns); True
+        when more is due."""
+        now = time.monotonic() if now is None else now
+        out = self.engine.advance(now, time.time_ns(), self._comm_loss())
+        self._emit(out)
+        if out.more:
+            self._more_due.set()
+        return out.more
+
+    def _comm_loss(self) -> npt.NDArray[np.bool_]:
+        """Per signal: True where its source is disconnected (as the health registry knows it)."""
+        down = np.zeros(len(self.runtime.table), dtype=bool)
+        for name, signals in self._source_signals.items():
+            source = self.health.sources.get(name)
+            if source is not None and not source.connected:
+                down[signals] = True
+        return down
 
     async def _tick(self) -> None:
-        """Close minutes of sources that went silent, and recompute what late data touched."""
+        """Close minutes slice by slice, yielding to the loop between slices: at once when a slice
+        left more, else every second (silent kilns close by the clock)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._more_due.wait(), 1.0)
+            self._more_due.clear()
+            while self._advance():  # noqa: ASYNC110 - not a wait: the loop runs between slices
+                await asyncio.sleep(0)
+
+    async def _recompute_late(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self._emit(self.engine.advance(time.monotonic()))
             await self._late_data()
 
     def _emit(self, out: EngineOutput) -> None:
@@ -187,25 +229,38 @@ class Service:
         )
 
     async def _late_data(self) -> None:
-        """Recompute minutes and hours that late readings touched, from the durable store."""
+        """Recompute minutes and hours that late readings touched, from the durable store, one
+        slice (an hour at most) at a time: readings and computation on the recompute thread,
+        the engine's state changed only here on the loop, so API and collectors stay live."""
+        loop = asyncio.get_running_loop()
         for kiln_id, start, end in self.engine.late_ranges():
             members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
-            lo, hi = self.engine.readings_window(kiln_id, start, end)
-            names, batch = await asyncio.to_thread(self.reader.readings, members, lo, hi)
-            index = [self.runtime.table.index(n) for n in names]
-            batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
-            # On the store thread: after every minute already queued for the ledger is in it.
-            stored = await self.pipeline.on_store_thread(
-                self.reader.minutes, kiln_id, start // HOUR_NS * HOUR_NS, -(-end // HOUR_NS) * HOUR_NS
-            )
-            out = self.engine.recompute(kiln_id, batch, start, end, stored)
-            log.info(
-                "late data for %s recomputed %d minutes and %d hours",
-                kiln_id,
-                len(out.minutes),
-                len(out.hours),
-            )
-            self._emit(out)
+            job = self.engine.recomputation(kiln_id, start, end)
+            n_minutes = n_hours = 0
+            while not job.done:
+                minutes = await loop.run_in_executor(
+                    self._recompute_thread, self._compute_slice, job, members
+                )
+                if not minutes:
+                    continue
+                # On the store thread: after every minute already queued for the ledger is in it.
+                stored = await self.pipeline.on_store_thread(
+                    self.reader.minutes,
+                    kiln_id,
+                    minutes[0].start_ns // HOUR_NS * HOUR_NS,
+                    (minutes[-1].start_ns // HOUR_NS + 1) * HOUR_NS,
+                )
+                out = self.engine.apply_recomputed(job, minutes, stored)
+                n_minutes, n_hours = n_minutes + len(out.minutes), n_hours + len(out.hours)
+                self._emit(out)
+            log.info("late data for %s recomputed %d minutes and %d hours", kiln_id, n_minutes, n_hours)
+
+    def _compute_slice(self, job: Recomputation, members: Sequence[str]) -> list[MinuteAggregate]:
+        """On the recompute thread: the next slice's stored readings, computed."""
+        lo, hi = job.readings_window()
+        names, batch = self.reader.readings(members, lo, hi)
+        index = [self.runtime.table.index(n) for n in names]
+        return job.compute(ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality))
 
     # -- running --------------------------------------------------------------------------
 
@@ -224,6 +279,7 @@ class Service:
         server = _ApiServer(config)
         tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         tasks.append(asyncio.create_task(self._tick(), name="engine-tick"))
+        tasks.append(asyncio.create_task(self._recompute_late(), name="late-data"))
         tasks += [asyncio.create_task(run(), name="source") for run in self._sources()]
         tasks += [asyncio.create_task(run(), name="extra") for run in self.extra_tasks]
         api = asyncio.create_task(server.serve(), name="api")
@@ -252,6 +308,8 @@ class Service:
             await asyncio.wait_for(self.pipeline.drain(), timeout=10)
         pipeline_task.cancel()
         await asyncio.gather(pipeline_task, return_exceptions=True)
+        # A slice being computed ends within its bound; the queued ones are dropped.
+        await asyncio.to_thread(self._recompute_thread.shutdown, wait=True, cancel_futures=True)
         if self._aggregate_writes:
             await asyncio.gather(*self._aggregate_writes, return_exceptions=True)
         self.events.close()

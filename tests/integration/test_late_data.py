@@ -87,13 +87,13 @@ def test_gap_filled_two_hours_later_revises_hours_and_cross_check(runtime: Runti
     on_time, late = split_gap(runtime, everything)
     reference = EmissionsEngine(runtime.table, runtime.kilns, runtime.engine_params)
     reference.ingest(everything)
-    expected = by_hour(reference.advance())
+    expected = by_hour(reference.advance_all())
 
     store = LocalStore(Settings(data_dir=tmp_path).store_path, runtime.table.ids)
     engine = EmissionsEngine(runtime.table, runtime.kilns, runtime.engine_params)
     store.write(on_time)
     engine.ingest(on_time)
-    first = engine.advance()
+    first = engine.advance_all()
     store.write_aggregates(first.minutes, first.hours)
     client = TestClient(create_app(context(runtime, engine, store)))
     gap_hour = T0 + HOUR
@@ -263,7 +263,7 @@ def test_late_data_through_the_service(service: tuple[Service, str, LoopThread])
         assert revised[gap_hour]["valid"] and not revised[gap_hour]["co2_t_substituted"]
         reference = EmissionsEngine(svc.runtime.table, svc.runtime.kilns, svc.runtime.engine_params)
         reference.ingest(everything)
-        want = by_hour(reference.advance())[gap_hour]
+        want = by_hour(reference.advance_all())[gap_hour]
         assert revised[gap_hour]["co2_t"] == pytest.approx(want.co2_t, rel=1e-9)
         cross_after = crosscheck(http, base)
         assert cross_after["revision"] == cross_before["revision"] + 1
