@@ -110,8 +110,7 @@ class _KilnState:
     closed_until: int | None = None
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
     hour_revision: dict[int, int] = field(default_factory=dict)
-    late_from: int | None = None
-    late_to: int | None = None
+    late_minutes: set[int] = field(default_factory=set)  # starts of closed minutes that late data touched
     late_count: int = 0
 
 
@@ -220,10 +219,7 @@ class EmissionsEngine:
         self.latest_quality[newest.signal] = newest.quality
 
     def _note_late(self, state: _KilnState, ts: npt.NDArray[np.int64]) -> None:
-        lo = int(ts.min()) // MINUTE_NS * MINUTE_NS
-        hi = (int(ts.max()) // MINUTE_NS + 1) * MINUTE_NS
-        state.late_from = lo if state.late_from is None else min(state.late_from, lo)
-        state.late_to = hi if state.late_to is None else max(state.late_to, hi)
+        state.late_minutes.update(np.unique(ts // MINUTE_NS * MINUTE_NS).tolist())
         state.late_count += len(ts)
 
     # -- closing --------------------------------------------------------------------------
@@ -387,12 +383,22 @@ class EmissionsEngine:
     # -- late data ------------------------------------------------------------------------
 
     def late_ranges(self) -> list[tuple[str, int, int]]:
-        """(kiln, start, end) ranges that late readings touched since the last call; clears them."""
+        """(kiln, start, end) ranges that late readings touched since the last call; clears them.
+
+        Touched minutes form runs; runs that meet or share an hour are one range (each hour is
+        rebuilt once), others stay apart: late readings days apart do not recompute the days between.
+        """
         out = []
         for kiln_id, state in self.kilns.items():
-            if state.late_from is not None and state.late_to is not None:
-                out.append((kiln_id, state.late_from, state.late_to))
-                state.late_from = state.late_to = None
+            if not state.late_minutes:
+                continue
+            starts = np.array(sorted(state.late_minutes), dtype=np.int64)
+            state.late_minutes = set()
+            ends = starts + MINUTE_NS
+            hour_end = -(-ends // HOUR_NS) * HOUR_NS
+            apart = np.flatnonzero((starts[1:] > ends[:-1]) & (starts[1:] >= hour_end[:-1])) + 1
+            for lo, hi in zip([0, *apart.tolist()], [*apart.tolist(), len(starts)], strict=True):
+                out.append((kiln_id, int(starts[lo]), int(ends[hi - 1])))
         return out
 
     def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:

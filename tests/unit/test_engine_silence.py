@@ -148,3 +148,23 @@ def test_recomputation_goes_an_hour_at_a_time_and_rebuilds_each_hour_once() -> N
         hours += eng.apply_recomputed(job, minutes, first.minutes).hours  # the ledger's minutes
     assert slices == [40, 60, 60]
     assert [(h.start_ns, h.revision, h.valid) for h in hours] == [(T0 + i * HOUR, 1, True) for i in range(3)]
+
+
+def test_late_minutes_apart_are_separate_ranges_those_that_meet_or_share_an_hour_one() -> None:
+    eng, table = engine(lateness_s=0)
+    day = 86_400
+    for name, value in (("flow", FLOW), ("co2", CO2), ("clinker", CLINKER)):
+        eng.ingest(series(table, name, T0, np.full(2 * day // 30, value), step_s=30))
+    eng.advance_all()
+    late_s = [10, 20 * 60 + 5, day + 59 * 60 + 30, day + 60 * 60 + 10, day + 3 * 3600]
+    eng.ingest(
+        ReadingBatch.from_columns(
+            [table.index("k.co2")] * 5, [T0 + t * S for t in late_s], [CO2] * 5, [0] * 5
+        )
+    )
+    assert eng.late_ranges() == [
+        ("k", T0, T0 + 21 * MIN),  # one hour: rebuilt once
+        ("k", T0 + day * S + 59 * MIN, T0 + day * S + 61 * MIN),  # minutes that meet across an hour
+        ("k", T0 + day * S + 3 * HOUR, T0 + day * S + 3 * HOUR + MIN),  # the day between is not redone
+    ]
+    assert eng.late_ranges() == []
