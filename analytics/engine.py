@@ -31,72 +31,23 @@ import numpy as np
 import numpy.typing as npt
 
 from . import kiln_params as kp
-from .accounting import Grid, KilnAccounting
+from .accounting import KilnAccounting
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
-from .emissions import CO2_DENSITY_KG_PER_NM3
+from .engine_types import EngineOutput, EngineParams
 from .hours import HOUR_NS
 from .minute_window import MinuteWindow
 from .minutes import MINUTE_NS
-from .recompute import Recomputation
+from .recompute import Recomputation, late_runs
 from .rules import KilnRules
 from .signals import KilnSpec, SignalTable
-from .silence import clock_close_target, comm_loss_markers
+from .silence import clock_close_target, silence_markers
 from .stuck import RunState
 from .substitution import period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
 _LATEST = np.iinfo(np.int64).max
 _MAX_MINUTES_PER_PASS = 60
-
-
-@dataclass(frozen=True, slots=True)
-class EngineParams:
-    grid_s: float = 1.0
-    max_hold_s: float = 60.0
-    lateness_s: float = 10.0
-    valid_fraction: float = 0.8
-    co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
-    #: Closed minutes held in memory per kiln (the trend); the newest ``full_minutes`` of them
-    #: with every parameter's statistics: late data within those rebuilds its hours from memory
-    #: alone, older hours need the ledger's minutes (``recompute(..., stored_minutes)``).
-    keep_minutes: int = 360
-    full_minutes: int = 60
-    idle_after_s: float = 10.0
-    #: A kiln with no active signal closes a minute by the wall clock once it is this long past
-    #: the minute's end plus ``lateness_s``.
-    silent_grace_s: float = 120.0
-    #: Most minutes one :meth:`EmissionsEngine.advance` closes, all kilns together.
-    max_minutes_per_pass: int = 60
-    #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
-    rules: Mapping[str, KilnRules] = field(default_factory=dict)
-
-    @property
-    def step_ns(self) -> int:
-        return round(self.grid_s * NS_PER_S)
-
-    @property
-    def points_per_minute(self) -> int:
-        return MINUTE_NS // self.step_ns
-
-    @property
-    def grid(self) -> Grid:
-        return Grid(
-            self.step_ns, round(self.max_hold_s * NS_PER_S), self.valid_fraction, self.co2_density_kg_per_nm3
-        )
-
-
-@dataclass(slots=True)
-class EngineOutput:
-    minutes: list[MinuteAggregate] = field(default_factory=list)
-    hours: list[HourAggregate] = field(default_factory=list)
-    #: advance() stopped at its budget: more minutes are due, call it again.
-    more: bool = False
-
-    def extend(self, other: EngineOutput) -> None:
-        self.minutes.extend(other.minutes)
-        self.hours.extend(other.hours)
-        self.more |= other.more
 
 
 @dataclass(slots=True)
@@ -265,7 +216,7 @@ class EmissionsEngine:
             if wall_ns is not None and now_s - since >= p.idle_after_s:
                 grace = round(p.silent_grace_s * NS_PER_S)
                 clock = clock_close_target(wall_ns, lateness, grace, MINUTE_NS)
-        budget = p.max_minutes_per_pass
+        budget, hold = p.max_minutes_per_pass, round(p.max_hold_s * NS_PER_S)
         watermarks = self._watermarks(now_s).tolist()
         n_kilns = len(self._states)
         for k in range(n_kilns):
@@ -282,7 +233,9 @@ class EmissionsEngine:
                     return out
                 start = state.closed_until
                 n = min((target - start) // MINUTE_NS, _MAX_MINUTES_PER_PASS, budget)
-                markers = self._markers(state, start, n, comm_loss) if silent else None
+                markers = None
+                if silent and comm_loss is not None:
+                    markers = silence_markers(state.members, comm_loss, self.latest_ts, start, n, hold)
                 out.extend(self._close(state, start, n, markers))
                 budget -= n
         return out
@@ -299,16 +252,6 @@ class EmissionsEngine:
             out.more = False
             out.extend(self.advance(now_s, wall_ns, comm_loss))
         return out
-
-    def _markers(
-        self, state: _KilnState, start: int, n_minutes: int, comm_loss: npt.NDArray[np.bool_] | None
-    ) -> ReadingBatch | None:
-        if comm_loss is None:
-            return None
-        down = state.members[comm_loss[state.members]]
-        hold = round(self.params.max_hold_s * NS_PER_S)
-        end = start + n_minutes * MINUTE_NS
-        return comm_loss_markers(down, self.latest_ts[down], start, end, hold) if len(down) else None
 
     def _close(
         self, state: _KilnState, start: int, n_minutes: int, markers: ReadingBatch | None = None
@@ -383,22 +326,12 @@ class EmissionsEngine:
     # -- late data ------------------------------------------------------------------------
 
     def late_ranges(self) -> list[tuple[str, int, int]]:
-        """(kiln, start, end) ranges that late readings touched since the last call; clears them.
-
-        Touched minutes form runs; runs that meet or share an hour are one range (each hour is
-        rebuilt once), others stay apart: late readings days apart do not recompute the days between.
-        """
+        """(kiln, start, end) ranges that late readings touched since the last call (see
+        :func:`~analytics.recompute.late_runs`); clears them."""
         out = []
         for kiln_id, state in self.kilns.items():
-            if not state.late_minutes:
-                continue
-            starts = np.array(sorted(state.late_minutes), dtype=np.int64)
+            out += [(kiln_id, lo, hi) for lo, hi in late_runs(state.late_minutes)]
             state.late_minutes = set()
-            ends = starts + MINUTE_NS
-            hour_end = -(-ends // HOUR_NS) * HOUR_NS
-            apart = np.flatnonzero((starts[1:] > ends[:-1]) & (starts[1:] >= hour_end[:-1])) + 1
-            for lo, hi in zip([0, *apart.tolist()], [*apart.tolist(), len(starts)], strict=True):
-                out.append((kiln_id, int(starts[lo]), int(ends[hi - 1])))
         return out
 
     def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:

@@ -13,7 +13,10 @@ own stuck-check state: it may run on a worker thread while the engine goes on cl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .accounting import KilnAccounting
 from .aggregates import MinuteAggregate
@@ -64,3 +67,18 @@ class Recomputation:
         minutes, self.run = self.acct.minutes(readings, self.t, n, self.run)
         self.t = hi
         return [m for m in minutes if m.start_ns >= self.start]
+
+
+def late_runs(minute_starts: Iterable[int]) -> list[tuple[int, int]]:
+    """[start, end) ranges of the minutes late data touched: runs of minutes, one range where
+    they meet or share an hour (each hour is rebuilt once), apart otherwise."""
+    starts = np.array(sorted(minute_starts), dtype=np.int64)
+    if not len(starts):
+        return []
+    ends = starts + MINUTE_NS
+    hour_end = -(-ends // HOUR_NS) * HOUR_NS
+    apart = (np.flatnonzero((starts[1:] > ends[:-1]) & (starts[1:] >= hour_end[:-1])) + 1).tolist()
+    return [
+        (int(starts[lo]), int(ends[hi - 1]))
+        for lo, hi in zip([0, *apart], [*apart, len(starts)], strict=True)
+    ]

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from . import quality as q
 from .batch import ReadingBatch
+from .minutes import MINUTE_NS
 
 _NEVER = np.iinfo(np.int64).min
 
@@ -49,3 +50,19 @@ def comm_loss_markers(
         np.full(total, np.nan),
         np.full(total, q.BAD | q.COMM_LOSS, dtype=np.uint8),
     )
+
+
+def silence_markers(
+    members: npt.NDArray[np.int64],
+    comm_loss: npt.NDArray[np.bool_],
+    newest_ts: npt.NDArray[np.int64],
+    start: int,
+    n_minutes: int,
+    hold_ns: int,
+) -> ReadingBatch | None:
+    """:func:`comm_loss_markers` for the kiln's ``members`` that ``comm_loss`` (per signal) marks
+    disconnected, over ``n_minutes`` from ``start``; None when there are none."""
+    down = members[comm_loss[members]]
+    if not len(down):
+        return None
+    return comm_loss_markers(down, newest_ts[down], start, start + n_minutes * MINUTE_NS, hold_ns)
