@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -288,6 +289,9 @@ class Service:
                 await asyncio.sleep(0.05)
             if server.servers:
                 self.bound_port = server.servers[0].sockets[0].getsockname()[1]
+            # What start-up built lives as long as the process: out of the collector's full passes,
+            # which would otherwise walk it all and stop the loop for 100s of ms each time.
+            gc.freeze()
             self._started.set()
             stop = asyncio.create_task(self._stop.wait())
             await asyncio.wait([api, stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
