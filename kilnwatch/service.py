@@ -291,6 +291,7 @@ class Service:
                 self.bound_port = server.servers[0].sockets[0].getsockname()[1]
             # What start-up built lives as long as the process: out of the collector's full passes,
             # which would otherwise walk it all and stop the loop for 100s of ms each time.
+            gc.collect()
             gc.freeze()
             self._started.set()
             stop = asyncio.create_task(self._stop.wait())
