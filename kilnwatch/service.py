@@ -151,9 +151,10 @@ class Service:
             await asyncio.sleep(1.0)
             await self._late_data()
 
-    def _emit(self, out: EngineOutput) -> None:
+    def _emit(self, out: EngineOutput) -> asyncio.Future[None] | None:
+        """Write the closed minutes and hours and tell the listeners; returns the write."""
         if not out.minutes and not out.hours:
-            return
+            return None
         for m in out.minutes:
             self.metrics.minutes_closed.labels(m.kiln).inc()
         outbox = self.aggregate_outbox(out.minutes, out.hours) if self.aggregate_outbox else []
@@ -167,6 +168,7 @@ class Service:
                 listener(out)
             except Exception:
                 log.exception("a listener of closed minutes failed")
+        return task
 
     def _sources(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         from collector.opcua import OpcUaSource
@@ -253,7 +255,9 @@ class Service:
                 )
                 out = self.engine.apply_recomputed(job, minutes, stored)
                 n_minutes, n_hours = n_minutes + len(out.minutes), n_hours + len(out.hours)
-                self._emit(out)
+                write = self._emit(out)
+                if write is not None:  # one slice's aggregates in the store before the next is computed
+                    await asyncio.wait([write])
             log.info("late data for %s recomputed %d minutes and %d hours", kiln_id, n_minutes, n_hours)
 
     def _compute_slice(self, job: Recomputation, members: Sequence[str]) -> list[MinuteAggregate]:
