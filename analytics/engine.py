@@ -325,6 +325,11 @@ class EmissionsEngine:
 
     # -- late data ------------------------------------------------------------------------
 
+    @property
+    def late_readings(self) -> int:
+        """Late readings taken so far, all kilns."""
+        return sum(s.late_count for s in self._states)
+
     def late_ranges(self) -> list[tuple[str, int, int]]:
         """(kiln, start, end) ranges that late readings touched since the last call (see
         :func:`~analytics.recompute.late_runs`); clears them."""

@@ -37,6 +37,9 @@ from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
 
+#: Longest wait for late data to stop arriving before it is recomputed anyway [s].
+LATE_SETTLE_MAX_S = 10.0
+
 #: Listeners of closed minutes/hours (the SSE stream); called on the event loop.
 OutputListener = Callable[[EngineOutput], None]
 
@@ -147,8 +150,16 @@ class Service:
                 await asyncio.sleep(0)
 
     async def _recompute_late(self) -> None:
+        """Recompute once late data has stopped arriving for a second (a redelivered queue makes
+        one revision, not one per second of its delivery), or after LATE_SETTLE_MAX_S anyway."""
+        seen, waited = 0, 0.0
         while True:
             await asyncio.sleep(1.0)
+            count = self.engine.late_readings
+            if count != seen and waited < LATE_SETTLE_MAX_S:
+                seen, waited = count, waited + 1.0
+                continue
+            seen, waited = count, 0.0
             await self._late_data()
 
     def _emit(self, out: EngineOutput) -> asyncio.Future[None] | None:
