@@ -150,14 +150,14 @@ class Service:
                 await asyncio.sleep(0)
 
     async def _recompute_late(self) -> None:
-        """Recompute once late data has stopped arriving for a second (a redelivered queue makes
-        one revision, not one per second of its delivery), or after LATE_SETTLE_MAX_S anyway."""
+        """Recompute once late data has stopped arriving for half a second (a redelivered queue
+        makes one revision, not one per second of its delivery), or after LATE_SETTLE_MAX_S."""
         seen, waited = 0, 0.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             count = self.engine.late_readings
             if count != seen and waited < LATE_SETTLE_MAX_S:
-                seen, waited = count, waited + 1.0
+                seen, waited = count, waited + 0.5
                 continue
             seen, waited = count, 0.0
             await self._late_data()
@@ -305,8 +305,8 @@ class Service:
             if server.servers:
                 self.bound_port = server.servers[0].sockets[0].getsockname()[1]
             # What start-up built lives as long as the process: out of the collector's full passes,
-            # which would otherwise walk it all and stop the loop for 100s of ms each time.
-            gc.collect()
+            # which would otherwise walk it all and stop the loop for 100s of ms each time (a
+            # gc.collect() first would stop it once for as long, at start-up).
             gc.freeze()
             self._started.set()
             stop = asyncio.create_task(self._stop.wait())
