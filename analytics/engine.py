@@ -5,9 +5,17 @@ The watermark is the oldest "latest timestamp" among the kiln's *active* signals
 delivered something within ``idle_after_s`` of wall-clock time. A source that lags (a slow
 OPC UA server, a gateway replaying history) holds the kiln's minutes open until its data is
 in; a source that went silent stops holding them after ``idle_after_s``, and its minutes close
-with its points missing.
+with its points missing. When *no* signal of a kiln is active, the wall clock closes its
+minutes (:mod:`analytics.silence`): a minute closes once wall-clock time passes its end plus the
+lateness plus ``silent_grace_s``, and never beyond.
 Readings older than a closed minute are late: they are counted and the affected range is
-queued for :meth:`EmissionsEngine.recompute`, which the caller feeds from the durable store.
+queued for recomputation (:meth:`EmissionsEngine.recomputation`), which the caller feeds from
+the durable store, slice by slice.
+
+The engine bounds its own work: one :meth:`EmissionsEngine.advance` closes at most
+``max_minutes_per_pass`` minutes (all kilns together) and says whether more are due
+(``EngineOutput.more``); a recomputation goes an hour at a time. The engine is not thread-safe:
+only :meth:`Recomputation.compute` may run beside it on another thread.
 
 Per kiln, the engine also applies the accounting rules (:mod:`analytics.accounting`): the
 stuck-value check on the grid, the IED half-hours of the pollutants, and the substitution of invalid
@@ -23,62 +31,23 @@ import numpy as np
 import numpy.typing as npt
 
 from . import kiln_params as kp
-from .accounting import Grid, KilnAccounting
+from .accounting import KilnAccounting
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
-from .emissions import CO2_DENSITY_KG_PER_NM3
+from .engine_types import EngineOutput, EngineParams
 from .hours import HOUR_NS
 from .minute_window import MinuteWindow
 from .minutes import MINUTE_NS
+from .recompute import Recomputation, late_runs
 from .rules import KilnRules
 from .signals import KilnSpec, SignalTable
+from .silence import clock_close_target, silence_markers
 from .stuck import RunState
 from .substitution import period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
 _LATEST = np.iinfo(np.int64).max
 _MAX_MINUTES_PER_PASS = 60
-
-
-@dataclass(frozen=True, slots=True)
-class EngineParams:
-    grid_s: float = 1.0
-    max_hold_s: float = 60.0
-    lateness_s: float = 10.0
-    valid_fraction: float = 0.8
-    co2_density_kg_per_nm3: float = CO2_DENSITY_KG_PER_NM3
-    #: Closed minutes held in memory per kiln (the trend); the newest ``full_minutes`` of them
-    #: with every parameter's statistics: late data within those rebuilds its hours from memory
-    #: alone, older hours need the ledger's minutes (``recompute(..., stored_minutes)``).
-    keep_minutes: int = 360
-    full_minutes: int = 60
-    idle_after_s: float = 10.0
-    #: Accounting rules by kiln id; a kiln not named gets ``KilnRules()``.
-    rules: Mapping[str, KilnRules] = field(default_factory=dict)
-
-    @property
-    def step_ns(self) -> int:
-        return round(self.grid_s * NS_PER_S)
-
-    @property
-    def points_per_minute(self) -> int:
-        return MINUTE_NS // self.step_ns
-
-    @property
-    def grid(self) -> Grid:
-        return Grid(
-            self.step_ns, round(self.max_hold_s * NS_PER_S), self.valid_fraction, self.co2_density_kg_per_nm3
-        )
-
-
-@dataclass(slots=True)
-class EngineOutput:
-    minutes: list[MinuteAggregate] = field(default_factory=list)
-    hours: list[HourAggregate] = field(default_factory=list)
-
-    def extend(self, other: EngineOutput) -> None:
-        self.minutes.extend(other.minutes)
-        self.hours.extend(other.hours)
 
 
 @dataclass(slots=True)
@@ -92,8 +61,7 @@ class _KilnState:
     closed_until: int | None = None
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
     hour_revision: dict[int, int] = field(default_factory=dict)
-    late_from: int | None = None
-    late_to: int | None = None
+    late_minutes: set[int] = field(default_factory=set)  # starts of closed minutes that late data touched
     late_count: int = 0
 
 
@@ -135,6 +103,8 @@ class EmissionsEngine:
         self.last_arrival = np.full(n, np.inf)
         #: Grows with every change of what newest_minute / signal_now return (a key for caches).
         self.changes = 0
+        self._next_kiln = 0  # where the next advance() starts, so that a budget serves every kiln
+        self._watching_since: float | None = None  # the first now_s of advance(): silence counts from it
 
     def _new_state(self, kiln: KilnSpec) -> _KilnState:
         rules = self.params.rules.get(kiln.id) or KilnRules()
@@ -200,10 +170,7 @@ class EmissionsEngine:
         self.latest_quality[newest.signal] = newest.quality
 
     def _note_late(self, state: _KilnState, ts: npt.NDArray[np.int64]) -> None:
-        lo = int(ts.min()) // MINUTE_NS * MINUTE_NS
-        hi = (int(ts.max()) // MINUTE_NS + 1) * MINUTE_NS
-        state.late_from = lo if state.late_from is None else min(state.late_from, lo)
-        state.late_to = hi if state.late_to is None else max(state.late_to, hi)
+        state.late_minutes.update(np.unique(ts // MINUTE_NS * MINUTE_NS).tolist())
         state.late_count += len(ts)
 
     # -- closing --------------------------------------------------------------------------
@@ -224,25 +191,76 @@ class EmissionsEngine:
         wm = np.minimum.reduceat(held, self._member_starts) if len(held) else np.empty(0, np.int64)
         return np.where((wm == _LATEST) | self._no_members, _NEVER, wm)
 
-    def advance(self, now_s: float | None = None) -> EngineOutput:
-        """Close every minute (and hour) that the watermarks allow; ``now_s`` as in :meth:`ingest`."""
+    def advance(
+        self,
+        now_s: float | None = None,
+        wall_ns: int | None = None,
+        comm_loss: npt.NDArray[np.bool_] | None = None,
+    ) -> EngineOutput:
+        """Close the minutes (and hours) that the watermarks allow, at most ``max_minutes_per_pass``;
+        ``out.more`` says that more are due. ``now_s`` as in :meth:`ingest`.
+
+        ``wall_ns``: wall-clock time on the event-time scale [ns since 1970, UTC]. With it (and
+        ``now_s``), a kiln none of whose signals is active closes every minute whose end +
+        lateness + ``silent_grace_s`` is before ``wall_ns``. ``comm_loss``: per signal, True where
+        its source is known to be disconnected; such a kiln's points are then ``comm_loss``
+        instead of ``missing``.
+        """
         out = EngineOutput()
-        lateness = round(self.params.lateness_s * NS_PER_S)
-        for state, wm in zip(self._states, self._watermarks(now_s).tolist(), strict=True):
-            if wm == _NEVER or state.closed_until is None:
+        p = self.params
+        lateness = round(p.lateness_s * NS_PER_S)
+        clock = None
+        if now_s is not None:
+            # Sources get idle_after_s after start-up to deliver before silence counts.
+            since = self._watching_since = now_s if self._watching_since is None else self._watching_since
+            if wall_ns is not None and now_s - since >= p.idle_after_s:
+                grace = round(p.silent_grace_s * NS_PER_S)
+                clock = clock_close_target(wall_ns, lateness, grace, MINUTE_NS)
+        budget, hold = p.max_minutes_per_pass, round(p.max_hold_s * NS_PER_S)
+        watermarks = self._watermarks(now_s).tolist()
+        n_kilns = len(self._states)
+        for k in range(n_kilns):
+            i = (self._next_kiln + k) % n_kilns
+            state, wm = self._states[i], watermarks[i]
+            silent = wm == _NEVER
+            if state.closed_until is None or (silent and clock is None):
                 continue
-            target = (wm - lateness) // MINUTE_NS * MINUTE_NS
+            target = clock if silent else (wm - lateness) // MINUTE_NS * MINUTE_NS
+            assert target is not None
             while state.closed_until < target:
-                n = min((target - state.closed_until) // MINUTE_NS, _MAX_MINUTES_PER_PASS)
-                out.extend(self._close(state, state.closed_until, n))
+                if budget <= 0:
+                    self._next_kiln, out.more = i, True
+                    return out
+                start = state.closed_until
+                n = min((target - start) // MINUTE_NS, _MAX_MINUTES_PER_PASS, budget)
+                markers = None
+                if silent and comm_loss is not None:
+                    markers = silence_markers(state.members, comm_loss, self.latest_ts, start, n, hold)
+                out.extend(self._close(state, start, n, markers))
+                budget -= n
         return out
 
-    def _close(self, state: _KilnState, start: int, n_minutes: int) -> EngineOutput:
+    def advance_all(
+        self,
+        now_s: float | None = None,
+        wall_ns: int | None = None,
+        comm_loss: npt.NDArray[np.bool_] | None = None,
+    ) -> EngineOutput:
+        """:meth:`advance` until nothing more is due, in one call: for batch work and tests."""
+        out = self.advance(now_s, wall_ns, comm_loss)
+        while out.more:
+            out.more = False
+            out.extend(self.advance(now_s, wall_ns, comm_loss))
+        return out
+
+    def _close(
+        self, state: _KilnState, start: int, n_minutes: int, markers: ReadingBatch | None = None
+    ) -> EngineOutput:
         end = start + n_minutes * MINUTE_NS
         pending = ReadingBatch.concat(state.pending)
         now = pending.ts < end
         state.pending = [pending.take(~now)] if (~now).any() else []
-        points = ReadingBatch.concat([state.carry, pending.take(now)])
+        points = ReadingBatch.concat([state.carry, pending.take(now), markers or ReadingBatch.empty()])
         minutes, state.run = state.acct.minutes(points, start, n_minutes, state.run)
         state.carry = points.newest_per_signal()
         state.closed_until = end
@@ -307,13 +325,18 @@ class EmissionsEngine:
 
     # -- late data ------------------------------------------------------------------------
 
+    @property
+    def late_readings(self) -> int:
+        """Late readings taken so far, all kilns."""
+        return sum(s.late_count for s in self._states)
+
     def late_ranges(self) -> list[tuple[str, int, int]]:
-        """(kiln, start, end) ranges that late readings touched since the last call; clears them."""
+        """(kiln, start, end) ranges that late readings touched since the last call (see
+        :func:`~analytics.recompute.late_runs`); clears them."""
         out = []
         for kiln_id, state in self.kilns.items():
-            if state.late_from is not None and state.late_to is not None:
-                out.append((kiln_id, state.late_from, state.late_to))
-                state.late_from = state.late_to = None
+            out += [(kiln_id, lo, hi) for lo, hi in late_runs(state.late_minutes)]
+            state.late_minutes = set()
         return out
 
     def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:
@@ -321,6 +344,38 @@ class EmissionsEngine:
         the stuck check's look-back and the maximum hold before ``start``."""
         hold = round(self.params.max_hold_s * NS_PER_S) + self.params.step_ns
         return start - self.kilns[kiln_id].acct.lookback_ns - hold, end
+
+    def recomputation(self, kiln_id: str, start: int, end: int) -> Recomputation:
+        """The closed minutes of [start, end) to recompute, to be walked slice by slice: per slice,
+        the stored readings of :meth:`Recomputation.readings_window` into
+        :meth:`Recomputation.compute` (on any thread), its minutes into :meth:`apply_recomputed`."""
+        state = self.kilns[kiln_id]
+        end = start if state.closed_until is None else min(end, state.closed_until)
+        hold = round(self.params.max_hold_s * NS_PER_S) + self.params.step_ns
+        return Recomputation(kiln_id, start, end, state.acct, hold)
+
+    def apply_recomputed(
+        self,
+        job: Recomputation,
+        minutes: Sequence[MinuteAggregate],
+        stored_minutes: Sequence[MinuteAggregate] = (),
+    ) -> EngineOutput:
+        """Take one slice's recomputed minutes: each replaces the held one with its revision + 1,
+        and the hours they lie in are rebuilt (revision + 1) once the slice ends them (or the
+        job is done). An hour's other minutes come from memory, else ``stored_minutes`` (the
+        ledger's minutes of those hours)."""
+        state = self.kilns[job.kiln]
+        stored = {m.start_ns: m for m in stored_minutes}
+        for m in minutes:
+            state.minutes.revise(m, stored.get(m.start_ns))
+        self.changes += 1
+        out = EngineOutput(minutes=list(minutes))
+        stored.update((m.start_ns, m) for m in minutes)  # the revised ones, held in memory or not
+        closed = state.closed_until or 0
+        for hour in sorted({m.start_ns // HOUR_NS * HOUR_NS for m in minutes}):
+            if hour + HOUR_NS <= closed and (hour + HOUR_NS <= job.t or job.done):
+                out.hours.append(self._hour(state, hour, stored))
+        return out
 
     def recompute(
         self,
@@ -331,38 +386,14 @@ class EmissionsEngine:
         stored_minutes: Sequence[MinuteAggregate] = (),
     ) -> EngineOutput:
         """Recompute closed minutes in [start, end) from every stored reading of the kiln that
-        may bear on them (see :meth:`readings_window`), and the hours they belong to.
+        may bear on them (see :meth:`readings_window`), and the hours they belong to, in one call.
 
-        An hour is rebuilt from the minutes held in memory, completed by ``stored_minutes`` (the
-        ledger's minutes of the affected hours) for minutes that memory no longer holds. The stuck
-        check restarts at the start of the look-back if the readings do not reach back that far.
+        Unbounded: for batch work. A service walks :meth:`recomputation` instead.
         """
-        state = self.kilns[kiln_id]
-        if state.closed_until is None:
-            return EngineOutput()
-        start = start // MINUTE_NS * MINUTE_NS
-        end = min(end, state.closed_until)
+        job = self.recomputation(kiln_id, start, end)
         out = EngineOutput()
-        stored = {m.start_ns: m for m in stored_minutes}
-        run = RunState.empty(len(state.members))
-        t = start - state.acct.lookback_ns
-        while t < end:
-            n = min((end - t) // MINUTE_NS, _MAX_MINUTES_PER_PASS)
-            if t < start:
-                n = min(n, (start - t) // MINUTE_NS)
-            if n <= 0:
-                break
-            minutes, run = state.acct.minutes(readings, t, n, run)
-            if t >= start:
-                for m in minutes:
-                    state.minutes.revise(m, stored.get(m.start_ns))
-                out.minutes.extend(minutes)
-            t += n * MINUTE_NS
-        self.changes += 1
-        stored.update((m.start_ns, m) for m in out.minutes)  # the revised ones, held in memory or not
-        for hour in sorted({m.start_ns // HOUR_NS * HOUR_NS for m in out.minutes}):
-            if hour + HOUR_NS <= state.closed_until:
-                out.hours.append(self._hour(state, hour, stored))
+        while not job.done:
+            out.extend(self.apply_recomputed(job, job.compute(readings), stored_minutes))
         return out
 
     def forget_history_before(self, t_ns: int) -> None:

@@ -72,7 +72,7 @@ def simulated_minutes(rt: Runtime, hours: int) -> dict[str, list[MinuteAggregate
                 sig = np.full(len(t), rt.table.index(f"{kiln}.{key}"), np.int32)
                 parts.append(ReadingBatch(sig, t, values[key], quality))
         engine.ingest(rt.conditioner.apply(ReadingBatch.concat(parts))[0])
-        for m in engine.advance().minutes:
+        for m in engine.advance_all().minutes:
             out[m.kiln].append(m)
     return out
 

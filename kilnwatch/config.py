@@ -226,6 +226,12 @@ class EngineConfig(_Strict):
     idle_after_s: float = Field(
         default=10.0, gt=0, description="wall-clock silence before a signal stops holding minutes open [s]"
     )
+    silent_grace_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="a kiln with no active signal closes a minute by the wall clock this long after "
+        "its end + lateness_s [s]",
+    )
     hour_valid_fraction: float = Field(default=0.8, gt=0, le=1, description="MRR Art. 44(2): 80 %")
     co2_density_kg_per_nm3: float = Field(default=CO2_DENSITY_KG_PER_NM3, gt=0)
 

@@ -75,6 +75,7 @@ class Runtime:
             "max_hold_s": p.max_hold_s,
             "lateness_s": p.lateness_s,
             "idle_after_s": p.idle_after_s,
+            "silent_grace_s": p.silent_grace_s,
             "intensity": "sum CO2 / sum clinker over the same window",
             "substitution": {
                 "concentration": "C_mean + 2 sigma of the valid hours of the reporting period so far "
@@ -162,6 +163,7 @@ def build_runtime(plant: PlantFile) -> Runtime:
         max_hold_s=e.max_hold_s,
         lateness_s=e.lateness_s,
         idle_after_s=e.idle_after_s,
+        silent_grace_s=e.silent_grace_s,
         valid_fraction=e.hour_valid_fraction,
         co2_density_kg_per_nm3=e.co2_density_kg_per_nm3,
         rules=rules,

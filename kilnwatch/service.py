@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from analytics.hours import HOUR_NS
+from analytics.recompute import Recomputation
 from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
@@ -33,6 +36,9 @@ from .plant import Runtime, build_runtime
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
+
+#: Longest wait for late data to stop arriving before it is recomputed anyway [s].
+LATE_SETTLE_MAX_S = 10.0
 
 #: Listeners of closed minutes/hours (the SSE stream); called on the event loop.
 OutputListener = Callable[[EngineOutput], None]
@@ -69,6 +75,19 @@ class Service:
         self._started = asyncio.Event()
         self.events = Broadcaster()
         self.listeners.append(self._publish_events)
+        self._more_due = asyncio.Event()  # advance() stopped at its budget
+        # Late data is computed here, one slice at a time; the engine itself stays on the loop.
+        self._recompute_thread = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-recompute")
+        self._source_signals = {
+            **{
+                f"opcua:{n}": np.array([i for i, _ in b], np.int64)
+                for n, b in self.runtime.opcua_nodes.items()
+            },
+            **{
+                f"mqtt:{n}": np.array([i for i, _ in b], np.int64)
+                for n, b in self.runtime.mqtt_bindings.items()
+            },
+        }
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -100,18 +119,54 @@ class Service:
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()
         self.engine.ingest(batch, now)
-        self._emit(self.engine.advance(now))
+        self._advance(now)
+
+    def _advance(self, now: float | None = None) -> bool:
+        """One bounded slice of closing (by event time, or by the clock for silent kilns); True
+        when more is due."""
+        now = time.monotonic() if now is None else now
+        out = self.engine.advance(now, time.time_ns(), self._comm_loss())
+        self._emit(out)
+        if out.more:
+            self._more_due.set()
+        return out.more
+
+    def _comm_loss(self) -> npt.NDArray[np.bool_]:
+        """Per signal: True where its source is disconnected (as the health registry knows it)."""
+        down = np.zeros(len(self.runtime.table), dtype=bool)
+        for name, signals in self._source_signals.items():
+            source = self.health.sources.get(name)
+            if source is not None and not source.connected:
+                down[signals] = True
+        return down
 
     async def _tick(self) -> None:
-        """Close minutes of sources that went silent, and recompute what late data touched."""
+        """Close minutes slice by slice, yielding to the loop between slices: at once when a slice
+        left more, else every second (silent kilns close by the clock)."""
         while True:
-            await asyncio.sleep(1.0)
-            self._emit(self.engine.advance(time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._more_due.wait(), 1.0)
+            self._more_due.clear()
+            while self._advance():  # noqa: ASYNC110 - not a wait: the loop runs between slices
+                await asyncio.sleep(0)
+
+    async def _recompute_late(self) -> None:
+        """Recompute once late data has stopped arriving for half a second (a redelivered queue
+        makes one revision, not one per second of its delivery), or after LATE_SETTLE_MAX_S."""
+        seen, waited = 0, 0.0
+        while True:
+            await asyncio.sleep(0.5)
+            count = self.engine.late_readings
+            if count != seen and waited < LATE_SETTLE_MAX_S:
+                seen, waited = count, waited + 0.5
+                continue
+            seen, waited = count, 0.0
             await self._late_data()
 
-    def _emit(self, out: EngineOutput) -> None:
+    def _emit(self, out: EngineOutput) -> asyncio.Future[None] | None:
+        """Write the closed minutes and hours and tell the listeners; returns the write."""
         if not out.minutes and not out.hours:
-            return
+            return None
         for m in out.minutes:
             self.metrics.minutes_closed.labels(m.kiln).inc()
         outbox = self.aggregate_outbox(out.minutes, out.hours) if self.aggregate_outbox else []
@@ -125,6 +180,7 @@ class Service:
                 listener(out)
             except Exception:
                 log.exception("a listener of closed minutes failed")
+        return task
 
     def _sources(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         from collector.opcua import OpcUaSource
@@ -188,25 +244,40 @@ class Service:
         )
 
     async def _late_data(self) -> None:
-        """Recompute minutes and hours that late readings touched, from the durable store."""
+        """Recompute minutes and hours that late readings touched, from the durable store, one
+        slice (an hour at most) at a time: readings and computation on the recompute thread,
+        the engine's state changed only here on the loop, so API and collectors stay live."""
+        loop = asyncio.get_running_loop()
         for kiln_id, start, end in self.engine.late_ranges():
             members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
-            lo, hi = self.engine.readings_window(kiln_id, start, end)
-            names, batch = await asyncio.to_thread(self.reader.readings, members, lo, hi)
-            index = [self.runtime.table.index(n) for n in names]
-            batch = ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
-            # On the store thread: after every minute already queued for the ledger is in it.
-            stored = await self.pipeline.on_store_thread(
-                self.reader.minutes, kiln_id, start // HOUR_NS * HOUR_NS, -(-end // HOUR_NS) * HOUR_NS
-            )
-            out = self.engine.recompute(kiln_id, batch, start, end, stored)
-            log.info(
-                "late data for %s recomputed %d minutes and %d hours",
-                kiln_id,
-                len(out.minutes),
-                len(out.hours),
-            )
-            self._emit(out)
+            job = self.engine.recomputation(kiln_id, start, end)
+            n_minutes = n_hours = 0
+            while not job.done:
+                minutes = await loop.run_in_executor(
+                    self._recompute_thread, self._compute_slice, job, members
+                )
+                if not minutes:
+                    continue
+                # On the store thread: after every minute already queued for the ledger is in it.
+                stored = await self.pipeline.on_store_thread(
+                    self.reader.minutes,
+                    kiln_id,
+                    minutes[0].start_ns // HOUR_NS * HOUR_NS,
+                    (minutes[-1].start_ns // HOUR_NS + 1) * HOUR_NS,
+                )
+                out = self.engine.apply_recomputed(job, minutes, stored)
+                n_minutes, n_hours = n_minutes + len(out.minutes), n_hours + len(out.hours)
+                write = self._emit(out)
+                if write is not None:  # one slice's aggregates in the store before the next is computed
+                    await asyncio.wait([write])
+            log.info("late data for %s recomputed %d minutes and %d hours", kiln_id, n_minutes, n_hours)
+
+    def _compute_slice(self, job: Recomputation, members: Sequence[str]) -> list[MinuteAggregate]:
+        """On the recompute thread: the next slice's stored readings, computed."""
+        lo, hi = job.readings_window()
+        names, batch = self.reader.readings(members, lo, hi)
+        index = [self.runtime.table.index(n) for n in names]
+        return job.compute(ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality))
 
     # -- running --------------------------------------------------------------------------
 
@@ -225,6 +296,7 @@ class Service:
         server = _ApiServer(config)
         tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         tasks.append(asyncio.create_task(self._tick(), name="engine-tick"))
+        tasks.append(asyncio.create_task(self._recompute_late(), name="late-data"))
         tasks += [asyncio.create_task(run(), name="source") for run in self._sources()]
         tasks += [asyncio.create_task(run(), name="extra") for run in self.extra_tasks]
         api = asyncio.create_task(server.serve(), name="api")
@@ -233,6 +305,10 @@ class Service:
                 await asyncio.sleep(0.05)
             if server.servers:
                 self.bound_port = server.servers[0].sockets[0].getsockname()[1]
+            # What start-up built lives as long as the process: out of the collector's full passes,
+            # which would otherwise walk it all and stop the loop for 100s of ms each time (a
+            # gc.collect() first would stop it once for as long, at start-up).
+            gc.freeze()
             self._started.set()
             stop = asyncio.create_task(self._stop.wait())
             await asyncio.wait([api, stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -253,6 +329,8 @@ class Service:
             await asyncio.wait_for(self.pipeline.drain(), timeout=10)
         pipeline_task.cancel()
         await asyncio.gather(pipeline_task, return_exceptions=True)
+        # A slice being computed ends within its bound; the queued ones are dropped.
+        await asyncio.to_thread(self._recompute_thread.shutdown, wait=True, cancel_futures=True)
         if self._aggregate_writes:
             await asyncio.gather(*self._aggregate_writes, return_exceptions=True)
         self.events.close()

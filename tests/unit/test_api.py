@@ -34,7 +34,7 @@ def client(tmp_path: Path) -> TestClient:
             ]
         )
     )
-    out = eng.advance()
+    out = eng.advance_all()
     store = LocalStore(tmp_path / "s.sqlite3", table.ids)
     store.write_aggregates(out.minutes, out.hours)
     health = HealthRegistry()

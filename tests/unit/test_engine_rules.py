@@ -71,7 +71,7 @@ BASE: dict[str, object] = {
 def run(batch: ReadingBatch, rules: KilnRules | None = None, **params: float):
     eng = make(rules, **params)
     eng.ingest(batch)
-    return eng, eng.advance()
+    return eng, eng.advance_all()
 
 
 def flags(n: int, where: slice, code: int) -> np.ndarray:
@@ -97,13 +97,13 @@ def test_frozen_value_is_stuck_after_stuck_time_whatever_the_batches(chunk_s: in
     hours = []
     if chunk_s is None:
         eng.ingest(batch)
-        hours = eng.advance().hours
+        hours = eng.advance_all().hours
     else:
         order = np.argsort(batch.ts, kind="stable")
         ordered = batch.take(order)
         for lo in range(0, len(ordered), chunk_s * len(BASE)):
             eng.ingest(ordered.take(np.arange(lo, min(lo + chunk_s * len(BASE), len(ordered)))))
-            hours += eng.advance().hours
+            hours += eng.advance_all().hours
     (hour,) = hours
     # frozen from t = 300 s: stuck once unchanged for 900 s, i.e. from 1200 s to 2099 s
     assert hour.params["k.co2"].reasons == {"stuck": 900}

@@ -66,7 +66,7 @@ def test_the_engine_holds_an_hour_in_full_and_six_as_a_trend() -> None:
     n = 7 * 3600 + 120
     values = {"flow": 4e5, "co2": 22.0, "clinker": 210.0}
     eng.ingest(ReadingBatch.concat([series(table, k, T0, np.full(n, v)) for k, v in values.items()]))
-    out = eng.advance()
+    out = eng.advance_all()
     assert len(out.hours) == 7
     held = eng.recent_minutes("k", 0)
     assert len(held) == 360 and held[-1] is eng.newest_minute("k")
