@@ -321,6 +321,16 @@ class StoreReader:
         )
         return {name: ts for name, ts in rows if ts is not None}
 
+    def first_timestamp(self, signal_names: Sequence[str], start_ns: int) -> int | None:
+        """The source time of the oldest stored reading of these signals at or after ``start_ns``
+        [ns]; None when there is none. One index seek per signal."""
+        q = (
+            "SELECT min((SELECT min(ts) FROM reading WHERE reading.signal = signal.id AND ts >= ?))"
+            f" FROM signal WHERE name IN ({','.join('?' * len(signal_names))})"
+        )
+        row = self._conn().execute(q, (start_ns, *signal_names)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def count_readings(self, signal_name: str | None = None) -> int:
         if signal_name is None:
             return int(self._conn().execute("SELECT count(*) FROM reading").fetchone()[0])

@@ -119,14 +119,7 @@ class Service:
             stored_until = max((newest[n] for n in members if n in newest), default=None)
             # Readings stamped more than a slice ahead of the clock are not fed back.
             end = -1 if stored_until is None else min(stored_until, now + REBUILD_SLICE_NS)
-            t, fed = open_from if resume is None else resume, 0
-            while t <= end:
-                batch = await self._stored(members, t, t + REBUILD_SLICE_NS)
-                fed += len(batch)
-                self.engine.ingest(batch, fed_s)
-                self._emit(self.engine.advance(fed_s))
-                await asyncio.gather(*self._aggregate_writes)  # what closed is in the ledger
-                t += REBUILD_SLICE_NS
+            fed = await self._feed_back(members, open_from if resume is None else resume, end, fed_s)
             log.info(
                 "%s rebuilt from the store: %d minutes of the open hour(s), %d readings after them",
                 kiln.id,
@@ -135,6 +128,22 @@ class Service:
             )
         self.engine.restart_arrivals(fed_s, time.monotonic())
         log.info("engine rebuilt from the store in %.2f s", time.perf_counter() - started)
+
+    async def _feed_back(self, members: list[str], start_ns: int, end_ns: int, fed_s: float) -> int:
+        """Feed the stored readings of ``members`` from ``start`` to ``end`` (inclusive) to the engine
+        as arriving at ``fed_s``, slice by slice in event time (empty stretches skipped), closing what
+        the watermark allows after each; returns how many were fed."""
+        fed, t = 0, await asyncio.to_thread(self.reader.first_timestamp, members, start_ns)
+        while t is not None and t <= end_ns:
+            batch = await self._stored(members, t, t + REBUILD_SLICE_NS)
+            fed += len(batch)
+            self.engine.ingest(batch, fed_s)
+            self._emit(self.engine.advance(fed_s))
+            if len(self._aggregate_writes) > 2:  # bounded: the ledger keeps up with the closing
+                await asyncio.wait(self._aggregate_writes, return_when=asyncio.FIRST_COMPLETED)
+            t = await asyncio.to_thread(self.reader.first_timestamp, members, t + REBUILD_SLICE_NS)
+        await asyncio.gather(*self._aggregate_writes)
+        return fed
 
     async def _stored(self, members: list[str], start_ns: int, end_ns: int) -> ReadingBatch:
         """Stored readings of ``members`` in [start, end), with the table's signal indexes."""
