@@ -296,14 +296,51 @@ class EmissionsEngine:
             state.acct.history.record(h, state.acct.rules.hour_valid_fraction)
             state.hour_revision[h.start_ns] = max(h.revision, state.hour_revision.get(h.start_ns, -1))
 
-    def restore_minutes(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> None:
-        """Take back the closed minutes of the open hour after a restart (from the ledger), so
-        the hour closes complete; readings older than them count as late and recompute."""
+    def restore_minutes(
+        self, kiln_id: str, minutes: Sequence[MinuteAggregate], closed_until: int | None = None
+    ) -> int | None:
+        """Take back, after a restart, the closed minutes of the hours still open (from the ledger),
+        so those hours close complete; ``closed_until``: where closing had reached at least (the end
+        of the newest stored hour) [ns]. Returns where closing resumes (None: nothing was closed);
+        the stored readings from there on are fed as new data (:meth:`ingest`), those before it
+        that the next minute needs go to :meth:`restore_held`. Readings older than it count as late.
+        """
         state = self.kilns[kiln_id]
         self.changes += 1
         state.minutes.restore(minutes)
-        if minutes:
-            state.closed_until = max(state.closed_until or 0, max(m.start_ns for m in minutes) + MINUTE_NS)
+        ends = [m.start_ns + MINUTE_NS for m in minutes]
+        if closed_until is not None:
+            ends.append(closed_until // MINUTE_NS * MINUTE_NS)
+        if ends:
+            state.closed_until = max(state.closed_until or _NEVER, *ends)
+        return state.closed_until
+
+    def restore_held(self, kiln_id: str, readings: ReadingBatch) -> None:
+        """After :meth:`restore_minutes`: the stored readings before where closing resumes, from
+        ``readings_window(kiln, resume, resume)[0]`` on (any order; later ones are ignored). They
+        give what the next minute holds from before it and the stuck check's state at its start,
+        as :meth:`recompute` rebuilds them; and the signals' latest values, without making the
+        signals active (they arrived in the last run)."""
+        state = self.kilns[kiln_id]
+        if state.closed_until is None:
+            return
+        held = readings.take(readings.ts < state.closed_until)
+        lookback = state.acct.lookback_ns
+        if lookback:
+            run = RunState.empty(len(state.members))
+            _, state.run = state.acct.minutes(held, state.closed_until - lookback, lookback // MINUTE_NS, run)
+        state.carry = held.newest_per_signal()
+        self.changes += 1
+        self._update_latest(state.carry)
+        signals = state.carry.signal
+        self.last_arrival[signals[self.last_arrival[signals] == np.inf]] = -np.inf
+
+    def restart_arrivals(self, fed_s: float, now_s: float) -> None:
+        """The signals whose data was ingested at ``fed_s`` (the stored readings fed back at
+        start-up) count as arriving at ``now_s``, when the sources start: the watermark then waits
+        ``idle_after_s`` for their sources, as for data that has just come, however long the
+        rebuild took."""
+        self.last_arrival[self.last_arrival == fed_s] = now_s
 
     def rebuild_hours(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> list[HourAggregate]:
         """Hours (with half-hours and substitution) from stored minute aggregates, in time order.

@@ -305,11 +305,13 @@ class StoreReader:
         start_ns: int | None = None,
         end_ns: int | None = None,
     ) -> tuple[list[str], ReadingBatch]:
-        """Raw readings as (names, batch) where batch.signal indexes ``names``."""
+        """Raw readings in [start, end) as (names, batch) where batch.signal indexes ``names``."""
         names_by_id = dict(self._conn().execute("SELECT id, name FROM signal").fetchall())
         wanted = list(names_by_id.values()) if signal_names is None else list(signal_names)
-        ids = [i for i, n in names_by_id.items() if n in set(wanted)]
-        pos = {i: wanted.index(names_by_id[i]) for i in ids}
+        position: dict[str, int] = {}
+        for i, name in enumerate(wanted):
+            position.setdefault(name, i)
+        ids = [i for i, name in names_by_id.items() if name in position]
         q = f"SELECT signal, ts, value, quality FROM reading WHERE signal IN ({','.join('?' * len(ids))})"
         args: list[int] = list(ids)
         if start_ns is not None:
@@ -321,10 +323,16 @@ class StoreReader:
         rows = self._conn().execute(q + " ORDER BY signal, ts", args).fetchall()
         if not rows:
             return wanted, ReadingBatch.empty()
-        arr = np.array(rows, dtype=np.float64)
-        sig = np.vectorize(pos.__getitem__, otypes=[np.int32])(arr[:, 0].astype(np.int64))
-        ts = np.array([r[1] for r in rows], dtype=np.int64)
-        return wanted, ReadingBatch.from_columns(sig, ts, arr[:, 2], arr[:, 3])
+        # One object array, then typed columns: ts stays exact (not through float64), NULL -> NaN.
+        columns = np.array(rows, dtype=object)
+        lookup = np.zeros(max(ids) + 1, dtype=np.int32)
+        lookup[ids] = [position[names_by_id[i]] for i in ids]
+        return wanted, ReadingBatch(
+            lookup[columns[:, 0].astype(np.int64)],
+            columns[:, 1].astype(np.int64),
+            columns[:, 2].astype(np.float64),
+            columns[:, 3].astype(np.uint8),
+        )
 
     def newest_timestamps(self) -> dict[str, int]:
         """Per signal name, the source time of its newest stored reading [ns]."""
@@ -332,6 +340,16 @@ class StoreReader:
             "SELECT name, (SELECT max(ts) FROM reading WHERE reading.signal = signal.id) FROM signal"
         )
         return {name: ts for name, ts in rows if ts is not None}
+
+    def first_timestamp(self, signal_names: Sequence[str], start_ns: int) -> int | None:
+        """The source time of the oldest stored reading of these signals at or after ``start_ns``
+        [ns]; None when there is none. One index seek per signal."""
+        q = (
+            "SELECT min((SELECT min(ts) FROM reading WHERE reading.signal = signal.id AND ts >= ?))"
+            f" FROM signal WHERE name IN ({','.join('?' * len(signal_names))})"
+        )
+        row = self._conn().execute(q, (start_ns, *signal_names)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def count_readings(self, signal_name: str | None = None) -> int:
         if signal_name is None:
