@@ -74,6 +74,11 @@ async def configure_security(client: Client, spec: OpcUaServerSpec, trust: Serve
         else:
             client.application_uri = uri  # servers check it against the certificate
         password = key_password(spec)
+        try:  # before the server is contacted: a key that cannot be used is kilnwatch's problem
+            await uacrypto.load_private_key(spec.private_key, password)
+        except (OSError, ValueError, TypeError) as err:
+            # cryptography's messages ("Bad decrypt. Incorrect password?") never echo the password
+            raise SecuritySetupError(f"private_key {spec.private_key}: {err}") from err
         await trust.load()
         endpoints = await client.connect_and_get_server_endpoints()
         try:
@@ -85,18 +90,14 @@ async def configure_security(client: Client, spec: OpcUaServerSpec, trust: Serve
         server_cert = _first_certificate(endpoint.ServerCertificate)
         await trust.check(server_cert, endpoint.Server)
         client.certificate_validator = trust
-        try:
-            await client.set_security(
-                policy,
-                spec.certificate,
-                spec.private_key,
-                private_key_password=password,
-                server_certificate=server_cert.public_bytes(Encoding.DER),
-                mode=mode,
-            )
-        except (OSError, ValueError, TypeError) as err:
-            # cryptography's messages ("Bad decrypt. Incorrect password?") never echo the password
-            raise SecuritySetupError(f"private_key {spec.private_key}: {err}") from err
+        await client.set_security(
+            policy,
+            spec.certificate,
+            spec.private_key,
+            private_key_password=password,
+            server_certificate=server_cert.public_bytes(Encoding.DER),
+            mode=mode,
+        )
     if spec.username is not None:
         client.set_user(spec.username)
     if spec.password is not None:

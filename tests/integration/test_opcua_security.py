@@ -295,3 +295,28 @@ async def test_a_changed_server_certificate_after_a_restart_is_refused(
         assert impostor.logins.attempts == []
     finally:
         await relay.stop()
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        pytest.param("wrong-key-pw", "Incorrect password", id="wrong-password"),
+        pytest.param(None, f"environment variable {KEY_ENV} is not set", id="variable-not-set"),
+    ],
+)
+async def test_a_key_password_that_does_not_open_the_key_is_reported_without_it(
+    password: str | None,
+    problem: str,
+    start_source: StartSource,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if password is None:
+        monkeypatch.delenv(KEY_ENV)
+    else:
+        monkeypatch.setenv(KEY_ENV, password)
+    run = start_source(free_port(), security_policy="Basic256Sha256", trust_any_server_certificate=True)
+    await until(lambda: run.health.errors >= 2, within=10, what="two failed attempts")
+    assert problem in (run.health.last_error or "")
+    shown = [run.health.last_error or "", *(r.getMessage() for r in caplog.records)]
+    assert not any(secret in text for text in shown for secret in ("wrong-key-pw", KEY_PASSWORD))
