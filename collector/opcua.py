@@ -33,8 +33,10 @@ from .health import SourceHealth
 from .metrics import Metrics
 from .opcua_history import read_missed
 from .opcua_quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
+from .opcua_security import configure_security
 from .opcua_spec import OpcUaServerSpec
 from .opcua_supervisor import Backoff, OutageLog, Rebuild, watchdog_verdict
+from .opcua_trust import SecuritySetupError, ServerTrust, UntrustedServer
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,14 @@ class OpcUaSource:
         self._dropped = 0
         self._reported: set[str] = set()
         self._outage = OutageLog(log, f"OPC UA source {name} ({conn.url_without_credentials(spec.url)})")
+        self._trust = ServerTrust(spec, name)
+        #: A failure reason that was logged where it arose (a refused server certificate).
+        self._logged_reason: str | None = None
         metrics.source_connected.labels(name).set(0)
+        if spec.security_policy == "None" and spec.username is not None:
+            log.warning(
+                "OPC UA source %s sends the user's password in plain text (allow_plaintext_password)", name
+            )
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -104,7 +113,7 @@ class OpcUaSource:
             while True:
                 reason = await self._session(backoff)
                 self.health.mark_error(reason)
-                self._outage.failed(reason)
+                self._outage.failed(reason, logged=reason == self._logged_reason)
                 await asyncio.sleep(backoff.next())
         finally:
             self._up = False
@@ -118,14 +127,16 @@ class OpcUaSource:
         reason = "subscription ended"
         try:
             async with asyncio.timeout(3 * self.spec.connect_timeout_s):
-                await conn.configure_security(client, self.spec)
+                await configure_security(client, self.spec, self._trust)
                 await client.connect()
                 sub, namespaces = await self._subscribe(client)
             backoff.reset()
             self._mark_up()
             await self._serve(client, sub, namespaces)
-        except Rebuild as err:
+        except (Rebuild, SecuritySetupError) as err:
             reason = str(err)
+        except UntrustedServer as err:
+            reason = self._logged_reason = str(err)
         except Exception as err:  # the supervisor's one catch-all: any failure means rebuild
             reason = conn.describe_error(err)
         finally:

@@ -23,8 +23,6 @@ from urllib.parse import urlsplit
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
-from asyncua.crypto import security_policies, uacrypto
-from cryptography import x509
 
 from .opcua_spec import OpcUaServerSpec
 
@@ -68,10 +66,12 @@ class OutageLog:
     def failing(self) -> bool:
         return self._since is not None
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: str, logged: bool = False) -> None:
+        """``logged``: the reason was already logged where it arose; only the outage starts."""
         if self._since is None:
             self._since = time.monotonic()
-            self._log.error("%s failed: %s; retrying in the background", self._what, reason)
+            if not logged:
+                self._log.error("%s failed: %s; retrying in the background", self._what, reason)
         else:
             self._log.debug("%s still failing: %s", self._what, reason)
 
@@ -128,27 +128,6 @@ def make_client(spec: OpcUaServerSpec, instance_id: str, backoff_cap_s: float) -
     client.name = client.description = f"kilnwatch {instance_id}"
     client.application_uri = f"urn:kilnwatch:{instance_id}"
     return client
-
-
-async def configure_security(client: Client, spec: OpcUaServerSpec) -> None:
-    """Security policy, mode, certificates and user credentials, where the spec sets them."""
-    if spec.security_policy != "None" and spec.certificate and spec.private_key:
-        cert = await uacrypto.load_certificate(spec.certificate)
-        with contextlib.suppress(x509.ExtensionNotFound):
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-            if uris:
-                client.application_uri = uris[0]  # servers check it against the certificate
-        await client.set_security(
-            getattr(security_policies, f"SecurityPolicy{spec.security_policy}"),
-            spec.certificate,
-            spec.private_key,
-            mode=getattr(ua.MessageSecurityMode, spec.security_mode),
-        )
-    if spec.username is not None:
-        client.set_user(spec.username)
-    if spec.password is not None:
-        client.set_password(spec.password.get_secret_value())
 
 
 def subscription_parameters(spec: OpcUaServerSpec) -> ua.CreateSubscriptionParameters:

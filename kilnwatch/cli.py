@@ -1,4 +1,4 @@
-"""The ``kilnwatch`` command: run, report, check-config, simulate, demo-config."""
+"""The ``kilnwatch`` command: run, report, check-config, simulate, demo-config, opcua-cert."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ def configure_logging(level_name: str) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # The OPC UA supervisor reports each outage and recovery once; asyncua's client logs every retry.
     logging.getLogger("asyncua.client").setLevel(logging.CRITICAL)
+    # ... but its warning that a password goes out in plain text stays audible
+    client_log = logging.getLogger("asyncua.client.client")
+    client_log.setLevel(logging.WARNING)
+    client_log.addFilter(_critical_or_plaintext_password)
+
+
+def _critical_or_plaintext_password(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.CRITICAL or "plain-text password" in str(record.msg)
 
 
 def _summary(plant: PlantFile) -> list[str]:
@@ -168,6 +176,32 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_opcua_cert_create(args: argparse.Namespace) -> int:
+    from collector.opcua_certgen import create_client_certificate
+
+    password = None
+    if args.key_password_file:
+        try:
+            password = args.key_password_file.read_bytes().rstrip(b"\r\n")
+        except OSError as err:
+            print(f"{args.key_password_file}: {err.strerror}", file=sys.stderr)
+            return 2
+    try:
+        made = create_client_certificate(
+            args.out, args.application_uri, args.hostname, args.days, password, overwrite=args.force
+        )
+    except (OSError, ValueError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"certificate: {made.certificate}")
+    print(f"private_key: {made.private_key}" + ("  (encrypted)" if password else ""))
+    print(f"application URI: {made.application_uri}")
+    print(f"thumbprint SHA-256 {made.thumbprint.sha256}, SHA-1 {made.thumbprint.sha1}")
+    print("Give the server this certificate to trust; in the plant file, under sources.opcua.<server>:")
+    print(f"  certificate: {made.certificate}\n  private_key: {made.private_key}")
+    return 0
+
+
 def cmd_simulate(argv: list[str]) -> int:
     from simulators.cli import main as sim_main
 
@@ -214,6 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--opcua-only", action="store_true", help="analysers over OPC UA instead of MQTT")
     demo.add_argument("--mqtt-port", type=int, default=18830, help="port of the demo MQTT broker")
     demo.set_defaults(func=cmd_demo_config)
+
+    cert = sub.add_parser(
+        "opcua-cert", help="kilnwatch's OPC UA application certificate", formatter_class=HelpFormatter
+    )
+    cert_sub = cert.add_subparsers(dest="action", required=True)
+    create = cert_sub.add_parser(
+        "create",
+        help="make a self-signed client certificate and its private key",
+        description="Make kilnwatch's OPC UA application certificate (DER) and RSA key (PEM). The "
+        "certificate carries the application URI as SubjectAlternativeName URI; kilnwatch's client "
+        "uses the same URI when it connects with this certificate.",
+        formatter_class=HelpFormatter,
+    )
+    create.add_argument("--out", type=Path, required=True, help="directory for the two files")
+    create.add_argument("--application-uri", required=True, help="e.g. urn:plant1:kilnwatch")
+    create.add_argument(
+        "--hostname",
+        action="append",
+        help="DNS name or IP address of this machine, repeatable (default: this machine's host name)",
+    )
+    create.add_argument("--days", type=int, default=365, help="validity [days]")
+    create.add_argument(
+        "--key-password-file", type=Path, help="encrypt the private key with this file's text"
+    )
+    create.add_argument("--force", action="store_true", help="overwrite existing files")
+    create.set_defaults(func=cmd_opcua_cert_create)
 
     sub.add_parser(
         "simulate", help="run the kiln simulators alone (see kilnwatch simulate --help)", add_help=False

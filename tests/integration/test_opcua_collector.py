@@ -436,6 +436,7 @@ async def test_signed_and_encrypted_with_user_and_password(
         "security_mode": "SignAndEncrypt",
         "certificate": str(client_cert),
         "private_key": str(client_key),
+        "server_certificate": str(server_cert),
         "username": "operator",
     }
     good = await start_source(port, NODES[:1], password="test-only-pw", **secure)
