@@ -12,7 +12,7 @@ from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.engine import SignalNow
 from analytics.signals import KilnSpec, SignalTable
 from api.events import Broadcaster
-from api.page_config import AlarmSettings, StreamSettings
+from api.page_config import AlarmSettings, PageSettings, StreamSettings
 
 
 class LiveSource(Protocol):
@@ -54,6 +54,8 @@ class ApiContext:
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     #: Keep-alive and reconnect timing of /api/v1/stream.
     stream: StreamSettings = field(default_factory=StreamSettings)
+    #: What the control-room page is told (the plant's time zone).
+    page: PageSettings = field(default_factory=PageSettings)
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -185,6 +185,7 @@ class Service:
             events=self.events,
             sources=self.health,
             alarms=self.plant.alarms,
+            page=self.plant.page,
         )
 
     async def _late_data(self) -> None:
