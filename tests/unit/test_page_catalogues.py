@@ -17,6 +17,8 @@ from api.app import STATIC_DIR, create_app
 from api.context import ApiContext
 from api.page_config import AlarmSettings, KilnThresholds, PageSettings
 from api.routes_alarms import alarm_out
+from kilnwatch.config import ConfigError, parse_plant
+from kilnwatch.demo import demo_plant
 
 LANGUAGES = ("en", "az", "ru")
 S = 1_000_000_000
@@ -158,3 +160,13 @@ def test_the_catalogues_are_valid_utf8_json_files_beside_the_page() -> None:
     files = sorted(p.name for p in (STATIC_DIR / "i18n").iterdir())
     assert files == [f"{lang}.json" for lang in sorted(LANGUAGES)]
     assert Path(STATIC_DIR / "i18n.js").exists()
+
+
+def test_the_plant_file_sets_the_page_time_zone_and_names_a_wrong_one() -> None:
+    assert parse_plant(demo_plant()).page.timezone == "UTC"
+    assert parse_plant({**demo_plant(), "page": {"timezone": "Asia/Baku"}}).page.timezone == "Asia/Baku"
+    with pytest.raises(ConfigError) as err:
+        parse_plant({**demo_plant(), "page": {"timezone": "Baku"}}, "plant.yaml")
+    assert err.value.errors == [
+        "page.timezone: unknown time zone 'Baku': expected an IANA name such as Asia/Baku (got 'Baku')"
+    ]
