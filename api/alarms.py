@@ -26,6 +26,22 @@ from analytics.minutes import MINUTE_NS
 from .page_config import AlarmSettings
 
 _NS = 1_000_000_000
+#: Stable codes of the alarm messages: the page renders ``code`` with ``params`` in its language
+#: (catalogue key ``alarm.<code>``); ``message`` stays English for API clients.
+ALARM_CODES = (
+    "stale_no_minute",
+    "stale_none_valid",
+    "analyser_fault",
+    "analyser_calibration",
+    "analyser_maintenance",
+    "source_disconnected",
+    "source_disconnected_error",
+    "limit_intensity",
+    "limit_co2",
+    "completeness_low",
+)
+#: Alarm message parameters: names to numbers or text (kiln names, signal lists, errors).
+Params = dict[str, float | str]
 #: Quality words (analytics.quality.describe) that name an analyser state, by alarm kind.
 ANALYSER_STATES = ("fault", "calibration", "maintenance")
 
@@ -81,6 +97,8 @@ class Alarm:
     end_ns: int | None = None
     data_time_ns: int | None = None  # event time the alarm refers to (a minute, an hour)
     subjects: tuple[str, ...] = ()  # signals or source concerned
+    code: str = ""  # one of ALARM_CODES: the message in any language with ``params``
+    params: Params = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -126,6 +144,9 @@ class AlarmBook:
         for s in obs.sources:
             if not s.connected and obs.now_ns - s.since_ns >= self.settings.source_grace_s * _NS:
                 why = f": {s.last_error}" if s.last_error else ""
+                params: Params = {"kind": s.kind, "source": s.name}
+                if s.last_error:
+                    params["error"] = s.last_error
                 self._want(
                     wanted,
                     Alarm(
@@ -136,6 +157,8 @@ class AlarmBook:
                         f"{s.kind} source {s.name} disconnected{why}",
                         s.since_ns,
                         subjects=(s.name,),
+                        code="source_disconnected_error" if s.last_error else "source_disconnected",
+                        params=params,
                     ),
                 )
         changed = self._reconcile(wanted, obs.now_ns)
@@ -177,6 +200,8 @@ class AlarmBook:
                     f"{k.name}: no new valid minute for {s.stale_after_s:g} s ({why})",
                     valid_ref + stale_ns,
                     data_time_ns=None if mem.last_valid is None else mem.last_valid.start_ns,
+                    code="stale_no_minute" if no_minute else "stale_none_valid",
+                    params={"kiln": k.name, "after_s": s.stale_after_s},
                 ),
             )
         states: dict[str, list[str]] = {}
@@ -194,6 +219,8 @@ class AlarmBook:
                     f"{k.name}: {word} on {_short(signals, k.kiln)}",
                     now,
                     subjects=tuple(sorted(signals)),
+                    code=f"analyser_{word}",
+                    params={"kiln": k.name, "signals": _short(signals, k.kiln)},
                 ),
             )
         if mem.last_valid is not None:
@@ -210,6 +237,8 @@ class AlarmBook:
                     f"(below {s.completeness_min:.0%})",
                     now,
                     data_time_ns=k.hour.start_ns,
+                    code="completeness_low",
+                    params={"kiln": k.name, "completeness": k.hour.completeness, "min": s.completeness_min},
                 ),
             )
         lag_s = None if m is None else (now - m.start_ns - MINUTE_NS) / _NS
@@ -261,6 +290,8 @@ class AlarmBook:
                         f"{k.name}: {label} above {limit:g} {unit}",
                         now,
                         data_time_ns=m.start_ns,
+                        code=f"limit_{kind}",
+                        params={"kiln": k.name, "limit": limit},
                     ),
                 )
 
@@ -283,6 +314,7 @@ class AlarmBook:
                 new.data_time_ns,
             ):
                 old.message, old.subjects, old.data_time_ns = new.message, new.subjects, new.data_time_ns
+                old.code, old.params = new.code, new.params
                 changed = True
         for key in [k for k in self.active if k not in wanted]:
             alarm = self.active.pop(key)

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
 from .context import ApiContext
 from .limits import Gates
+from .routes_page import router as page_router
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -46,6 +47,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(routes_alarms.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_health.router)
+    app.include_router(page_router)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from analytics.engine import SignalNow
 from analytics.signals import KilnSpec, SignalTable
 from api.events import Broadcaster
 from api.limits import ApiLimits
-from api.page_config import AlarmSettings, StreamSettings
+from api.page_config import AlarmSettings, PageSettings, StreamSettings
 
 
 class LiveSource(Protocol):
@@ -57,6 +57,8 @@ class ApiContext:
     stream: StreamSettings = field(default_factory=StreamSettings)
     #: Rows per JSON page, concurrent reports, stream clients (default: KILNWATCH_API_* or built-in).
     limits: ApiLimits = field(default_factory=ApiLimits)
+    #: What the control-room page is told (the plant's time zone).
+    page: PageSettings = field(default_factory=PageSettings)
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

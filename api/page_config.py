@@ -1,8 +1,10 @@
-"""Settings of the control-room page's alarms and live stream; the wiring passes them via ApiContext."""
+"""Settings of the control-room page, its alarms and live stream; the wiring passes them via ApiContext."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class KilnThresholds(BaseModel):
@@ -52,3 +54,25 @@ class StreamSettings(BaseModel):
     min_interval_s: float = Field(
         default=0.2, ge=0, description="at most one minute event per kiln in this time; newest wins [s]"
     )
+
+
+class PageSettings(BaseModel):
+    """What the page receives from ``GET /api/v1/page``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(
+        default="UTC",
+        description="the plant's time zone (IANA name, e.g. Asia/Baku): the page shows times in it",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: expected an IANA name such as Asia/Baku"
+            ) from None
+        return value

@@ -36,7 +36,9 @@ class AlarmOut(BaseModel):
     )
     severity: str = Field(description="alarm or warning")
     kiln: str | None
-    message: str
+    message: str = Field(description="in English")
+    code: str = Field(description="stable message code; with params, the message in any language")
+    params: dict[str, float | str] = Field(description="values the message names, by name")
     start: str = Field(description="wall-clock time the alarm was raised, ISO 8601 UTC")
     end: str | None = Field(description="wall-clock time it cleared itself; null while active")
     active: bool
@@ -69,6 +71,8 @@ def alarm_out(a: Alarm) -> AlarmOut:
         severity=a.severity,
         kiln=a.kiln,
         message=a.message,
+        code=a.code,
+        params=a.params,
         start=iso(a.start_ns),
         end=None if a.end_ns is None else iso(a.end_ns),
         active=a.active,

@@ -16,7 +16,7 @@ from analytics.corrections import O2_REFERENCE_CEMENT_PCT
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
-from api.page_config import AlarmSettings
+from api.page_config import AlarmSettings, PageSettings
 from collector import plausibility as pl
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
@@ -272,6 +272,7 @@ class PlantFile(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    page: PageSettings = Field(default_factory=PageSettings)
 
     @model_validator(mode="after")
     def _bindings_resolve(self) -> PlantFile:

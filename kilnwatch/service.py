@@ -298,6 +298,7 @@ class Service:
             events=self.events,
             sources=self.health,
             alarms=self.plant.alarms,
+            page=self.plant.page,
         )
 
     async def _late_data(self) -> None:

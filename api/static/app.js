@@ -1,23 +1,18 @@
 // kilnwatch control-room page: live minutes over Server-Sent Events, trend in SVG, hourly table.
-// Plain browser JavaScript, no build step, no request to any other origin.
+// Plain browser JavaScript, no build step, no request to any other origin. Words, numbers and
+// times come from KilnI18n (i18n.js): the chosen language, in the plant's time zone.
 'use strict';
 
 (() => {
+  const i18n = KilnI18n;
+  const { t } = i18n;
   const API = 'api/v1/';
   const MINUTE_MS = 60_000;
   const HOUR_MS = 3_600_000;
   const TREND_MS = 2 * HOUR_MS;
   const SVG_NS = 'http://www.w3.org/2000/svg';
-  const STATUS_TEXT = {
-    valid: 'valid', stale: 'stale', maintenance: 'maintenance', fault: 'fault',
-    catching_up: 'catching up', invalid: 'invalid', no_data: 'no data',
-  };
   const STATUS_ICON = {
     valid: '●', stale: '▲', maintenance: '◆', fault: '✖', catching_up: '↻', invalid: '▲', no_data: '○',
-  };
-  const KIND_TEXT = {
-    stale: 'stale', maintenance: 'maintenance', calibration: 'calibration', fault: 'fault',
-    source: 'source', intensity: 'limit', co2: 'limit', completeness: 'completeness',
   };
 
   const state = {
@@ -30,37 +25,23 @@
     pingS: 15,
     staleAfterS: 180,
     reconnectTimer: 0,
+    kilnList: null,         // body of /api/v1/kilns
+    connection: ['connecting', null],  // state name, catalogue key of a special text
   };
 
   // ---- small helpers ---------------------------------------------------------------------
 
   const $ = (root, sel) => root.querySelector(sel);
-  const pad = (n) => String(n).padStart(2, '0');
   const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
-  const fmt = (x, digits) => (isNum(x) ? x.toFixed(digits) : '—');
-  const hhmm = (ms) => { const d = new Date(ms); return `${pad(d.getHours())}:${pad(d.getMinutes())}`; };
-  const hhmmss = (ms) => `${hhmm(ms)}:${pad(new Date(ms).getSeconds())}`;
-  const isoDay = (ms) => { const d = new Date(ms); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`; };
+  const fmt = (x, digits) => i18n.num(x, digits);
+  const { hhmm, hhmmss, duration } = i18n;
   const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
   function setText(el, text) {
     if (el.textContent !== text) el.textContent = text;
   }
 
-  function duration(s) {
-    if (!isNum(s)) return '—';
-    s = Math.max(0, s);
-    if (s < 90) return `${Math.round(s)} s`;
-    if (s < 2 * 3600) return `${Math.round(s / 60)} min`;
-    if (s < 2 * 86400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
-    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-  }
-
-  function localDayStart(ms) {
-    const d = new Date(ms);
-    d.setHours(0, 0, 0, 0);
-    return d.getTime();
-  }
+  const localDayStart = (ms) => i18n.dayStart(ms);
 
   async function getJSON(path, params) {
     const url = new URL(API + path, document.baseURI);
@@ -80,15 +61,14 @@
   function buildCards(kilns) {
     const main = document.getElementById('kilns');
     const template = document.getElementById('kiln-template');
-    const plants = [...new Set(kilns.map((k) => k.plant))];
-    setText(document.getElementById('plant-name'), `Plant ${plants.join(', ')} · ${kilns.length} kilns`);
+    state.kilnList = kilns;
+    renderPlantName();
     for (const info of kilns) {
       const card = template.content.firstElementChild.cloneNode(true);
       card.id = `kiln-${info.id}`;
       card.dataset.kiln = info.id;
       card.setAttribute('aria-label', info.name);
       $(card, '.kiln-name').textContent = info.name;
-      $(card, '.table-wrap').setAttribute('aria-label', `${info.name}: today's hourly values`);
       main.appendChild(card);
       const k = {
         id: info.id,
@@ -117,9 +97,23 @@
       k.loadMinutes = debounce(() => loadMinutes(k), 400);
       k.loadHours = debounce(() => loadHours(k), 800);
       state.kilns.set(info.id, k);
-      draw(k);
-      renderTable(k);
+      renderCardWords(k);
     }
+  }
+
+  function renderPlantName() {
+    if (!state.kilnList) return;
+    const plants = [...new Set(state.kilnList.map((k) => k.plant))];
+    setText(document.getElementById('plant-name'), t('page.plant', { plants: plants.join(', '), count: state.kilnList.length }));
+  }
+
+  /** Everything of a card that depends on the language, drawn again after a switch. */
+  function renderCardWords(k) {
+    $(k.el.card, '.table-wrap').setAttribute('aria-label', t('today.region', { kiln: k.name }));
+    if (k.live) renderLive(k);
+    else { renderAge(k); renderStatus(k); }
+    draw(k);
+    renderTable(k);
   }
 
   function ageOf(k) {
@@ -164,14 +158,14 @@
     e.card.dataset.valid = String(Boolean(p.valid));
     setText(e.vtime, p.time ? hhmm(Date.parse(p.time)) : '--:--');
     e.vtime.dateTime = p.time || '';
-    e.vtime.title = p.time ? `${new Date(Date.parse(p.time)).toString()} (minute start)` : '';
+    e.vtime.title = p.time ? t('card.minute_start', { time: i18n.full(Date.parse(p.time)) }) : '';
     renderAge(k);
     renderStatus(k);
   }
 
   function renderAge(k) {
     const age = ageOf(k);
-    setText(k.el.age, age === null ? 'age —' : `age ${duration(age)}`);
+    setText(k.el.age, age === null ? '—' : t('card.age', { duration: duration(age) }));
   }
 
   function statusOf(k) {
@@ -184,20 +178,20 @@
       // A minute came before the alarms caught up with it: judge it here until they do.
       const catchUpS = state.alarms ? state.alarms.catch_up_lag_s : 300;
       status = age !== null && age > catchUpS ? 'catching_up' : (k.live.valid ? 'valid' : 'invalid');
-      detail = status === 'catching_up' ? `replaying history · ${duration(age)} behind` : '';
+      detail = status === 'catching_up' ? t('detail.catching_up', { lag: duration(age) }) : '';
     } else if (s) {
-      if (status === 'catching_up') detail = `replaying history · ${duration(s.lag_s + since)} behind`;
-      else if (status === 'valid') detail = 'live';
-      else if (status === 'stale' && s.detail === 'no data') detail = `no new minute for ${duration(isNum(s.minute_age_s) ? s.minute_age_s + since : null)}`;
-      else if (status === 'stale') detail = `no valid minute for ${duration(isNum(s.valid_age_s) ? s.valid_age_s + since : null)}`;
-      else if (status === 'maintenance') detail = `analyser in ${s.detail}`;
-      else if (status === 'fault') detail = 'analyser or instrument fault';
-      else if (status === 'invalid') detail = 'newest minute not valid';
-      else detail = 'waiting for the first minute';
+      if (status === 'catching_up') detail = t('detail.catching_up', { lag: duration(s.lag_s + since) });
+      else if (status === 'valid') detail = t('detail.live');
+      else if (status === 'stale' && s.detail === 'no data') detail = t('detail.stale_no_minute', { duration: duration(isNum(s.minute_age_s) ? s.minute_age_s + since : null) });
+      else if (status === 'stale') detail = t('detail.stale_no_valid', { duration: duration(isNum(s.valid_age_s) ? s.valid_age_s + since : null) });
+      else if (status === 'maintenance') detail = t(s.detail === 'calibration' ? 'detail.calibration' : 'detail.maintenance');
+      else if (status === 'fault') detail = t('detail.fault');
+      else if (status === 'invalid') detail = t('detail.invalid');
+      else detail = t('detail.waiting');
     }
     if (!state.connected && age !== null && age > state.staleAfterS) {
       status = 'stale';
-      detail = 'no connection to kilnwatch';
+      detail = t('detail.no_connection');
     }
     return { status, detail };
   }
@@ -207,7 +201,7 @@
     const e = k.el;
     e.card.dataset.status = status;
     setText(e.statusIcon, STATUS_ICON[status] || '?');
-    setText(e.statusText, STATUS_TEXT[status] || status);
+    setText(e.statusText, t(`status.${status}`));
     setText(e.statusDetail, detail || '\u00a0');
   }
 
@@ -228,12 +222,12 @@
       }
     }
     const has = count > 0;
-    setText(document.getElementById('total-co2'), has ? co2.toFixed(1) : '—');
-    setText(document.getElementById('total-clinker'), has ? clinker.toFixed(1) : '—');
-    setText(document.getElementById('total-intensity'), has && clinker > 0 ? (co2 * 1000 / clinker).toFixed(0) : '—');
+    setText(document.getElementById('total-co2'), has ? fmt(co2, 1) : '—');
+    setText(document.getElementById('total-clinker'), has ? fmt(clinker, 1) : '—');
+    setText(document.getElementById('total-intensity'), has && clinker > 0 ? fmt(co2 * 1000 / clinker, 0) : '—');
     const note = missing.length === 0
-      ? `sum of ${count} kilns, newest valid minutes`
-      : `partial: ${missing.join(', ')} without a valid current minute`;
+      ? t('total.all', { count })
+      : t('total.partial', { kilns: i18n.list(missing) });
     setText(document.getElementById('total-note'), note);
   }
 
@@ -285,18 +279,18 @@
     const tbody = k.el.tbody;
     if (k.newest === null) {
       const tr = document.createElement('tr');
-      const td = cell('waiting for data', 'muted');
+      const td = cell(t('today.waiting'), 'muted');
       td.colSpan = 6;
       tr.appendChild(td);
       tbody.replaceChildren(tr);
       return;
     }
     const dayStart = localDayStart(k.newest);
-    setText(k.el.day, isoDay(dayStart));
+    setText(k.el.day, i18n.day(dayStart));
     const rows = k.hours.filter((h) => h.t >= dayStart).sort((a, b) => b.t - a.t);
     if (rows.length === 0) {
       const tr = document.createElement('tr');
-      const td = cell('no closed hour today yet', 'muted');
+      const td = cell(t('today.no_hour'), 'muted');
       td.colSpan = 6;
       tr.appendChild(td);
       tbody.replaceChildren(tr);
@@ -312,7 +306,7 @@
         cell(fmt(h.co2, 1)),
         cell(fmt(h.clinker, 1)),
         cell(fmt(h.intensity, 0)),
-        cell(h.valid ? 'valid' : 'invalid', h.valid ? 'ok' : 'bad'),
+        cell(t(h.valid ? 'today.valid' : 'today.invalid'), h.valid ? 'ok' : 'bad'),
         cell(fmt(h.completeness * 100, 0), h.completeness < 0.8 ? 'low' : ''),
       );
       return tr;
@@ -352,9 +346,9 @@
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     const nodes = [];
     if (k.newest === null) {
-      nodes.push(svgEl('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, 'waiting for minutes'));
+      nodes.push(svgEl('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, t('trend.waiting')));
       svg.replaceChildren(...nodes);
-      svg.setAttribute('aria-label', `${k.name}: no minutes yet`);
+      svg.setAttribute('aria-label', t('trend.label_empty', { kiln: k.name }));
       return;
     }
     const t1 = k.newest + MINUTE_MS;
@@ -372,10 +366,11 @@
 
     for (let v = lo; v <= hi + step / 2; v += step) {
       nodes.push(svgEl('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
-      nodes.push(svgEl('text', { x: L - 6, y: y(v) + 5, 'text-anchor': 'end', class: 'axis-label' }, v.toFixed(0)));
+      nodes.push(svgEl('text', { x: L - 6, y: y(v) + 5, 'text-anchor': 'end', class: 'axis-label' }, fmt(v, 0)));
     }
     const tickMs = 30 * MINUTE_MS;
-    for (let t = Math.ceil(t0 / tickMs) * tickMs; t <= t1; t += tickMs) {
+    const shift = i18n.offsetMs(t0);  // ticks on the half hours of the plant's clock
+    for (let t = Math.ceil((t0 + shift) / tickMs) * tickMs - shift; t <= t1; t += tickMs) {
       nodes.push(svgEl('line', { x1: x(t), x2: x(t), y1: T, y2: T + ph, class: 'grid' }));
       nodes.push(svgEl('text', { x: x(t), y: H - 5, 'text-anchor': 'middle', class: 'axis-label' }, hhmm(t)));
     }
@@ -404,16 +399,15 @@
     }
     if (d) nodes.push(svgEl('path', { d, class: 'minute' }));
     svg.replaceChildren(...nodes);
-    const valid = values.length ? `${Math.round(Math.min(...values))} to ${Math.round(Math.max(...values))}` : 'no valid values';
-    svg.setAttribute('aria-label',
-      `${k.name}: intensity per minute from ${hhmm(t0)} to ${hhmm(t1)}, ${valid} kg CO2 per t clinker`);
+    const range = values.length ? t('trend.range', { lo: fmt(Math.min(...values), 0), hi: fmt(Math.max(...values), 0) }) : t('trend.no_valid');
+    svg.setAttribute('aria-label', t('trend.label', { kiln: k.name, start: hhmm(t0), end: hhmm(t1), range }));
   }
 
   // ---- alarms ----------------------------------------------------------------------------
 
   function kilnName(id) {
     const k = id ? state.kilns.get(id) : null;
-    return k ? k.name : (id || 'plant');
+    return k ? k.name : (id || t('kind.plant'));
   }
 
   function renderAlarms() {
@@ -426,7 +420,7 @@
     if (active.length === 0) {
       const li = document.createElement('li');
       li.className = 'none';
-      li.textContent = 'No active alarm';
+      li.textContent = t('alarms.none');
       items.unshift(li);
     }
     list.replaceChildren(...items);
@@ -446,12 +440,12 @@
     li.className = a.active ? `${a.severity}${kindClass}` : 'cleared';
     const sev = document.createElement('span');
     sev.className = 'sev';
-    sev.textContent = a.active ? a.severity : 'cleared';
+    sev.textContent = t(a.active ? `severity.${a.severity}` : 'severity.cleared');
     const who = document.createElement('span');
-    who.textContent = `${kilnName(a.kiln)} · ${KIND_TEXT[a.kind] || a.kind}`;
+    who.textContent = `${kilnName(a.kiln)} · ${t(`kind.${a.kind}`)}`;
     const msg = document.createElement('span');
     msg.className = 'msg';
-    msg.textContent = a.message;
+    msg.textContent = alarmMessage(a);
     const when = document.createElement('span');
     when.className = 'when num';
     when.dataset.start = a.start;
@@ -461,23 +455,29 @@
     return li;
   }
 
+  /** The alarm in the page's language from its code and parameters; the server's English otherwise. */
+  function alarmMessage(a) {
+    const key = `alarm.${a.code}`;
+    return a.code && t(key) !== key ? t(key, a.params || {}) : a.message;
+  }
+
   function updateWhen(el) {
     const start = Date.parse(el.dataset.start);
     if (el.dataset.end) {
       const end = Date.parse(el.dataset.end);
       setText(el, `${hhmmss(start)}–${hhmmss(end)}`);
     } else {
-      setText(el, `since ${hhmmss(start)} · ${duration((Date.now() - start) / 1000)}`);
+      setText(el, t('alarms.since', { time: hhmmss(start), duration: duration((Date.now() - start) / 1000) }));
     }
   }
 
   // ---- the stream ------------------------------------------------------------------------
 
-  function setConnection(stateName, text) {
+  function setConnection(stateName, textKey) {
+    state.connection = [stateName, textKey || null];
     const el = document.getElementById('connection');
     el.dataset.state = stateName;
-    const words = { live: 'connected · live', reconnecting: 'reconnecting…', connecting: 'connecting…' };
-    setText($(el, '.conn-text'), text || words[stateName] || stateName);
+    setText($(el, '.conn-text'), t(textKey || `conn.${stateName}`));
     state.connected = stateName === 'live';
   }
 
@@ -528,6 +528,7 @@
   function everySecond() {
     const now = Date.now();
     setText(document.getElementById('clock'), hhmmss(now));
+    showTimezone();  // the offset moves with daylight saving time
     for (const k of state.kilns.values()) { renderAge(k); renderStatus(k); }
     renderTotal();
     for (const el of document.querySelectorAll('#alarm-list .when')) updateWhen(el);
@@ -539,22 +540,35 @@
   }
 
   function showTimezone() {
-    const off = -new Date().getTimezoneOffset();
-    const sign = off >= 0 ? '+' : '−';
-    setText(document.getElementById('tz'), `local time, UTC${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`);
+    setText(document.getElementById('tz'), i18n.zoneLabel(Date.now()));
+  }
+
+  /** After a switch of language: every text and number again, without a reload. */
+  function relabel() {
+    showTimezone();
+    renderPlantName();
+    setConnection(...state.connection);
+    for (const k of state.kilns.values()) renderCardWords(k);
+    renderAlarms();
+    renderTotal();
+    everySecond();
   }
 
   async function init() {
-    showTimezone();
+    await i18n.start();
+    i18n.onChange(relabel);
     everySecond();
     setInterval(everySecond, 1000);
     let delay = 1000;
     for (;;) {
       try {
-        buildCards(await getJSON('kilns'));
+        const [page, kilns] = await Promise.all([getJSON('page'), getJSON('kilns')]);
+        i18n.setTimeZone(page.timezone);
+        showTimezone();
+        buildCards(kilns);
         break;
       } catch (err) {
-        setConnection('reconnecting', 'kilnwatch unreachable, retrying…');
+        setConnection('reconnecting', 'conn.unreachable');
         await sleep(delay);
         delay = Math.min(delay * 2, 15000);
       }
