@@ -1,4 +1,4 @@
-"""Period validity, means over valid points, hourly CO2 and substitution (domain.md § 2.1, § 5; WE8).
+"""Period validity, means over valid points, hourly CO2 and substitution (docs/method.md § 7, § 8; WE8).
 
 Periods (minutes, half-hours, hours) are described by their valid-point sum, valid-point count and
 expected count, so the same functions serve any grid and any number of kilns and signals at once:
@@ -24,12 +24,12 @@ from .emissions import (
 BoolArray = npt.NDArray[np.bool_]
 
 #: A parameter's hour is valid with at least 80 % of the possible data points valid
-#: (MRR 2018/2066 Art. 44(2); domain.md § 2.1 [read]).
+#: (MRR 2018/2066 Art. 44(2); docs/method.md § 7.1).
 ETS_HOUR_MIN_AVAILABILITY: Final = 0.8
 #: Substitute for an invalid concentration hour: C_mean + 2 sigma
-#: (MRR Annex VIII Eq. 4; domain.md § 2.1 [read]).
+#: (MRR Annex VIII Eq. 4; docs/method.md § 8.1).
 SUBSTITUTION_SIGMAS: Final = 2.0
-#: Degrees of freedom for sigma in Eq. 4: the sample standard deviation [assumption, domain.md § 2.1
+#: Degrees of freedom for sigma in Eq. 4: the sample standard deviation [assumption, docs/method.md § 8.1
 #: does not fix it].
 SUBSTITUTION_DDOF: Final = 1
 

@@ -1,4 +1,4 @@
-"""An hour's CO2 mass from its hourly means, under the plant's reporting convention (domain.md § 1.5, § 1.7).
+"""An hour's CO2 mass from its hourly means, under the plant's reporting convention (method.md § 7.2, § 11).
 
 eu_mrr     MRR 2018/2066 Art. 43(1): mean dry flow x mean dry CO2 x rho_CO2, plus CO counted as CO2 (WE3, WE5)
 us_part75  40 CFR 75 App. F Eq. F-2 (dry CO2, flow in scfh): short tons, converted to metric t (WE7)

@@ -1,4 +1,4 @@
-"""Per-value corrections before averaging (domain.md § 1.3, § 1.6, § 2.2, § 4; WE5, WE6, WE11).
+"""Per-value corrections before averaging (docs/method.md § 3.2, § 3.3, § 5.5-5.7; WE5, WE6, WE11).
 
 4-20 mA scaling with NAMUR NE 43 status, the EN 14181 QAL2 calibration function, ppm <-> mg/Nm3,
 the O2 reference correction for pollutants and CO counted as CO2. Arrays in, arrays out; NaN in gives
@@ -17,26 +17,26 @@ from .emissions import CO2_PER_CO, M_CO, M_CO2, V_M, ArrayLike, FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
 
-#: Molar mass of NO2 [g/mol]; NOx is expressed as NO2 (IUPAC; domain.md § 0 [recalled]).
+#: Molar mass of NO2 [g/mol]; NOx is expressed as NO2 (IUPAC; docs/method.md § 2.1).
 M_NO2: Final = 46.0055
-#: Molar mass of SO2 [g/mol] (IUPAC; domain.md § 0 [recalled]).
+#: Molar mass of SO2 [g/mol] (IUPAC; docs/method.md § 2.1).
 M_SO2: Final = 64.064
-#: Molar masses [g/mol] by component name, for ppm <-> mg/Nm3 (domain.md § 0).
+#: Molar masses [g/mol] by component name, for ppm <-> mg/Nm3 (docs/method.md § 2.1).
 MOLAR_MASS: Final[dict[str, float]] = {"nox": M_NO2, "no2": M_NO2, "so2": M_SO2, "co": M_CO, "co2": M_CO2}
 
 #: Live zero and full scale of the 4-20 mA loop [mA].
 LIVE_ZERO_MA: Final = 4.0
 FULL_SCALE_MA: Final = 20.0
-#: NAMUR NE 43 bands [mA] (domain.md § 4 [read]): measurement information 3.8-20.5 mA,
+#: NAMUR NE 43 bands [mA] (docs/method.md § 3.2): measurement information 3.8-20.5 mA,
 #: failure at or below 3.6 mA and at or above 21 mA; between them the under-/over-range bands.
 NE43_FAILURE_LOW_MA: Final = 3.6
 NE43_MEASUREMENT_LOW_MA: Final = 3.8
 NE43_MEASUREMENT_HIGH_MA: Final = 20.5
 NE43_FAILURE_HIGH_MA: Final = 21.0
 
-#: O2 content of air in the reference formula [vol %] (IED 2010/75/EU Annex VI Part 7; domain.md § 1.6).
+#: O2 content of air in the reference formula [vol %] (IED 2010/75/EU Annex VI Part 7; docs/method.md § 5.6).
 O2_AIR_PCT: Final = 21.0
-#: Reference O2 for cement kilns [vol %, dry] (IED Annex VI Part 4 point 2.1; domain.md § 1.6 [read]).
+#: Reference O2 for cement kilns [vol %, dry] (IED Annex VI Part 4 point 2.1; docs/method.md § 5.6).
 O2_REFERENCE_CEMENT_PCT: Final = 10.0
 
 
@@ -105,7 +105,7 @@ def qal2_calibrate(
     quality: ArrayLike | None = None,
     invalidate_outside: bool = False,
 ) -> Calibrated:
-    """EN 14181 QAL2 calibration function y = a + b*x (domain.md § 2.2) [unit of the calibrated value].
+    """EN 14181 QAL2 calibration function y = a + b*x (docs/method.md § 3.3) [unit of the calibrated value].
 
     x: raw AMS reading; a [unit of y], b [unit of y per unit of x]: QAL2 coefficients;
     valid_min, valid_max: valid calibration range, in calibrated units [unit of y].
@@ -128,7 +128,7 @@ def qal2_calibrate(
 
 
 def ppm_to_mg_per_nm3(ppm: ArrayLike, molar_mass: ArrayLike) -> FloatArray:
-    """ppm(v) to mass concentration [mg/Nm3] = ppm * M [g/mol] / 22.414 [L/mol] (domain.md § 1.3).
+    """ppm(v) to mass concentration [mg/Nm3] = ppm * M [g/mol] / 22.414 [L/mol] (docs/method.md § 5.5).
 
     Same moisture basis in and out; 0 degC, 101.325 kPa.
     """
@@ -136,7 +136,7 @@ def ppm_to_mg_per_nm3(ppm: ArrayLike, molar_mass: ArrayLike) -> FloatArray:
 
 
 def mg_per_nm3_to_ppm(mg_per_nm3: ArrayLike, molar_mass: ArrayLike) -> FloatArray:
-    """Mass concentration [mg/Nm3] to ppm(v) = C * 22.414 [L/mol] / M [g/mol] (domain.md § 1.3)."""
+    """Mass concentration [mg/Nm3] to ppm(v) = C * 22.414 [L/mol] / M [g/mol] (docs/method.md § 5.5)."""
     m = np.asarray(molar_mass, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(m > 0, np.asarray(mg_per_nm3, dtype=float) * V_M / np.where(m > 0, m, 1.0), np.nan)
@@ -152,9 +152,9 @@ def o2_reference_correction(
 
     e_measured [mg/Nm3, dry], o2_measured_pct O_M [vol %, dry], o2_reference_pct O_S [vol %, dry;
     default 10 for cement kilns]. For pollutant concentrations compared with limit values only,
-    never for CO2 mass (domain.md § 1.6). O_M >= 21 (air, or a sample-line leak) has no defined
+    never for CO2 mass (docs/method.md § 5.6). O_M >= 21 (air, or a sample-line leak) has no defined
     correction and gives NaN. ``only_above_reference`` applies the factor only where O_M > O_S
-    (German 13./17. BImSchV practice, [recalled]; follow the permit).
+    (German 13./17. BImSchV practice,; follow the permit).
     """
     e_m = np.asarray(e_measured, dtype=float)
     o_m = np.asarray(o2_measured_pct, dtype=float)

@@ -1,4 +1,4 @@
-"""Mass-balance corroboration of the CEMS CO2 (MRR 2018/2066 Art. 46; domain.md § 3; WE10).
+"""Mass-balance corroboration of the CEMS CO2 (MRR 2018/2066 Art. 46; docs/method.md § 9.1; WE10).
 
 Calculated CO2 = calcination (clinker x EF from CaO/MgO, or the 525 kg/t default) + kiln fuels
 (rate x NCV x EF) + raw-meal organic carbon; compared with the CEMS result in %. Masses are per the
@@ -16,26 +16,26 @@ from .emissions import CO2_DENSITY_KG_PER_NM3, ArrayLike, FloatArray, intensity_
 
 BoolArray = npt.NDArray[np.bool_]
 
-#: CO2 released per CaO [t/t] (40 CFR 98.83(d)(2)(i) Eq. H-3 [read]; stoichiometric 0.78480).
+#: CO2 released per CaO [t/t] (40 CFR 98.83(d)(2)(i) Eq. H-3; stoichiometric 0.78480).
 MR_CAO: Final = 0.785
-#: CO2 released per MgO [t/t] (40 CFR 98.83 Eq. H-3 [read]; stoichiometric 1.09193).
+#: CO2 released per MgO [t/t] (40 CFR 98.83 Eq. H-3; stoichiometric 1.09193).
 MR_MGO: Final = 1.092
-#: Default calcination EF [t CO2/t clinker] (CSI/GCCA Cement CO2 Protocol, method B1 [read]).
+#: Default calcination EF [t CO2/t clinker] (CSI/GCCA Cement CO2 Protocol, method B1).
 CSI_DEFAULT_EF_T_PER_T: Final = 0.525
-#: Default organic carbon of raw meal [wt %] (40 CFR 98.83 Eq. H-5 [read]).
+#: Default organic carbon of raw meal [wt %] (40 CFR 98.83 Eq. H-5).
 TOC_DEFAULT_PCT: Final = 0.2
-#: CO2 per carbon [t/t] as written in 40 CFR 98.83 Eq. H-5 (44/12; domain.md § 3).
+#: CO2 per carbon [t/t] as written in 40 CFR 98.83 Eq. H-5 (44/12; docs/method.md § 9.1).
 CO2_PER_C: Final = 44.0 / 12.0
 #: Raw meal per clinker [t/t] [assumption: typical dry-process kiln feed; give the plant's value].
 RAW_MEAL_PER_CLINKER_DEFAULT: Final = 1.55
-#: IPCC default fuel EFs [t CO2/TJ, NCV] (IPCC 2006 GL Vol. 2 Table 2.2; MRR Annex VI Table 1 [recalled]).
+#: IPCC default fuel EFs [t CO2/TJ, NCV] (IPCC 2006 GL Vol. 2 Table 2.2; MRR Annex VI Table 1).
 IPCC_FUEL_EF_T_PER_TJ: Final[dict[str, float]] = {
     "other_bituminous_coal": 94.6,
     "natural_gas": 56.1,
     "petroleum_coke": 97.5,
 }
 #: |CEMS - calculated| above which the day is flagged [%]. [assumption]: the MRR gives no tolerance
-#: (domain.md § 2.1); twice the Tier-4 uncertainty of +-2.5 %.
+#: (docs/method.md § 9.2); twice the Tier-4 uncertainty of +-2.5 %.
 DEFAULT_DEVIATION_THRESHOLD_PCT: Final = 5.0
 
 
@@ -80,7 +80,7 @@ def fuel_co2(
     """Kiln fuel CO2 [t] = sum over fuels of fuel [t] x NCV [GJ/t] x EF [t CO2/TJ] / 1000 x OF [-].
 
     Fuels along the last axis (a fuel's NCV and EF broadcast along the others); no fuel gives 0.
-    Biomass fuels are left out of gross CO2 (domain.md § 3): give them an EF of 0.
+    Biomass fuels are left out of gross CO2 (docs/method.md § 9.1): give them an EF of 0.
     """
     per_fuel = (
         np.asarray(fuel_t, dtype=float)
@@ -159,7 +159,7 @@ def flow_from_mass_balance(
 ) -> FloatArray:
     """Substitute dry flow [Nm3/h] for an invalid flow hour from calculated CO2 [t/h] and CO2 [vol %, dry].
 
-    Q = m / (C/100 x rho / 1000), the inverse of the mass-flow formula (MRR Art. 45(4) [recalled]: flow
+    Q = m / (C/100 x rho / 1000), the inverse of the mass-flow formula (MRR Art. 45(4): flow
     by a mass balance, never by C_mean + 2 sigma). NaN where the concentration is not > 0.
     """
     c = np.asarray(co2_pct_dry, dtype=float)

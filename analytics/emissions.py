@@ -1,4 +1,4 @@
-"""Flow normalisation, CO2 mass flow, CO as CO2 and intensity (domain.md § 1, worked examples WE1-WE5).
+"""Flow normalisation, CO2 mass flow, CO as CO2 and intensity (docs/method.md § 5, worked examples WE1-WE5).
 
 All functions take and return numpy arrays (scalars broadcast). Units are in brackets.
 Invalid inputs (NaN) propagate as NaN; nothing here decides validity.
@@ -22,11 +22,11 @@ P_N_KPA: Final = 101.325
 M_CO2: Final = 44.0095
 #: Molar mass of CO [g/mol].
 M_CO: Final = 28.0101
-#: Ideal-gas molar volume at 273.15 K, 101.325 kPa [L/mol] (CODATA 22.41396954, rounded as in domain.md).
+#: Ideal-gas molar volume at 273.15 K, 101.325 kPa [L/mol] (CODATA 22.41396954 rounded; method.md § 2.1).
 V_M: Final = 22.414
-#: Ideal-gas density of CO2 at normal conditions [kg/Nm3] = M_CO2 / V_M (domain.md § 1.4: 1.963483).
+#: Ideal-gas density of CO2 at normal conditions [kg/Nm3] = M_CO2 / V_M (docs/method.md § 2.2: 1.963483).
 CO2_DENSITY_KG_PER_NM3: Final = M_CO2 / V_M
-#: CO counted as the molar-equivalent CO2 [-] (MRR 2018/2066 Art. 43(1); domain.md § 1.5: 1.571201).
+#: CO counted as the molar-equivalent CO2 [-] (MRR 2018/2066 Art. 43(1); docs/method.md § 5.7: 1.571201).
 CO2_PER_CO: Final = M_CO2 / M_CO
 
 
@@ -40,7 +40,7 @@ def actual_to_standard_flow(q_actual: ArrayLike, t_c: ArrayLike, p_abs_kpa: Arra
 
 
 def absolute_pressure_kpa(p_barometric_kpa: ArrayLike, p_static_gauge_kpa: ArrayLike) -> FloatArray:
-    """Absolute stack pressure [kPa] = barometric [kPa abs] + static (gauge) [kPa] (domain.md § 1.1, WE1)."""
+    """Absolute stack pressure [kPa] = barometric [kPa abs] + static (gauge) [kPa] (method.md § 5.1, WE1)."""
     return np.asarray(p_barometric_kpa, dtype=float) + np.asarray(p_static_gauge_kpa, dtype=float)
 
 
@@ -161,7 +161,7 @@ def stack_co2_mass_flow_into(
 def mass_flow_t_per_h(q_n: ArrayLike, conc_mg_per_nm3: ArrayLike) -> FloatArray:
     """Mass flow of one component [t/h] = Q_N [Nm3/h] * C [mg/Nm3] * 1e-9 [t/mg].
 
-    Flow and concentration must be on the same moisture basis (domain.md § 1.2).
+    Flow and concentration must be on the same moisture basis (docs/method.md § 5.3).
     """
     return np.asarray(q_n, dtype=float) * np.asarray(conc_mg_per_nm3, dtype=float) * 1e-9
 

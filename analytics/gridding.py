@@ -1,4 +1,4 @@
-"""Signals as step functions, sampled on a fixed time grid (DESIGN.md § 5).
+"""Signals as step functions, sampled on a fixed time grid (docs/method.md § 4.1).
 
 A reading holds its value from its timestamp until the next reading of the same signal, but
 for no longer than ``max_hold``; after that the signal counts as missing. Sampling at grid

@@ -1,4 +1,4 @@
-"""Rolling closed minutes into hours (EU ETS MRR Art. 43/44; domain.md § 5 rules 2, 3, 5).
+"""Rolling closed minutes into hours (EU ETS MRR Art. 43/44; docs/method.md § 7, § 8, § 12).
 
 This gives the *measured* hour: each parameter's mean over its valid points and its availability.
 Substitution of invalid hours and the reporting convention are applied by

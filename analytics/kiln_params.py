@@ -10,7 +10,7 @@
                 (IED Annex VI Part 7; WE6): needs the O2 analyser; never applied to CO2
 
 A derived point is valid only where every input point is valid. Dry conversion and O2 correction
-are applied per grid point, before averaging [assumption, domain.md § 2.5].
+are applied per grid point, before averaging [assumption, docs/method.md § 5.6].
 """
 
 from __future__ import annotations

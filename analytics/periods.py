@@ -1,4 +1,4 @@
-"""IED half-hours and days of the pollutants, from minute aggregates (domain.md § 2.5; WE9).
+"""IED half-hours and days of the pollutants, from minute aggregates (docs/method.md § 10; WE9).
 
 value at the reference O2, dry, per grid point (:mod:`analytics.kiln_params`) -> half-hour mean over
 the valid points, valid at >= the half-hour availability (default 2/3, [assumption]) -> minus the

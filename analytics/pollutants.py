@@ -1,4 +1,4 @@
-"""IED pollutant averages for cement kilns co-incinerating waste (domain.md § 2.5; WE9).
+"""IED pollutant averages for cement kilns co-incinerating waste (docs/method.md § 10; WE9).
 
 Pipeline for one pollutant: value at 10 % O2 dry (see :func:`analytics.corrections.o2_reference_correction`)
 -> half-hour mean (validity rule) -> minus the confidence interval -> validated half-hour
@@ -19,8 +19,8 @@ from .emissions import ArrayLike, FloatArray
 BoolArray = npt.NDArray[np.bool_]
 
 #: Daily-average ELVs [mg/Nm3, 273.15 K, 101.3 kPa, 10 % O2, dry] (IED 2010/75/EU Annex VI Part 4
-#: point 2.1; domain.md § 2.5, [read] via the Flemish transposition). CO has none: the competent
-#: authority sets it (Part 4 point 2.3, [recalled]); give it in the plant file.
+#: point 2.1; docs/method.md § 10). CO has none: the competent
+#: authority sets it (Part 4 point 2.3); give it in the plant file.
 DEFAULT_DAILY_ELV_MG_PER_NM3: Final[dict[str, float]] = {
     "dust": 30.0,
     "hcl": 10.0,
@@ -34,8 +34,8 @@ DEFAULT_DAILY_ELV_MG_PER_NM3: Final[dict[str, float]] = {
 }
 
 #: 95 % confidence interval of a single result as a fraction of the daily ELV [-] (IED Annex VI Part 6
-#: point 1.3; domain.md § 2.5 [read] in Dir. 2000/76 Annex III, carried into the IED [recalled numbering]).
-#: Hg 0.40 is [recalled].
+#: point 1.3; Dir. 2000/76 Annex III, carried into the IED; docs/method.md § 10).
+#: Hg 0.40 to be confirmed against the permit.
 CI_FRACTION_OF_ELV: Final[dict[str, float]] = {
     "co": 0.10,
     "so2": 0.20,
@@ -47,10 +47,10 @@ CI_FRACTION_OF_ELV: Final[dict[str, float]] = {
     "hg": 0.40,
 }
 
-#: Minimum share of valid minutes for a valid half-hour [-]. [assumption] (domain.md § 2.3): EN 17255-1
+#: Minimum share of valid minutes for a valid half-hour [-]. [assumption] (method.md § 10, § 13): EN 17255-1
 #: was not read; confirm against it or the permit.
 HALF_HOUR_MIN_AVAILABILITY: Final = 2.0 / 3.0
-#: A daily average is valid with no more than 5 half-hours discarded (IED Annex VI Part 8 section 1 [read]).
+#: A daily average is valid with no more than 5 half-hours discarded (IED Annex VI Part 8 section 1).
 MAX_DISCARDED_HALF_HOURS_PER_DAY: Final = 5
 
 

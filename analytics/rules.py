@@ -1,7 +1,7 @@
 """The accounting rules of one kiln, as plain data the engine and the reports apply.
 
 Defaults carry their source; the ones marked [assumption] are design choices that the permit or
-EN 17255-1 must confirm (domain.md § 2.3, § 4). The wiring builds one :class:`KilnRules` per kiln
+EN 17255-1 must confirm (docs/method.md § 13). The wiring builds one :class:`KilnRules` per kiln
 from the plant file; :meth:`KilnRules.describe` is what the API's ``method`` block shows.
 """
 
@@ -42,7 +42,7 @@ DEFAULT_STUCK_QUANTITIES: Final = frozenset(
         Quantity.TOC,
     }
 )
-#: A value unchanged this long while the kiln runs is stuck [s] ([assumption]; domain.md § 4: 10-15 min).
+#: A value unchanged this long while the kiln runs is stuck [s] ([assumption]; method.md § 4.4: 10-15 min).
 DEFAULT_STUCK_S: Final = 15 * 60.0
 #: The kiln runs while clinker production is at least this [t/h] ([assumption]: about 2.5 % of a
 #: 5000 t/d kiln; set the plant's value).

@@ -1,4 +1,4 @@
-"""Stuck-value detection on the sampling grid (domain.md § 4: a frozen value while the process runs).
+"""Stuck-value detection on the sampling grid (docs/method.md § 4.4: a frozen value while the process runs).
 
 A grid point is stuck when its signal has shown exactly the same value on every grid point for at
 least ``min_s`` up to it, while the kiln runs. The check is causal: the first ``min_s`` of a frozen run

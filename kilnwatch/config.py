@@ -49,7 +49,7 @@ class SignalSource(_Strict):
 
 
 class Qal2Calibration(_Strict):
-    """EN 14181 QAL2 calibration function y = a + b*x, in the signal's configured unit (domain.md § 2.2)."""
+    """EN 14181 QAL2 calibration function y = a + b*x, in the signal's configured unit (method.md § 3.3)."""
 
     a: float = Field(default=0.0, description="intercept [configured unit]")
     b: float = Field(default=1.0, description="slope [-]")
@@ -124,7 +124,7 @@ class PollutantLimit(_Strict):
 
 
 class CompositionConfig(_Strict):
-    """Clinker and raw-meal composition for the mass balance (WE10; domain.md § 3)."""
+    """Clinker and raw-meal composition for the mass balance (WE10; docs/method.md § 9.1)."""
 
     cao_pct: float | None = Field(default=None, ge=0, le=100, description="clinker CaO [wt %]")
     mgo_pct: float | None = Field(default=None, ge=0, le=100, description="clinker MgO [wt %]")
@@ -152,7 +152,7 @@ class FuelConfig(_Strict):
 
 
 class AccountingConfig(_Strict):
-    """Emissions rules of a kiln; every default is documented in analytics.rules / domain.md."""
+    """Emissions rules of a kiln; every default is documented in analytics.rules / docs/method.md § 13."""
 
     pollutants: dict[str, PollutantLimit] = Field(default_factory=dict)
     reference_o2_pct: float = Field(default=O2_REFERENCE_CEMENT_PCT, ge=0, lt=21)

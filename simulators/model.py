@@ -1,4 +1,4 @@
-"""A dry preheater/precalciner kiln, stack side (DESIGN.md § 7; domain.md § 3–4).
+"""A dry preheater/precalciner kiln, stack side (docs/method.md § 15).
 
 Drivers (clinker production, specific fuel energy, excess/false air, moisture, raw mill on/off) vary slowly
 and deterministically with time and seed. From them the model derives, per instant:
@@ -56,7 +56,7 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True)
 class KilnParams:
-    """Operating point and variation of one kiln. Defaults: 5000 t/d dry kiln on coal (domain.md § 4)."""
+    """Operating point and variation of one kiln. Defaults: 5000 t/d dry kiln on coal (method.md § 15)."""
 
     clinker_t_per_h: float = 5000.0 / 24.0
     specific_energy_gj_per_t: float = 3.3

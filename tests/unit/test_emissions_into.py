@@ -34,7 +34,7 @@ def test_blocked_kernel_matches_the_plain_functions(n: int) -> None:
 
 
 def test_worked_example_through_the_blocked_kernel() -> None:
-    # WE1-WE3 (domain.md): 650 000 m3/h at 120 degC, 101.0 - 0.8 kPa, 11 % H2O, 22 % dry CO2
+    # WE1-WE3 (docs/method.md § 14): 650 000 m3/h at 120 degC, 101.0 - 0.8 kPa, 11 % H2O, 22 % dry CO2
     out = np.empty(3)
     em.stack_co2_mass_flow_into(out, np.full(3, 650_000.0), 120.0, 100.2, 11.0, 22.0, block=2)
     assert_allclose(out, 171.691, rtol=2e-6)

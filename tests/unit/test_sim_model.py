@@ -9,12 +9,12 @@ S = 1_000_000_000
 HOUR0 = 1_800_000_000 // 3600 * 3600 * S
 DAY = HOUR0 + np.arange(0, 86_400, 1, dtype=np.int64) * S
 
-# domain.md § 0 and § 1, written out here independently of the simulator's own helpers.
+# docs/method.md § 2 and § 5, written out here independently of the simulator's own helpers.
 T_N, P_N, RHO_CO2 = 273.15, 101.325, 44.0095 / 22.414
 
 
 def measured_route(s: dict[str, np.ndarray]) -> np.ndarray:
-    """Actual wet flow → normal wet → dry → × CO2 dry × ρ [t/h] (domain.md WE1-WE3)."""
+    """Actual wet flow → normal wet → dry → × CO2 dry × ρ [t/h] (docs/method.md § 14, WE1-WE3)."""
     p_abs = s["stack.barometric_pressure"] + s["stack.static_pressure"]
     q_wet = s["stack.flow"] * T_N / (s["stack.temperature"] + T_N) * p_abs / P_N
     q_dry = q_wet * (1 - s["stack.h2o"] / 100)
@@ -75,7 +75,7 @@ def test_co_has_base_level_and_occasional_spikes(day: dict[str, np.ndarray]) -> 
 def test_specific_dry_flue_gas_volume_is_realistic(day: dict[str, np.ndarray]) -> None:
     q_dry = measured_route(day) * 1000 / RHO_CO2 / (day["stack.co2"] / 100)
     specific = q_dry / day["clinker.rate"]
-    assert specific.min() > 1500 and specific.max() < 2500  # Nm3/t, domain.md § 4
+    assert specific.min() > 1500 and specific.max() < 2500  # Nm3/t, docs/method.md § 15
 
 
 def test_within_hour_variation_is_a_few_percent(day: dict[str, np.ndarray]) -> None:

@@ -1,5 +1,5 @@
 """The local store keeps, for audit, each reading's raw value beside the value kilnwatch computed
-from it, and the QAL2 functions in force (domain.md § 5 rule 7, § 3 EN 14181)."""
+from it, and the QAL2 functions in force (docs/method.md § 3.3, EN 14181)."""
 
 from __future__ import annotations
 
