@@ -122,6 +122,7 @@ async def replay_late(service: Service, start: int, end: int) -> None:
 async def measure(data_dir: Path, days: int, baseline_s: float) -> None:
     plant = demo_plant(opcua_port=free_port(), mqtt_port=None, kilns=KILNS)
     plant["engine"] = {"idle_after_s": 3600}  # on-time data come in one burst; no kiln counts as silent
+    plant["plausibility"] = {"max_reading_age_days": 45}  # the replay reaches 30 days back
     service = Service(parse_plant(plant, "bench plant"), Settings(data_dir=data_dir, port=free_port()))
     rt = service.runtime
     now = time.time_ns() // MINUTE_NS * MINUTE_NS
