@@ -74,6 +74,13 @@ def scenario(t0: int, a: int) -> Scenario:
     )
 
 
+#: Valid range of each kiln1 signal in the demo plant file, by the simulator's key.
+PLANT_RANGES = {
+    sig["id"].removeprefix("kiln1."): tuple(sig["range"])
+    for sig in service_fixture.demo_plant()["plants"][0]["kilns"][0]["signals"]
+}
+
+
 class Expected:
     """The rules applied by the test itself to what the instruments report, on the 1-s grid."""
 
@@ -85,6 +92,9 @@ class Expected:
         ticks = t // round(TICK_S * NS) * round(TICK_S * NS)  # the tick in force at each grid point
         applied = self.scn.apply(self.model, ticks, self.model.sample(ticks))
         ok = {k: applied.status_code[k] == 0 for k in applied.values}  # Good; any other status invalid
+        for key, (lo, hi) in PLANT_RANGES.items():  # the plant file's valid range (a CO spike may leave it)
+            if key in ok:
+                ok[key] &= (applied.values[key] >= lo) & (applied.values[key] <= hi)
         return applied.values, ok
 
     def hour(self, start: int) -> dict[str, Any]:
