@@ -55,7 +55,10 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     """(data dir, the API's hourly rows): two hours of the model fed through the service's pipeline."""
     data_dir = tmp_path_factory.mktemp("report-store")
-    plant = parse_plant(demo_plant(opcua_port=free_port(), mqtt_port=None, kilns=("kiln1",)), "test plant")
+    data = demo_plant(opcua_port=free_port(), mqtt_port=None, kilns=("kiln1",))
+    data["plausibility"] = {"max_reading_age_days": 3650}  # the readings are of 2026-01-01
+    data["engine"] = {"idle_after_s": 3600}  # fed in bursts: the kiln must not count as silent
+    plant = parse_plant(data, "test plant")
     loop = LoopThread("kilnwatch-report")
     settings = Settings(data_dir=data_dir, port=free_port())
 

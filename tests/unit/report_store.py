@@ -48,7 +48,7 @@ def model_hours(rt: Runtime, start_ns: int, hours: int = 2) -> tuple[EmissionsEn
         for key in SIGNAL_KEYS
     ]
     engine.ingest(rt.conditioner.apply(ReadingBatch.concat(parts))[0])
-    out = engine.advance()
+    out = engine.advance_all()
     return engine, [h for h in out.hours if h.start_ns < start_ns + hours * HOUR_NS]
 
 
