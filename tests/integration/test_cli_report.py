@@ -13,8 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from kilnwatch.settings import Settings
 from simulators.model import SIGNAL_KEYS, KilnModel
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.ports import free_port
+from tests.fixtures.service import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +39,6 @@ HOUR = 3600 * NS
 T0 = 1_767_254_400 * NS  # 2026-01-01T08:00Z
 HOURS = 2
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -29,6 +28,7 @@ from simulators.scenarios import Scenario
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.ports import free_port
+from tests.fixtures.service import wait_for
 from tests.integration.mqtt_helpers import Publisher
 
 pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_fixtures"]
@@ -160,13 +160,3 @@ def metric(http: httpx.Client, base: str, name: str, signal: str | None = None) 
         if ours and (signal is None or f'signal="{signal}"' in line):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")

@@ -37,6 +37,7 @@ from kilnwatch.settings import Settings
 from simulators.model import ANALYSER_CHANNELS, SIGNAL_KEYS, KilnModel
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.ports import free_port
+from tests.fixtures.service import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -280,18 +281,6 @@ def test_late_data_through_the_service(service: tuple[Service, str, LoopThread])
 def hourly_if(http: httpx.Client, base: str, n: int) -> dict[int, dict[str, Any]] | None:
     rows = hourly(http, base)
     return rows if len(rows) >= n else None
-
-
-def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met")
 
 
 def test_a_late_burst_six_days_old_recomputes_without_stalling_the_loop(
