@@ -49,6 +49,7 @@ class Pipeline:
         *,
         maxsize: int = 256,
         max_group: int = 64,
+        max_group_readings: int = 16_384,
         window: TimeWindow | None = None,
     ) -> None:
         self.store = store
@@ -56,6 +57,9 @@ class Pipeline:
         self.signal_names = signal_names
         self.metrics = metrics
         self.max_group = max_group
+        #: A group stops growing at this many readings: its conditioning and the consumers run on
+        #: the event loop, so a backlog is committed in pieces that keep the loop's lag short.
+        self.max_group_readings = max_group_readings
         self.consumers: list[BatchConsumer] = []
         #: Optional hook: while it returns False, acks are held back (outbox over budget).
         self.ack_gate: Callable[[], bool] | None = None
@@ -98,8 +102,12 @@ class Pipeline:
         while True:
             first = await self._queue.get()
             group = [first]
-            while len(group) < self.max_group and not self._queue.empty():
+            readings = len(first[0])
+            while (
+                len(group) < self.max_group and readings < self.max_group_readings and not self._queue.empty()
+            ):
                 group.append(self._queue.get_nowait())
+                readings += len(group[-1][0])
             try:
                 await self._commit(group)
             finally:
