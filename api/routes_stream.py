@@ -27,9 +27,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from analytics.signals import KilnSpec
 
 from .context import ApiContext
-from .limits import StreamSlot
+from .deps import Context, StreamSlot
+from .live import live_json
 from .routes_alarms import AlarmWatch, Watch
-from .routes_kilns import Context, live_payload
 from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")
@@ -42,7 +42,7 @@ async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _minute(ctx: ApiContext, kiln: KilnSpec) -> ServerSentEvent:
-    return ServerSentEvent(live_payload(ctx, kiln).model_dump_json(), event="minute")
+    return ServerSentEvent(live_json(ctx, kiln).decode(), event="minute")
 
 
 def _alarms(watch: AlarmWatch) -> ServerSentEvent:
