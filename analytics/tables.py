@@ -242,6 +242,21 @@ LIVE = Schema((
     Field("method", dict[str, Any], "", "the rules used for the numbers", csv=False),
 ))  # fmt: skip
 
+#: The stream's ``hour`` event: an hour closed or was recomputed. Its record is the engine's event
+#: ``{"kiln", "start_ns", "revision"}``.
+HOUR_EVENT = Schema((
+    Field("kiln", str, "", "kiln id", get=lambda e: e["kiln"]),
+    Field("hour", str, "", f"start of the hour, {_ISO}", get=lambda e: iso(e["start_ns"])),
+    Field("revision", int, "", "the hour's revision", get=lambda e: e["revision"]),
+))  # fmt: skip
+
+#: The stream's ``revised`` event: late data recomputed an older minute.
+REVISED_EVENT = Schema((
+    Field("kiln", str, "", "kiln id", get=lambda e: e["kiln"]),
+    Field("minute", str, "", f"start of the minute, {_ISO}", get=lambda e: iso(e["start_ns"])),
+    Field("revision", int, "", "the minute's revision", get=lambda e: e["revision"]),
+))  # fmt: skip
+
 #: Every row kind by name (the ``--table`` names of ``kilnwatch report`` among them).
 SCHEMAS: Mapping[str, Schema] = {
     "hourly": HOURLY,

@@ -3,6 +3,7 @@ OpenAPI docs, the JSON rows and the CSV header of the API and of ``kilnwatch rep
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -20,6 +21,8 @@ from analytics import tables
 from analytics.schema import Nested
 from api import models
 from api.app import create_app
+from api.routes_alarms import AlarmWatch
+from api.routes_stream import _events
 from kilnwatch import report
 
 from .report_store import KILN, context, demo_runtime, model_hours
@@ -53,6 +56,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     with TestClient(create_app(context(rt, engine, path))) as c:
         c.hours = hours  # type: ignore[attr-defined]
         c.runtime = rt  # type: ignore[attr-defined]
+        c.fresh_context = lambda: context(rt, engine, path)  # type: ignore[attr-defined]
         yield c
 
 
@@ -144,3 +148,31 @@ def test_a_column_added_to_the_hourly_schema_shows_everywhere(tmp_path: Path) ->
     assert seen["json"]["plant"] == "demo" and list(seen["json"])[-1] == "plant"
     assert seen["docs"]["plant"]["description"] == "plant id"
     assert seen["report_csv"][0].endswith(",plant") and seen["report_csv"][1].endswith(",demo")
+
+
+def test_stream_hour_and_revised_events_are_their_schemas(client: TestClient) -> None:
+    ctx = client.fresh_context()  # type: ignore[attr-defined]
+    kiln = ctx.kilns[0]
+
+    async def stream() -> dict[str, Any]:
+        got: dict[str, Any] = {}
+        events = _events(ctx, AlarmWatch(ctx), [kiln])
+        try:
+            async with asyncio.timeout(30):
+                async for e in events:
+                    got[e.event] = json.loads(str(e.data))
+                    if e.event == "alarms" and "hour" not in got:  # the snapshot is out: now the news
+                        ctx.events.publish({"type": "hour", "kiln": kiln.id, "start_ns": T0, "revision": 2})
+                        ctx.events.publish({"type": "minute", "kiln": kiln.id, "start_ns": T0, "revision": 1})
+                    if {"hour", "revised"} <= set(got):
+                        return got
+        finally:
+            await events.aclose()
+        return got
+
+    got = asyncio.run(stream())
+    assert got["hour"] == {"kiln": KILN, "hour": "2026-01-01T00:00:00Z", "revision": 2}
+    assert list(got["hour"]) == tables.HOUR_EVENT.names
+    assert got["revised"] == {"kiln": KILN, "minute": "2026-01-01T00:00:00Z", "revision": 1}
+    assert list(got["revised"]) == tables.REVISED_EVENT.names
+    assert list(got["minute"]) == tables.LIVE.names
