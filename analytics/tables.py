@@ -1,116 +1,35 @@
-"""Report rows as plain dicts, shared by the API and the ``kilnwatch report`` command.
+"""Report rows: one schema per row kind, each field declared once, and the rows made from them.
 
-JSON rows may hold nested parts (``parameters``, ``ledger``); the CSV field lists name the flat
-columns, in a fixed order whose first columns never change.
+This is the one place to change a report's columns. A field's position in its schema is its CSV
+column and JSON key order; its type, unit and description go into the API's response models and
+OpenAPI docs (``api/models.py`` builds them from here), its ``get`` says where the value comes
+from. To add a column to the hourly report, add a :class:`Field` to :data:`HOURLY` (after the
+existing ones: the first columns never change), e.g.::
+
+    Field("plant", str, "", "plant id"),  # the value: the hour's attribute ``plant``
+    Field("n_half_hours", int, "half-hours", "half-hours stored", get=lambda h: len(h.half_hours)),
+
+The CSV header, the JSON rows, ``kilnwatch report`` and ``/docs`` follow. Rows are plain dicts of
+JSON-ready values; JSON rows may hold nested parts (``parameters``, ``ledger``), CSV only the flat
+columns.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from .aggregates import HourAggregate
+from .aggregates import HourAggregate, ParameterStats, PollutantHalfHour
 from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
 from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
 from .reporting import DailyCrossCheck, PlantHour
+from .schema import Field, Nested, Schema, num
 
 #: Derived parameters shown per hour, with their availability column in CSV.
 HOUR_PARAMETERS = (FLOW_N_DRY, CO2_DRY, CLINKER_RATE, CO_DRY)
-
-HOURLY_FIELDS = [
-    "hour",
-    "co2_t",
-    "clinker_t",
-    "intensity_kg_per_t",
-    "valid",
-    "completeness",
-    "revision",
-    "co_as_co2_t",
-    "co2_t_measured",
-    "co2_t_substituted",
-    "substitution_method",
-    "convention",
-    "co2_short_tons",
-    "calculated_co2_t",
-    "running_fraction",
-    *(f"availability_{p}" for p in HOUR_PARAMETERS),
-]
-HALFHOURLY_FIELDS = [
-    "half_hour",
-    "pollutant",
-    "concentration_ref_mg_per_nm3",
-    "availability",
-    "valid",
-    "operating",
-    "ci_mg_per_nm3",
-    "validated_mg_per_nm3",
-    "elv_mg_per_nm3",
-    "above_elv",
-    "revision",
-]
-DAILY_FIELDS = [
-    "day",
-    "pollutant",
-    "mean_ref_mg_per_nm3",
-    "validated_mg_per_nm3",
-    "elv_mg_per_nm3",
-    "exceedance",
-    "valid",
-    "complete",
-    "n_valid",
-    "n_discarded",
-    "n_not_operating",
-    "n_pending",
-    "revision",
-]
-CROSSCHECK_FIELDS = [
-    "day",
-    "kiln",
-    "cems_co2_t",
-    "co_as_co2_t",
-    "calculated_co2_t",
-    "calcination_t",
-    "fuel_t",
-    "toc_t",
-    "clinker_t",
-    "deviation_pct",
-    "threshold_pct",
-    "flagged",
-    "n_hours",
-    "n_hours_compared",
-    "n_substituted_hours",
-    "cems_intensity_kg_per_t",
-    "calculated_intensity_kg_per_t",
-    "revision",
-]
-LEDGER_FIELDS = [
-    "hour",
-    "signal",
-    "expected",
-    "received",
-    "valid",
-    *LEDGER_REASONS,
-    "substituted",
-    "revision",
-]
-PLANT_HOURLY_FIELDS = [
-    "hour",
-    "plant",
-    "co2_t",
-    "clinker_t",
-    "intensity_kg_per_t",
-    "co_as_co2_t",
-    "valid",
-    "completeness",
-    "co2_t_substituted",
-    "kilns",
-    "missing_kilns",
-    "revision",
-]
+_ISO = "ISO 8601 UTC"
 
 
 def iso(ns: int) -> str:
@@ -122,74 +41,261 @@ def day_iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).date().isoformat()
 
 
-def num(x: float | None, digits: int | None = None) -> float | None:
-    if x is None or not math.isfinite(x):
-        return None
-    return round(x, digits) if digits is not None else x
+class LedgerLine(NamedTuple):
+    """One signal in one hour, the record of a ledger row."""
+
+    hour_ns: int
+    signal: str
+    stats: ParameterStats
+    substituted: bool
+    revision: int
 
 
-def hourly_row(h: HourAggregate, signal_param: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One hour of a kiln; ``signal_param`` maps a signal id to the derived parameter it feeds
-    (for the ledger's ``substituted``)."""
-    row: dict[str, Any] = {
-        "hour": iso(h.start_ns),
-        "co2_t": num(h.co2_t),
-        "clinker_t": num(h.clinker_t),
-        "intensity_kg_per_t": num(h.intensity_kg_per_t),
-        "valid": h.valid,
-        "completeness": round(h.completeness, 6),
-        "revision": h.revision,
-        "co_as_co2_t": num(h.co_as_co2_t),
-        "co2_t_measured": num(h.co2_t_measured),
-        "co2_t_substituted": h.co2_t_substituted,
-        "substitution_method": h.substitution_method,
-        "convention": h.convention,
-        "co2_short_tons": num(h.co2_short_tons),
-        "calculated_co2_t": num(h.calculated.total_t),
-        "running_fraction": num(h.running_fraction, 6),
-    }
-    params = {}
-    for name in HOUR_PARAMETERS:
+class HalfHourLine(NamedTuple):
+    """One pollutant in one half-hour, the record of a half-hour row."""
+
+    start_ns: int
+    pollutant: str
+    stats: PollutantHalfHour
+    operating: bool
+    revision: int
+
+
+def _reason(name: str) -> Field:
+    return Field(
+        name, int, "grid points", f"invalid points whose first reason is {name}",
+        get=lambda r: r.stats.reasons.get(name, 0),
+    )  # fmt: skip
+
+
+#: Completeness of one signal in one hour [grid points]: valid + the reasons = expected.
+LEDGER_ENTRY = Schema((
+    Field("expected", int, "grid points", "points of the hour", get=lambda r: r.stats.n_expected),
+    Field("received", int, "grid points", "points with a value in force", get=lambda r: r.stats.n_received),
+    Field("valid", int, "grid points", "valid points", get=lambda r: r.stats.n_valid),
+    *(_reason(name) for name in LEDGER_REASONS),
+    Field("substituted", bool, "", "the hourly value this signal feeds was substituted"),
+))  # fmt: skip
+
+LEDGER = Schema((
+    Field("hour", str, "", f"start of the hour, {_ISO}", get=lambda r: iso(r.hour_ns)),
+    Field("signal", str, "", "signal id"),
+    *LEDGER_ENTRY.fields,
+    Field("revision", int, "", "the hour's revision"),
+))  # fmt: skip
+
+#: One derived parameter over one hour.
+PARAMETER = Schema((
+    Field("mean", float | None, "", "mean of the valid points (pro rata), in the parameter's unit"),
+    Field("availability", float, "1", "valid share of the points", get=lambda s: round(s.availability, 6)),
+    Field("n_valid", int, "grid points", "valid points"),
+    Field("n_expected", int, "grid points", "points of the hour"),
+    Field("substituted", bool, "", "the hour uses a substitute for this parameter"),
+    Field("substitute", float | None, "", "the value used instead of the mean"),
+    Field("substitution_method", str | None, "", "how the substitute was found"),
+))  # fmt: skip
+
+
+def _availability(name: str) -> Field:
+    def get(h: HourAggregate) -> float | None:
         s = h.params.get(name)
-        row[f"availability_{name}"] = None if s is None else round(s.availability, 6)
-        if s is not None:
-            params[name] = {
-                "mean": num(s.mean),
-                "availability": round(s.availability, 6),
-                "n_valid": s.n_valid,
-                "n_expected": s.n_expected,
-                "substituted": s.substituted,
-                "substitute": num(s.substitute),
-                "substitution_method": s.substitution_method,
-            }
-    row["parameters"] = params
-    row["ledger"] = {
-        r["signal"]: {k: v for k, v in r.items() if k not in ("hour", "signal", "revision")}
-        for r in ledger_rows(h, signal_param)
-    }
+        return None if s is None else round(s.availability, 6)
+
+    return Field(f"availability_{name}", float | None, "1", f"valid share of the points of {name}", get=get)
+
+
+def _parameters(h: HourAggregate) -> dict[str, dict[str, Any]]:
+    return {name: PARAMETER.row(h.params[name]) for name in HOUR_PARAMETERS if name in h.params}
+
+
+def _ledger_not_asked(h: HourAggregate) -> None:
+    """The ledger is added by :func:`hourly_row` when asked for (it needs the signals' parameters)."""
+    return None
+
+
+HOURLY = Schema((
+    Field("hour", str, "", f"start of the hour, {_ISO}", get=lambda h: iso(h.start_ns)),
+    Field("co2_t", float | None, "t", "reported CO2: substitutes applied, CO as CO2 included (eu_mrr)"),
+    Field("clinker_t", float | None, "t", "clinker produced"),
+    Field("intensity_kg_per_t", float | None, "kg/t", "CO2 per tonne of clinker (sum / sum)"),
+    Field("valid", bool, "", "flow, CO2 and clinker each met the hour validity rule"),
+    Field("completeness", float, "1", "lowest availability of the required parameters",
+          get=lambda h: round(h.completeness, 6)),
+    Field("revision", int, "", "times late data recomputed the hour"),
+    Field("co_as_co2_t", float | None, "t", "CO counted as CO2 (MRR Art. 43(1))"),
+    Field("co2_t_measured", float | None, "t", "CO2 analyser part from the valid points only: no "
+          "substitute, no CO (valid eu_mrr hour: co2_t = co2_t_measured + co_as_co2_t)"),
+    Field("co2_t_substituted", bool, "", "co2_t rests on a substituted parameter"),
+    Field("substitution_method", str | None, "", "parameter=method;..."),
+    Field("convention", str, "", "eu_mrr, us_part75 or us_part98"),
+    Field("co2_short_tons", float | None, "short ton", "us_part75: Eq. F-2 result"),
+    Field("calculated_co2_t", float | None, "t", "mass balance of the hour",
+          get=lambda h: num(h.calculated.total_t)),
+    Field("running_fraction", float | None, "1", "share of the hour in which the kiln ran",
+          get=lambda h: num(h.running_fraction, 6)),
+    *(_availability(p) for p in HOUR_PARAMETERS),
+    Field("parameters", Nested(PARAMETER), "", "per derived parameter", get=_parameters, csv=False),
+    Field("ledger", Nested(LEDGER_ENTRY, nullable=True), "", "per signal, with ?ledger=true",
+          get=_ledger_not_asked, csv=False),
+))  # fmt: skip
+
+HALFHOURLY = Schema((
+    Field("half_hour", str, "", f"start, {_ISO}", get=lambda r: iso(r.start_ns)),
+    Field("pollutant", str, "", "nox, so2, dust, toc or co"),
+    Field("concentration_ref_mg_per_nm3", float | None, "mg/Nm3", "mean at the reference O2 (10 %), dry",
+          get=lambda r: num(r.stats.mean_ref)),
+    Field("availability", float, "1", "valid share of the points",
+          get=lambda r: round(r.stats.availability, 6)),
+    Field("valid", bool, "", "enough valid points", get=lambda r: r.stats.valid),
+    Field("operating", bool, "", "within effective operating time"),
+    Field("ci_mg_per_nm3", float | None, "mg/Nm3", "confidence interval subtracted",
+          get=lambda r: num(r.stats.ci)),
+    Field("validated_mg_per_nm3", float | None, "mg/Nm3", "mean minus the confidence interval",
+          get=lambda r: num(r.stats.validated)),
+    Field("elv_mg_per_nm3", float | None, "mg/Nm3", "daily ELV", get=lambda r: num(r.stats.elv)),
+    Field("above_elv", bool, "", "validated value above the daily ELV (information only)",
+          get=lambda r: r.stats.above_elv),
+    Field("revision", int, "", "the hour's revision"),
+))  # fmt: skip
+
+DAILY = Schema((
+    Field("day", str, "", "UTC day, YYYY-MM-DD", get=lambda d: day_iso(d.day_start_ns)),
+    Field("pollutant", str, "", "nox, so2, dust, toc or co"),
+    Field("mean_ref_mg_per_nm3", float | None, "mg/Nm3", "mean of the valid half-hours",
+          get=lambda d: num(d.mean_ref)),
+    Field("validated_mg_per_nm3", float | None, "mg/Nm3", "mean of the validated half-hours",
+          get=lambda d: num(d.validated)),
+    Field("elv_mg_per_nm3", float | None, "mg/Nm3", "daily ELV", get=lambda d: num(d.elv)),
+    Field("exceedance", bool, "", "validated mean above the ELV"),
+    Field("valid", bool, "", "at most the allowed number of discarded half-hours"),
+    Field("complete", bool, "", "no half-hour pending"),
+    Field("n_valid", int, "half-hours", "valid half-hours"),
+    Field("n_discarded", int, "half-hours", "in operating time but not valid"),
+    Field("n_not_operating", int, "half-hours", "outside operating time"),
+    Field("n_pending", int, "half-hours", "not closed yet"),
+    Field("revision", int, "", "sum of the revisions of the day's hours"),
+))  # fmt: skip
+
+CROSSCHECK = Schema((
+    Field("day", str, "", "UTC day, YYYY-MM-DD", get=lambda c: day_iso(c.day_start_ns)),
+    Field("kiln", str, "", "kiln id"),
+    Field("cems_co2_t", float | None, "t", "sum of the reported hourly CO2"),
+    Field("co_as_co2_t", float | None, "t", "CO counted as CO2"),
+    Field("calculated_co2_t", float | None, "t", "calcination + fuels + raw-meal TOC"),
+    Field("calcination_t", float | None, "t", "CO2 from calcination"),
+    Field("fuel_t", float | None, "t", "CO2 from the fuels"),
+    Field("toc_t", float | None, "t", "CO2 from the raw meal's TOC"),
+    Field("clinker_t", float | None, "t", "clinker produced"),
+    Field("deviation_pct", float | None, "%", "(CEMS - calculated)/calculated, hours with both"),
+    Field("threshold_pct", float, "%", "deviation above which the day is flagged"),
+    Field("flagged", bool, "", "deviation above the threshold"),
+    Field("n_hours", int, "hours", "stored hours of the day"),
+    Field("n_hours_compared", int, "hours", "hours with both CEMS and calculated CO2"),
+    Field("n_substituted_hours", int, "hours", "hours whose CO2 rests on a substitute"),
+    Field("cems_intensity_kg_per_t", float | None, "kg/t", "CEMS CO2 per tonne of clinker"),
+    Field("calculated_intensity_kg_per_t", float | None, "kg/t", "calculated CO2 per tonne of clinker"),
+    Field("revision", int, "", "sum of the revisions of the day's hours"),
+))  # fmt: skip
+
+PLANT_HOURLY = Schema((
+    Field("hour", str, "", f"start of the hour, {_ISO}", get=lambda p: iso(p.start_ns)),
+    Field("plant", str, "", "plant id"),
+    Field("co2_t", float | None, "t", "sum over the kilns"),
+    Field("clinker_t", float | None, "t", "sum over the kilns"),
+    Field("intensity_kg_per_t", float | None, "kg/t", "sum CO2 / sum clinker"),
+    Field("co_as_co2_t", float | None, "t", "CO counted as CO2, sum over the kilns"),
+    Field("valid", bool, "", "every kiln has the hour and it is valid"),
+    Field("completeness", float, "1", "the lowest of the kilns (0 for a kiln without the hour)"),
+    Field("co2_t_substituted", bool, "", "a kiln's CO2 rests on a substitute"),
+    Field("kilns", list[str], "", "kilns with the hour (CSV: a|b)"),
+    Field("missing_kilns", list[str], "", "kilns without the hour (CSV: a|b)"),
+    Field("revision", int, "", "sum of the kilns' revisions"),
+))  # fmt: skip
+
+MINUTE = Schema((
+    Field("minute", str, "", f"start of the minute, {_ISO}", get=lambda m: iso(m.start_ns)),
+    Field("co2_t_per_h", float | None, "t/h", "CO2 mass flow"),
+    Field("clinker_t_per_h", float | None, "t/h", "clinker production rate"),
+    Field("intensity_kg_per_t", float | None, "kg/t", "CO2 per tonne of clinker"),
+    Field("valid", bool, "", "the minute met the validity rules"),
+    Field("revision", int, "", "times late data recomputed the minute"),
+))  # fmt: skip
+
+#: A signal's newest value. The live rows are built by the API (they read the engine's current
+#: values); their fields are declared here like every other row's.
+SIGNAL_VALUE = Schema((
+    Field("value", float | None, "the signal's unit", "the last value"),
+    Field("unit", str, "", "canonical unit of the signal"),
+    Field("quality", str | None, "", "good, uncertain, bad, maintenance, calibration, fault, ..."),
+    Field("time", str | None, "", f"source time of the value, {_ISO}"),
+))  # fmt: skip
+
+LIVE = Schema((
+    Field("kiln", str, "", "kiln id"),
+    Field("time", str | None, "", f"start of the newest closed minute, {_ISO}"),
+    Field("co2_t_per_h", float | None, "t/h", "CO2 mass flow of that minute"),
+    Field("clinker_t_per_h", float | None, "t/h", "clinker production rate of that minute"),
+    Field("intensity_kg_per_t", float | None, "kg/t", "CO2 per tonne of clinker of that minute"),
+    Field("valid", bool, "", "that minute is valid (false without one)"),
+    Field("age_s", float | None, "s", "seconds since the end of that minute"),
+    Field("signals", Nested(SIGNAL_VALUE), "", "each signal's last value", csv=False),
+    Field("method", dict[str, Any], "", "the rules used for the numbers", csv=False),
+))  # fmt: skip
+
+#: The stream's ``hour`` event: an hour closed or was recomputed. Its record is the engine's event
+#: ``{"kiln", "start_ns", "revision"}``.
+HOUR_EVENT = Schema((
+    Field("kiln", str, "", "kiln id", get=lambda e: e["kiln"]),
+    Field("hour", str, "", f"start of the hour, {_ISO}", get=lambda e: iso(e["start_ns"])),
+    Field("revision", int, "", "the hour's revision", get=lambda e: e["revision"]),
+))  # fmt: skip
+
+#: The stream's ``revised`` event: late data recomputed an older minute.
+REVISED_EVENT = Schema((
+    Field("kiln", str, "", "kiln id", get=lambda e: e["kiln"]),
+    Field("minute", str, "", f"start of the minute, {_ISO}", get=lambda e: iso(e["start_ns"])),
+    Field("revision", int, "", "the minute's revision", get=lambda e: e["revision"]),
+))  # fmt: skip
+
+#: Every row kind by name (the ``--table`` names of ``kilnwatch report`` among them).
+SCHEMAS: Mapping[str, Schema] = {
+    "hourly": HOURLY,
+    "halfhourly": HALFHOURLY,
+    "daily": DAILY,
+    "crosscheck": CROSSCHECK,
+    "ledger": LEDGER,
+    "plant_hourly": PLANT_HOURLY,
+    "minutes": MINUTE,
+    "live": LIVE,
+}
+
+
+def hourly_row(
+    h: HourAggregate, signal_param: Mapping[str, str] | None = None, ledger: bool = True
+) -> dict[str, Any]:
+    """One hour of a kiln; with ``ledger`` its completeness ledger, where ``signal_param`` maps a
+    signal id to the derived parameter it feeds (for ``substituted``)."""
+    row = HOURLY.row(h)
+    if ledger:
+        row["ledger"] = {line.signal: LEDGER_ENTRY.row(line) for line in ledger_lines(h, signal_param)}
     return row
 
 
-def ledger_rows(h: HourAggregate, signal_param: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The completeness ledger of one hour: one row per signal (parameters with a received count)."""
+def ledger_lines(h: HourAggregate, signal_param: Mapping[str, str] | None = None) -> list[LedgerLine]:
+    """The signals of one hour (parameters with a received count)."""
     mapping = signal_param or {}
     out = []
     for name, s in h.params.items():
         if s.n_received is None:
             continue
         feeds = h.params.get(mapping.get(name, ""))
-        row: dict[str, Any] = {
-            "hour": iso(h.start_ns),
-            "signal": name,
-            "expected": s.n_expected,
-            "received": s.n_received,
-            "valid": s.n_valid,
-        }
-        row.update({r: s.reasons.get(r, 0) for r in LEDGER_FIELDS[5:13]})
-        row["substituted"] = bool(feeds is not None and feeds.substituted)
-        row["revision"] = h.revision
-        out.append(row)
+        out.append(LedgerLine(h.start_ns, name, s, bool(feeds is not None and feeds.substituted), h.revision))
     return out
+
+
+def ledger_rows(h: HourAggregate, signal_param: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The completeness ledger of one hour: one row per signal."""
+    return [LEDGER.row(line) for line in ledger_lines(h, signal_param)]
 
 
 def halfhourly_rows(
@@ -207,56 +313,21 @@ def halfhourly_rows(
             ):
                 continue
             for name, p in sorted(hh.pollutants.items()):
-                if pollutant is not None and name != pollutant:
-                    continue
-                out.append(
-                    {
-                        "half_hour": iso(hh.start_ns),
-                        "pollutant": name,
-                        "concentration_ref_mg_per_nm3": num(p.mean_ref),
-                        "availability": round(p.availability, 6),
-                        "valid": p.valid,
-                        "operating": hh.operating,
-                        "ci_mg_per_nm3": num(p.ci),
-                        "validated_mg_per_nm3": num(p.validated),
-                        "elv_mg_per_nm3": num(p.elv),
-                        "above_elv": p.above_elv,
-                        "revision": h.revision,
-                    }
-                )
+                if pollutant is None or name == pollutant:
+                    out.append(HALFHOURLY.row(HalfHourLine(hh.start_ns, name, p, hh.operating, h.revision)))
     return out
 
 
 def daily_rows(days: Sequence[DailyPollutant]) -> list[dict[str, Any]]:
-    out = []
-    for d in days:
-        row = asdict(d)
-        out.append(
-            {
-                "day": day_iso(d.day_start_ns),
-                "pollutant": d.pollutant,
-                "mean_ref_mg_per_nm3": num(d.mean_ref),
-                "validated_mg_per_nm3": num(d.validated),
-                "elv_mg_per_nm3": num(d.elv),
-                **{k: row[k] for k in DAILY_FIELDS[5:]},
-            }
-        )
-    return out
+    return [DAILY.row(d) for d in days]
 
 
 def crosscheck_row(c: DailyCrossCheck) -> dict[str, Any]:
-    row = {k: (num(v) if isinstance(v, float) else v) for k, v in asdict(c).items()}
-    row.pop("day_start_ns")
-    return {"day": day_iso(c.day_start_ns), **row}
+    return CROSSCHECK.row(c)
 
 
 def plant_hourly_rows(hours: Sequence[PlantHour]) -> list[dict[str, Any]]:
-    out = []
-    for p in hours:
-        row = {k: (num(v) if isinstance(v, float) else v) for k, v in asdict(p).items()}
-        row.pop("start_ns")
-        out.append({"hour": iso(p.start_ns), **row})
-    return out
+    return [PLANT_HOURLY.row(p) for p in hours]
 
 
 def csv_value(v: Any) -> Any:

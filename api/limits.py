@@ -14,9 +14,8 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,7 +100,7 @@ def gates(request: Request) -> Gates:
     return g
 
 
-async def _report_slot(request: Request) -> AsyncIterator[None]:
+async def report_slot(request: Request) -> AsyncIterator[None]:
     """Holds one of ``report_concurrency`` slots until the response is sent (a streamed CSV too)."""
     g = gates(request)
     try:
@@ -119,7 +118,7 @@ async def _report_slot(request: Request) -> AsyncIterator[None]:
         g.reports.release()
 
 
-async def _stream_slot(request: Request) -> AsyncIterator[None]:
+async def stream_slot(request: Request) -> AsyncIterator[None]:
     """Counts an open stream until it ends; over ``stream_clients`` the connection is refused."""
     g = gates(request)
     if g.stream_clients >= g.limits.stream_clients:
@@ -131,7 +130,3 @@ async def _stream_slot(request: Request) -> AsyncIterator[None]:
     finally:
         g.stream_clients -= 1
         g.metrics.streams.dec()
-
-
-ReportSlot = Annotated[None, Depends(_report_slot)]
-StreamSlot = Annotated[None, Depends(_stream_slot)]

@@ -1,10 +1,16 @@
-"""Response models: field names here are a contract that downstream tools rely on."""
+"""Response models. The row models are built from the row schemas in :mod:`analytics.tables`
+(field names, order, types, units, descriptions): their names are a contract that downstream
+tools rely on, and they are declared there, once."""
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+from pydantic.config import JsonDict
+
+from analytics import schema, tables
+from analytics.schema import Nested
 
 
 class KilnSummary(BaseModel):
@@ -13,152 +19,52 @@ class KilnSummary(BaseModel):
     plant: str
 
 
-class SignalValue(BaseModel):
-    value: float | None
-    unit: str
-    quality: str | None = Field(description="good, uncertain, bad, maintenance, calibration, fault, ...")
-    time: str | None = Field(description="source time of the value, ISO 8601 UTC")
+#: The model of each row schema, by the schema's identity (for nested rows).
+_MODELS: dict[int, type[BaseModel]] = {}
 
 
-class LiveResponse(BaseModel):
-    kiln: str
-    time: str | None = Field(default=None, description="start of the newest closed minute, ISO 8601 UTC")
-    co2_t_per_h: float | None = None
-    clinker_t_per_h: float | None = None
-    intensity_kg_per_t: float | None = None
-    valid: bool = False
-    age_s: float | None = Field(default=None, description="seconds since the end of that minute")
-    signals: dict[str, SignalValue] = Field(default_factory=dict)
-    method: dict[str, Any] = Field(default_factory=dict)
-
-
-class ParameterSummary(BaseModel):
-    mean: float | None = Field(description="mean of the valid points (pro rata)")
-    availability: float
-    n_valid: int
-    n_expected: int
-    substituted: bool = False
-    substitute: float | None = None
-    substitution_method: str | None = None
-
-
-class LedgerEntry(BaseModel):
-    """Completeness of one signal in one hour [grid points]; valid + the reasons = expected."""
-
-    expected: int
-    received: int
-    valid: int
-    missing: int = 0
-    comm_loss: int = 0
-    calibration: int = 0
-    maintenance: int = 0
-    fault: int = 0
-    out_of_range: int = 0
-    stuck: int = 0
-    bad: int = 0
-    substituted: bool = Field(default=False, description="the hourly value this signal feeds was substituted")
-
-
-class HourlyRow(BaseModel):
-    hour: str = Field(description="start of the hour, ISO 8601 UTC")
-    co2_t: float | None = Field(
-        description="reported CO2 [t]: substitutes applied, CO as CO2 included (eu_mrr)"
+def row_model(name: str, rows: schema.Schema, doc: str | None = None) -> type[BaseModel]:
+    """The response model of ``rows``: one field per schema field, in order, with its unit and
+    description in the OpenAPI docs."""
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        name, __doc__=doc, __module__=__name__, **{f.name: _field(f) for f in rows.fields}
     )
-    clinker_t: float | None
-    intensity_kg_per_t: float | None
-    valid: bool = Field(description="flow, CO2 and clinker each met the hour validity rule")
-    completeness: float
-    revision: int = 0
-    co_as_co2_t: float | None = Field(default=None, description="CO counted as CO2 [t] (MRR Art. 43(1))")
-    co2_t_measured: float | None = Field(
-        default=None,
-        description="CO2 analyser part from the valid points only: no substitute, no CO "
-        "(valid eu_mrr hour: co2_t = co2_t_measured + co_as_co2_t)",
-    )
-    co2_t_substituted: bool = Field(default=False, description="co2_t rests on a substituted parameter")
-    substitution_method: str | None = Field(default=None, description="parameter=method;...")
-    convention: str = "eu_mrr"
-    co2_short_tons: float | None = Field(default=None, description="us_part75: Eq. F-2 result [short ton]")
-    calculated_co2_t: float | None = Field(default=None, description="mass balance of the hour [t]")
-    running_fraction: float | None = None
-    availability_flow_n_dry: float | None = None
-    availability_co2_dry: float | None = None
-    availability_clinker_rate: float | None = None
-    availability_co_dry: float | None = None
-    parameters: dict[str, ParameterSummary] = Field(default_factory=dict)
-    ledger: dict[str, LedgerEntry] | None = Field(default=None, description="per signal, with ?ledger=true")
+    _MODELS[id(rows)] = model
+    return model
 
 
-class HalfHourRow(BaseModel):
-    half_hour: str = Field(description="start, ISO 8601 UTC")
-    pollutant: str
-    concentration_ref_mg_per_nm3: float | None = Field(description="mean at the reference O2 (10 %), dry")
-    availability: float
-    valid: bool
-    operating: bool
-    ci_mg_per_nm3: float | None
-    validated_mg_per_nm3: float | None
-    elv_mg_per_nm3: float | None = Field(description="daily ELV")
-    above_elv: bool
-    revision: int
+def _field(f: schema.Field) -> tuple[Any, Any]:
+    text = f"{f.description} [{f.unit}]" if f.unit else f.description
+    extra: JsonDict | None = {"x-unit": f.unit} if f.unit else None
+    return _annotation(f.dtype), Field(description=text or None, json_schema_extra=extra)
 
 
-class DailyRow(BaseModel):
-    day: str
-    pollutant: str
-    mean_ref_mg_per_nm3: float | None
-    validated_mg_per_nm3: float | None = Field(description="mean of the validated half-hours")
-    elv_mg_per_nm3: float | None
-    exceedance: bool
-    valid: bool
-    complete: bool
-    n_valid: int
-    n_discarded: int
-    n_not_operating: int
-    n_pending: int
-    revision: int = Field(description="sum of the revisions of the day's hours")
+def _annotation(dtype: Any) -> Any:
+    if isinstance(dtype, Nested):
+        if id(dtype.schema) not in _MODELS:
+            raise LookupError("a nested schema needs its model first: row_model(name, schema)")
+        inner: Any = dict[str, _MODELS[id(dtype.schema)]]  # type: ignore[misc]
+        return inner | None if dtype.nullable else inner
+    return dtype
 
 
-class CrossCheckRow(BaseModel):
-    day: str
-    kiln: str
-    cems_co2_t: float | None
-    co_as_co2_t: float | None
-    calculated_co2_t: float | None
-    calcination_t: float | None
-    fuel_t: float | None
-    toc_t: float | None
-    clinker_t: float | None
-    deviation_pct: float | None = Field(description="(CEMS - calculated)/calculated, hours with both")
-    threshold_pct: float
-    flagged: bool
-    n_hours: int
-    n_hours_compared: int
-    n_substituted_hours: int
-    cems_intensity_kg_per_t: float | None
-    calculated_intensity_kg_per_t: float | None
-    revision: int
-
-
-class LedgerRow(LedgerEntry):
-    hour: str
-    signal: str
-    revision: int
-
-
-class PlantHourRow(BaseModel):
-    hour: str
-    plant: str
-    co2_t: float | None
-    clinker_t: float | None
-    intensity_kg_per_t: float | None
-    co_as_co2_t: float | None
-    valid: bool
-    completeness: float
-    co2_t_substituted: bool
-    kilns: list[str]
-    missing_kilns: list[str]
-    revision: int = Field(description="sum of the kilns' revisions")
+# Nested rows first: the rows that hold them refer to their models. Typed Any: for mypy a class
+# made at run time is a variable, not a type, and routes name them in ``response_model=list[...]``.
+SignalValue: Any = row_model("SignalValue", tables.SIGNAL_VALUE)
+ParameterSummary: Any = row_model("ParameterSummary", tables.PARAMETER)
+LedgerEntry: Any = row_model(
+    "LedgerEntry",
+    tables.LEDGER_ENTRY,
+    "Completeness of one signal in one hour; valid + the reasons = expected.",
+)
+LiveResponse: Any = row_model("LiveResponse", tables.LIVE)
+MinuteRow: Any = row_model("MinuteRow", tables.MINUTE)
+HourlyRow: Any = row_model("HourlyRow", tables.HOURLY)
+HalfHourRow: Any = row_model("HalfHourRow", tables.HALFHOURLY)
+DailyRow: Any = row_model("DailyRow", tables.DAILY)
+CrossCheckRow: Any = row_model("CrossCheckRow", tables.CROSSCHECK)
+LedgerRow: Any = row_model("LedgerRow", tables.LEDGER)
+PlantHourRow: Any = row_model("PlantHourRow", tables.PLANT_HOURLY)
 
 
 RowT = TypeVar("RowT", bound=BaseModel)

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_json
 
 from analytics import tables
 from analytics.aggregates import HourAggregate
+from analytics.schema import Schema
 
 from .context import HistorySource
 
@@ -46,15 +46,15 @@ async def groups(load: Loader, start_ns: int, end_ns: int, chunk_ns: int) -> Asy
         t = hi
 
 
-#: Rows validated and written to JSON together; a page keeps only their JSON text.
+#: Rows written to JSON together; a page keeps only their JSON text.
 _ENCODE_ROWS = 500
 
 
 async def page(
-    load: Loader, start_ns: int, end_ns: int, chunk_ns: int, max_rows: int, model: type[BaseModel]
+    load: Loader, start_ns: int, end_ns: int, chunk_ns: int, max_rows: int
 ) -> tuple[bytes, int | None]:
-    """The first page of rows from ``start_ns`` as a JSON array of ``model``, and the start of the
-    next page (None: no more)."""
+    """The first page of rows from ``start_ns`` as a JSON array, and the start of the next page
+    (None: no more). The rows are written as they are: their schema made them JSON-ready."""
     parts: list[bytes] = []
     pending: list[dict[str, Any]] = []
     n = 0
@@ -67,22 +67,11 @@ async def page(
             pending += group
             n += len(group)
             if len(pending) >= _ENCODE_ROWS:
-                parts.append(await run_in_threadpool(rows_json, model, pending))
+                parts.append(await run_in_threadpool(orjson.dumps, pending))
                 pending = []
     if pending:
-        parts.append(await run_in_threadpool(rows_json, model, pending))
+        parts.append(await run_in_threadpool(orjson.dumps, pending))
     return b"[" + b",".join(p[1:-1] for p in parts if p != b"[]") + b"]", cursor
-
-
-@functools.cache
-def _adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
-    return TypeAdapter(list[model])  # type: ignore[valid-type]
-
-
-def rows_json(model: type[BaseModel], rows: list[dict[str, Any]]) -> bytes:
-    """``rows`` validated as ``model`` and written as a JSON array, both by pydantic's core."""
-    adapter = _adapter(model)
-    return adapter.dump_json(adapter.validate_python(rows))
 
 
 def hour_groups(
@@ -127,9 +116,9 @@ def json_page(
     return Response(rows, media_type="application/json", headers=out)
 
 
-def _csv_text(rows: Iterable[dict[str, Any]], fields: list[str], header: bool) -> str:
+def _csv_text(rows: Iterable[dict[str, Any]], fields: Schema, header: bool) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields.csv_header, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
     writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in rows)
@@ -141,11 +130,12 @@ def csv_stream(
     start_ns: int,
     end_ns: int,
     chunk_ns: int,
-    fields: list[str],
+    fields: Schema,
     filename: str,
     headers: dict[str, str],
 ) -> StreamingResponse:
-    """The whole range as CSV with a header row, written chunk by chunk as it is read."""
+    """The whole range as CSV with a header row (the CSV columns of ``fields``), written chunk by
+    chunk as it is read."""
 
     async def body() -> AsyncIterator[str]:
         yield _csv_text((), fields, header=True)

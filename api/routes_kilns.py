@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from analytics import kiln_params as kp
-from analytics import quality as q
 from analytics import tables
-from analytics.aggregates import HourAggregate, MinuteAggregate
-from analytics.minutes import MINUTE_NS
+from analytics.aggregates import HourAggregate
 from analytics.signals import KilnSpec, Quantity
 
 from . import paging
 from .context import ApiContext
-from .limits import ReportSlot
+from .deps import Context, Format, Kiln, Last24h, ReportSlot, get_context, kiln_or_404
+from .live import live_json
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
-from .timeparse import iso, time_range
+from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")
 
-HOURLY_FIELDS = tables.HOURLY_FIELDS
 #: The rules used, as compact JSON, on every report response (lists stay lists for compatibility).
 METHOD_HEADER = "X-Kilnwatch-Method"
 _FEEDS = {
@@ -43,100 +37,11 @@ _FEEDS = {
 }
 
 
-def get_context(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.context
-    return ctx
-
-
-async def context_dependency(request: Request) -> ApiContext:
-    # async: a plain function dependency would run on a worker thread, for every request
-    return get_context(request)
-
-
-Context = Annotated[ApiContext, Depends(context_dependency)]
-
-
-async def get_kiln(kiln_id: str, ctx: Context) -> KilnSpec:
-    return kiln_or_404(ctx, kiln_id)
-
-
-def kiln_or_404(ctx: ApiContext, kiln_id: str) -> KilnSpec:
-    kiln = ctx.kiln(kiln_id)
-    if kiln is None:
-        raise HTTPException(404, detail=f"no kiln {kiln_id!r}; known kilns: {[k.id for k in ctx.kilns]}")
-    return kiln
-
-
-Kiln = Annotated[KilnSpec, Depends(get_kiln)]
-
-
-#: Signal times repeat from one request to the next until new readings arrive; formatting them
-#: anew was a third of the cost of a live payload.
-_iso_cached = functools.lru_cache(maxsize=4096)(iso)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x
-
-
 @router.get("/kilns", response_model=list[KilnSummary])
 async def list_kilns(ctx: Context) -> list[KilnSummary]:
     return [
         KilnSummary(id=k.id, name=ctx.kiln_names.get(k.id, k.name) or k.id, plant=k.plant) for k in ctx.kilns
     ]
-
-
-def live_body(ctx: ApiContext, kiln: KilnSpec) -> dict[str, Any]:
-    """The live values of a kiln as plain data, keys in :class:`LiveResponse`'s field order."""
-    minute: MinuteAggregate | None = ctx.live.newest_minute(kiln.id)
-    signals: dict[str, dict[str, Any]] = {}
-    for idx in kiln.signals:
-        info = ctx.table.signals[idx]
-        now = ctx.live.signal_now(idx)
-        signals[info.id] = {
-            "value": None if now is None else _num(now.value),
-            "unit": info.unit,
-            "quality": None if now is None else q.describe(now.quality),
-            "time": None if now is None else _iso_cached(now.ts_ns),
-        }
-    return {
-        "kiln": kiln.id,
-        "time": None if minute is None else _iso_cached(minute.start_ns),
-        "co2_t_per_h": None if minute is None else _num(minute.co2_t_per_h),
-        "clinker_t_per_h": None if minute is None else _num(minute.clinker_t_per_h),
-        "intensity_kg_per_t": None if minute is None else _num(minute.intensity_kg_per_t),
-        "valid": False if minute is None else minute.valid,
-        "age_s": None if minute is None else round(time.time() - (minute.start_ns + MINUTE_NS) / 1e9, 3),
-        "signals": signals,
-        "method": ctx.method,
-    }
-
-
-def live_payload(ctx: ApiContext, kiln: KilnSpec) -> LiveResponse:
-    return LiveResponse.model_validate(live_body(ctx, kiln))
-
-
-def live_json(ctx: ApiContext, kiln: KilnSpec) -> bytes:
-    """``live_payload(...).model_dump_json()`` without building and validating the model.
-
-    The body is built again only when the engine changed since (``live.changes``); between
-    batches every poll gets the same body with its age brought up to date.
-    """
-    changes = ctx.live.changes
-    cached = ctx.live_bodies.get(kiln.id)
-    if cached is None or cached[0] != changes:
-        body = live_body(ctx, kiln)
-        body["method"] = orjson.Fragment(orjson.dumps(body["method"]))
-        minute = ctx.live.newest_minute(kiln.id)
-        ctx.live_bodies[kiln.id] = cached = (changes, body, _minute_end_s(minute))
-    _, body, minute_end_s = cached
-    if minute_end_s is not None:
-        body["age_s"] = round(time.time() - minute_end_s, 3)
-    return orjson.dumps(body)
-
-
-def _minute_end_s(minute: MinuteAggregate | None) -> float | None:
-    return None if minute is None else (minute.start_ns + MINUTE_NS) / 1e9
 
 
 @router.get("/kilns/{kiln_id}/live", response_model=LiveResponse)
@@ -176,9 +81,8 @@ async def hourly(
     ctx: Context,
     request: Request,
     _slot: ReportSlot,
-    start: Annotated[str | None, Query(description="ISO 8601, default: 24 h before end")] = None,
-    end: Annotated[str | None, Query(description="ISO 8601, default: now")] = None,
-    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    span: Last24h,
+    format: Format = "json",
     envelope: Annotated[
         bool,
         Query(
@@ -192,21 +96,18 @@ async def hourly(
     ``substitution_method``), CO counted as CO2 under eu_mrr; revised hours carry a higher ``revision``.
     JSON pages hold at most ``max_rows`` hours; the next page is in the ``Link: <url>; rel="next"``
     header (and ``next`` of the envelope). CSV streams the whole range."""
-    start_ns, end_ns = time_range(start, end, 24 * 3600 * 10**9, time.time_ns())
+    start_ns, end_ns = span.start_ns, span.end_ns
     feeds = signal_feeds(ctx, kiln)
     headers = method_header(kiln_method(ctx, kiln.id))
 
     def row(h: HourAggregate) -> list[dict[str, Any]]:
-        r = tables.hourly_row(h, feeds)
-        if not ledger:
-            r["ledger"] = None
-        return [r]
+        return [tables.hourly_row(h, feeds, ledger=ledger)]
 
     load = paging.hour_groups(ctx.history, kiln.id, row)
     if format == "csv":
         return paging.csv_stream(
-            load, start_ns, end_ns, paging.CHUNK_NS, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", headers
+            load, start_ns, end_ns, paging.CHUNK_NS, tables.HOURLY, f"{kiln.id}-hourly.csv", headers
         )
-    rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows, HourlyRow)
+    rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows)
     link = None if cursor is None else paging.next_url(request, start=iso(cursor), end=iso(end_ns))
     return paging.json_page(rows, headers, link, kiln_method(ctx, kiln.id) if envelope else None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from .deps import Context
 from .page_config import PageSettings
-from .routes_kilns import Context
 
 router = APIRouter(prefix="/api/v1")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,18 +24,18 @@ from analytics.crosscheck import DEFAULT_DEVIATION_THRESHOLD_PCT
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
 from analytics.reporting import daily_crosscheck, daily_from_hours, plant_hours
+from analytics.schema import Schema
 from analytics.signals import KilnSpec
 
 from . import paging
 from .context import ApiContext
-from .limits import ReportSlot
+from .deps import Context, Format, Kiln, ReportSlot
 from .models import CrossCheckRow, DailyRow, HalfHourRow, LedgerRow, PlantHourRow, Report
-from .routes_kilns import Context, Kiln, kiln_method, method_header, signal_feeds
+from .routes_kilns import kiln_method, method_header, signal_feeds
 from .timeparse import iso, parse_day, time_range
 
 router = APIRouter(prefix="/api/v1")
 
-Format = Annotated[Literal["json", "csv"], Query()]
 Start = Annotated[str | None, Query(description="ISO 8601, default: 24 h before end")]
 End = Annotated[str | None, Query(description="ISO 8601, default: now")]
 _DAY_SPAN_NS = 7 * DAY_NS
@@ -46,8 +46,7 @@ async def _answer(
     load: paging.Loader,
     lo: int,
     hi: int,
-    model: type[Any],
-    fields: list[str],
+    fields: Schema,
     method: dict[str, Any],
     format: str,
     filename: str,
@@ -60,7 +59,7 @@ async def _answer(
     headers = method_header(header_method or method)
     if format == "csv":
         return paging.csv_stream(load, lo, hi, paging.CHUNK_NS, fields, filename, headers)
-    return await _json(request, load, lo, hi, model, method, headers, next_params)
+    return await _json(request, load, lo, hi, method, headers, next_params)
 
 
 async def _json(
@@ -68,13 +67,12 @@ async def _json(
     load: paging.Loader,
     lo: int,
     hi: int,
-    model: type[Any],
     method: dict[str, Any],
     headers: dict[str, str],
     next_params: Callable[[int], dict[str, str]] | None,
 ) -> Response:
     ctx: ApiContext = request.app.state.context
-    rows, cursor = await paging.page(load, lo, hi, paging.CHUNK_NS, ctx.limits.max_rows, model)
+    rows, cursor = await paging.page(load, lo, hi, paging.CHUNK_NS, ctx.limits.max_rows)
     link = None
     if cursor is not None:
         params = next_params(cursor) if next_params else {"start": iso(cursor), "end": iso(hi)}
@@ -130,8 +128,7 @@ async def halfhourly(
         load,
         start_ns // HOUR_NS * HOUR_NS,
         end_ns,
-        HalfHourRow,
-        tables.HALFHOURLY_FIELDS,
+        tables.HALFHOURLY,
         kiln_method(ctx, kiln.id),
         format,
         f"{kiln.id}-halfhourly.csv",
@@ -169,9 +166,7 @@ async def daily(
         return await run_in_threadpool(read, a, b)
 
     method = kiln_method(ctx, kiln.id)
-    return await _answer(
-        request, load, lo, hi, DailyRow, tables.DAILY_FIELDS, method, format, f"{kiln.id}-daily.csv"
-    )
+    return await _answer(request, load, lo, hi, tables.DAILY, method, format, f"{kiln.id}-daily.csv")
 
 
 @router.get("/kilns/{kiln_id}/crosscheck", response_model=Report[CrossCheckRow])
@@ -209,10 +204,8 @@ async def crosscheck(
 
     method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-crosscheck.csv"
-    fields = tables.CROSSCHECK_FIELDS
-    return await _answer(
-        request, load, first, last, CrossCheckRow, fields, method, format, filename, None, next_params
-    )
+    fields = tables.CROSSCHECK
+    return await _answer(request, load, first, last, fields, method, format, filename, None, next_params)
 
 
 @router.get("/kilns/{kiln_id}/ledger", response_model=Report[LedgerRow])
@@ -232,9 +225,7 @@ async def ledger(
     load = paging.hour_groups(ctx.history, kiln.id, lambda h: tables.ledger_rows(h, feeds))
     method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-ledger.csv"
-    return await _answer(
-        request, load, start_ns, end_ns, LedgerRow, tables.LEDGER_FIELDS, method, format, filename
-    )
+    return await _answer(request, load, start_ns, end_ns, tables.LEDGER, method, format, filename)
 
 
 @router.get("/plants/{plant_id}/hourly", response_model=Report[PlantHourRow])
@@ -265,7 +256,5 @@ async def plant_hourly(
     shared = kiln_method(ctx)  # the header keeps to the shared rules: a plant may have many kilns
     method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
     filename = f"{plant_id}-hourly.csv"
-    fields = tables.PLANT_HOURLY_FIELDS
-    return await _answer(
-        request, load, start_ns, end_ns, PlantHourRow, fields, method, format, filename, shared
-    )
+    fields = tables.PLANT_HOURLY
+    return await _answer(request, load, start_ns, end_ns, fields, method, format, filename, shared)

@@ -6,8 +6,10 @@ happen:
 
 - ``minute``: the live payload of ``/api/v1/kilns/{id}/live`` when a kiln's minute closes (while a
   source replays history, at most one per kiln every ``min_interval_s``, the newest);
-- ``revised``: ``{"kiln", "minute", "revision"}`` when late data recomputed an older minute;
-- ``hour``: ``{"kiln", "hour", "revision"}`` when an hour closes or is recomputed;
+- ``revised``: ``{"kiln", "minute", "revision"}`` (``tables.REVISED_EVENT``) when late data
+  recomputed an older minute;
+- ``hour``: ``{"kiln", "hour", "revision"}`` (``tables.HOUR_EVENT``) when an hour closes or is
+  recomputed;
 - ``alarms``: the body of ``/api/v1/alarms`` whenever an alarm or a kiln status changes;
 - ``ping``: ``{"time"}`` every ``ping_s``, so that proxies keep the connection open and a client
   can tell a half-open connection from a quiet one.
@@ -24,12 +26,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from analytics import tables
 from analytics.signals import KilnSpec
 
 from .context import ApiContext
-from .limits import StreamSlot
+from .deps import Context, StreamSlot
+from .live import live_json
 from .routes_alarms import AlarmWatch, Watch
-from .routes_kilns import Context, live_payload
 from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")
@@ -42,7 +45,7 @@ async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _minute(ctx: ApiContext, kiln: KilnSpec) -> ServerSentEvent:
-    return ServerSentEvent(live_payload(ctx, kiln).model_dump_json(), event="minute")
+    return ServerSentEvent(live_json(ctx, kiln).decode(), event="minute")
 
 
 def _alarms(watch: AlarmWatch) -> ServerSentEvent:
@@ -89,21 +92,11 @@ async def _events(
                     and newest is not None
                     and event["start_ns"] < newest.start_ns
                 ):
-                    revised = {
-                        "kiln": event["kiln"],
-                        "minute": iso(event["start_ns"]),
-                        "revision": event["revision"],
-                    }
-                    yield ServerSentEvent(json.dumps(revised), event="revised")
+                    yield ServerSentEvent(json.dumps(tables.REVISED_EVENT.row(event)), event="revised")
                 elif event.get("kiln") in by_id and event.get("type") == "minute":
                     dirty.add(event["kiln"])
                 elif event.get("kiln") in by_id and event.get("type") == "hour":
-                    hour = {
-                        "kiln": event["kiln"],
-                        "hour": iso(event["start_ns"]),
-                        "revision": event["revision"],
-                    }
-                    yield ServerSentEvent(json.dumps(hour), event="hour")
+                    yield ServerSentEvent(json.dumps(tables.HOUR_EVENT.row(event)), event="hour")
             if dirty and time.monotonic() - flushed >= ctx.stream.min_interval_s:
                 for kiln_id in sorted(dirty):
                     yield _minute(ctx, by_id[kiln_id])

@@ -190,15 +190,6 @@ def build_report(
     }
 
 
-_FIELDS = {
-    "hourly": tables.HOURLY_FIELDS,
-    "halfhourly": tables.HALFHOURLY_FIELDS,
-    "daily": tables.DAILY_FIELDS,
-    "crosscheck": tables.CROSSCHECK_FIELDS,
-    "ledger": tables.LEDGER_FIELDS,
-}
-
-
 def render(report: dict[str, Any], table: str, fmt: str) -> str:
     if fmt == "json":
         body = (
@@ -208,7 +199,8 @@ def render(report: dict[str, Any], table: str, fmt: str) -> str:
         )
         return json.dumps(body, indent=1) + "\n"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_FIELDS[table], extrasaction="ignore", lineterminator="\n")
+    columns = tables.SCHEMAS[table].csv_header
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in report[table])
     return buf.getvalue()

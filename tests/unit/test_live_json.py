@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import types
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
+import api.live
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine
 from analytics.signals import SignalTable
+from api.app import create_app
 from api.context import ApiContext
 from api.models import LiveResponse
+from api.routes_alarms import AlarmWatch
 from api.routes_kilns import live_json
+from api.routes_stream import _events
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
 from collector.store import StoreReader
@@ -64,7 +72,7 @@ def test_live_json_is_the_models_json(tmp_path: Path, closed_minutes: bool) -> N
     assert data["method"] == METHOD
 
 
-def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp_path: Path) -> None:
+def _a_closed_minute(tmp_path: Path) -> tuple[ApiContext, EmissionsEngine, SignalTable]:
     eng, table = engine(lateness_s=0)
     eng.ingest(
         ReadingBatch.concat(
@@ -72,7 +80,11 @@ def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp
         )
     )
     eng.advance()
-    ctx = _context(eng, table, tmp_path)
+    return _context(eng, table, tmp_path), eng, table
+
+
+def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp_path: Path) -> None:
+    ctx, eng, table = _a_closed_minute(tmp_path)
     kiln = ctx.kilns[0]
     first = json.loads(live_json(ctx, kiln))
     time.sleep(0.05)
@@ -89,3 +101,34 @@ def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp
     assert after["method"] == METHOD
     body = live_json(ctx, kiln)
     assert body.decode() == _as_model_writes_it(body)
+
+
+def test_live_route_and_stream_minute_event_give_the_same_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One serialiser: the SSE ``minute`` event carries exactly the body of ``/live``."""
+    ctx, _, _ = _a_closed_minute(tmp_path)
+    kiln = ctx.kilns[0]
+    now = time.time()
+    monkeypatch.setattr(api.live, "time", types.SimpleNamespace(time=lambda: now))  # the same age for both
+
+    async def both() -> tuple[bytes, str]:
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            response = await client.get(f"/api/v1/kilns/{kiln.id}/live")
+        events = _events(ctx, AlarmWatch(ctx), [kiln])
+        try:
+            minute = [e async for e in _take(events, 2)][1]  # hello, then the kiln's minute
+        finally:
+            await events.aclose()
+        assert minute.event == "minute"
+        return response.content, str(minute.data)
+
+    live, event = asyncio.run(both())
+    assert json.loads(live)["time"] is not None
+    assert event == live.decode()
+
+
+async def _take(events: Any, n: int) -> Any:
+    for _ in range(n):
+        yield await anext(events)

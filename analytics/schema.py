@@ -1,0 +1,89 @@
+"""Row schemas: every field of a report row declared once, with its type, unit and description.
+
+A :class:`Schema` is an ordered tuple of :class:`Field`. The order is the CSV column order and the
+JSON key order; fields with ``csv=False`` (nested parts) are JSON only. Each field also says how
+its value is read from the record a row is made of (an hour, a day, ...), so one declaration gives
+the row itself (:meth:`Schema.row`), the CSV header (:attr:`Schema.csv_header`) and, in ``api``, the
+response model with the units and descriptions in the OpenAPI docs. Plain Python, no pydantic.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def num(x: float | None, digits: int | None = None) -> float | None:
+    """A finite float (rounded to ``digits`` when given), else None: JSON has no NaN."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), digits) if digits is not None else float(x)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a row.
+
+    ``dtype`` is written as a type: ``float``, ``int``, ``bool``, ``str``, ``list[str]``,
+    ``dict[str, Any]``, ``X | None`` when the value may be null, or :class:`Nested` (a mapping of
+    names to rows of another schema, e.g. one per signal). ``get`` reads the value from the
+    record; by default the record's attribute ``name`` (floats through :func:`num`, so a value that
+    is not a number is null).
+    """
+
+    name: str
+    dtype: Any
+    unit: str = ""
+    description: str = ""
+    get: Callable[[Any], Any] | None = None
+    csv: bool = True
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The fields of one row kind, in CSV/JSON order."""
+
+    fields: tuple[Field, ...]
+    _getters: tuple[tuple[str, Callable[[Any], Any]], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a field is declared twice: {names}")
+        object.__setattr__(self, "_getters", tuple((f.name, _getter(f)) for f in self.fields))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def csv_header(self) -> list[str]:
+        """The CSV columns, in order."""
+        return [f.name for f in self.fields if f.csv]
+
+    def row(self, record: Any) -> dict[str, Any]:
+        """The row of ``record`` as plain JSON-ready data, keys in schema order."""
+        return {name: get(record) for name, get in self._getters}
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """A JSON object of names (signals, parameters) to rows of ``schema``; null if ``nullable``."""
+
+    schema: Schema
+    nullable: bool = False
+
+
+_FLOATS = (float, float | None)
+
+
+def _getter(f: Field) -> Callable[[Any], Any]:
+    if f.get is not None:
+        return f.get
+    attr = operator.attrgetter(f.name)
+    if f.dtype in _FLOATS:
+        return lambda record: num(attr(record))
+    return attr
