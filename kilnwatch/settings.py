@@ -81,6 +81,11 @@ class Settings(BaseSettings):
             file = candidate if candidate.is_file() and candidate.stat().st_size else None
         if file is not None:
             self.influx_token = resolve_secret("influx_token", self.influx_token, str(file), None)
+        if self.influx_url and self.influx_token is None:
+            raise ValueError(
+                "KILNWATCH_INFLUX_URL is set but there is no token: set KILNWATCH_INFLUX_TOKEN, "
+                f"KILNWATCH_INFLUX_TOKEN_FILE or the systemd credential {INFLUX_TOKEN_CREDENTIAL}"
+            )
         return self
 
     @property
