@@ -32,6 +32,8 @@ from typing import Any, TypeVar
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
+from collector.secret_values import mask_urls
+
 from .health import HealthRegistry
 from .influx_errors import ConfigRejected, Malformed, Retryable, backoff_delay, classify
 from .influx_metrics import InfluxMetrics
@@ -250,7 +252,7 @@ class InfluxWriter:
                 "%s. Writes to %s stopped; the outbox keeps the data. Fix KILNWATCH_INFLUX_TOKEN, "
                 "KILNWATCH_INFLUX_ORG or KILNWATCH_INFLUX_BUCKET (checked again every %.0f s).",
                 text,
-                t.url,
+                mask_urls(t.url),
                 self.policy.config_recheck_s,
             )
         self._config_error = text

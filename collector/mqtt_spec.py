@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from collector.secret_values import resolve_secret
+
 StatusWord = Literal["ok", "maintenance", "calibration", "fault"]
 TimestampUnit = Literal["auto", "s", "ms", "us", "ns"]
 
@@ -29,11 +31,16 @@ class MqttBrokerSpec(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     protocol: Literal["5", "3.1.1"] = "5"
-    client_id: str | None = Field(default=None, description="default: kilnwatch-<instance id>-<broker name>")
+    client_id: str | None = Field(
+        default=None, description="default: kilnwatch-<instance id>-<installation id>-<broker name>"
+    )
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     keepalive_s: int = Field(default=30, ge=5)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: str | None = Field(default=None, description="file holding the password")
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    allow_plaintext_password: bool = Field(default=False, description="UNSAFE: send the password without TLS")
     tls: bool = False
     ca_file: str | None = None
     certfile: str | None = None
@@ -85,6 +92,12 @@ class MqttBrokerSpec(BaseModel):
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError(
                 f"reconnect_min_s {self.reconnect_min_s} is above reconnect_max_s {self.reconnect_max_s}"
+            )
+        self.password = resolve_secret("password", self.password, self.password_file, self.password_env)
+        if self.password is not None and not self.tls and not self.allow_plaintext_password:
+            raise ValueError(
+                "a password without tls would cross the network in plain text: set tls: true "
+                "(with ca_file), or allow_plaintext_password: true"
             )
         return self
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from collector.secret_values import resolve_secret
+
 _NODE_RE = re.compile(r"^nsu=[^;]+;[sig]=.+$")
 _HEX_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
@@ -47,6 +49,8 @@ class OpcUaServerSpec(BaseModel):
     )
     username: str | None = None
     password: SecretStr | None = None
+    password_file: str | None = Field(default=None, description="file holding the password")
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
     allow_plaintext_password: bool = Field(
         default=False, description="UNSAFE: allow username/password with security_policy None"
     )
@@ -81,6 +85,7 @@ class OpcUaServerSpec(BaseModel):
             raise ValueError("security_policy and security_mode must both be 'None' or both be set")
         if secure and not (self.certificate and self.private_key):
             raise ValueError(f"security_policy {self.security_policy} needs certificate and private_key")
+        self.password = resolve_secret("password", self.password, self.password_file, self.password_env)
         if self.private_key_password_file and self.private_key_password_env:
             raise ValueError("give private_key_password_file or private_key_password_env, not both")
         trust = [

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict, minute_from_dict
 from analytics.batch import ReadingBatch
+from collector.file_modes import private_file
 
 from .conditioning import ValueCorrections
 from .conflicts import Conflict, as_dead_letter, conflicts_of, insert_conflicts, read_conflicts
@@ -129,9 +130,12 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 class LocalStore:
     """Write side of the local store."""
 
-    def __init__(self, path: Path | str, signal_names: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path | str, signal_names: Sequence[str], *, group_readable: bool = False
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path, group_readable, companions=("-wal", "-shm"))  # before SQLite creates it
         self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(reading)")}

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import uvloop
 import yaml
+from pydantic import ValidationError
 
-from .config import ConfigError, PlantFile, load_plant_file, parse_plant
+from .config import ConfigError, PlantFile, format_validation_error, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .report import add_report_parser
 from .settings import Settings
@@ -115,7 +116,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items() if v
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError("environment (KILNWATCH_*)", format_validation_error(err)) from err
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -131,8 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     from .demo_runner import demo_service, unless_stopped
     from .service import Service
 
-    settings = _settings(args)
     try:
+        settings = _settings(args)
         configure_logging(settings.log_level)
         plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
     except (ConfigError, ValueError) as err:

@@ -20,6 +20,7 @@ from api.page_config import AlarmSettings, PageSettings
 from collector import plausibility as pl
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
+from collector.secret_values import SECRET_NAME, mask_urls
 
 DEMO_PLANT = Path(__file__).with_name("demo_plant.yaml")
 
@@ -315,12 +316,15 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def format_validation_error(err: ValidationError) -> list[str]:
+    """One line per error: its path, the reason and the offending value, except that the value of a
+    secret field (password, token, ...) is never shown and URLs lose their credentials."""
     lines = []
-    for e in err.errors():
+    for e in err.errors(include_input=True, include_url=False):
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        secret = any(isinstance(part, str) and SECRET_NAME.search(part) for part in e["loc"])
+        shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{_location(tuple(e['loc']))}: {msg}{shown}")
+        lines.append(mask_urls(f"{_location(tuple(e['loc']))}: {msg}{shown}"))
     return lines
 
 

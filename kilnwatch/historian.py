@@ -16,6 +16,7 @@ from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
 from collector.line_protocol import ReadingFormatter, aggregate_outbox_rows
 from collector.outbox import OutboxBudget
 from collector.retention import RetentionPolicy, run_retention
+from collector.secret_values import mask_urls
 
 from .settings import Settings
 
@@ -85,5 +86,7 @@ def attach_historian(service: Service) -> InfluxWriter | None:
     pipeline.ack_gate = budget.allows_acks
     service.aggregate_outbox = aggregate_outbox_rows
     service.extra_tasks.append(writer.run)
-    log.info("InfluxDB historian: %s, org %s, bucket %s", s.influx_url, s.influx_org, s.influx_bucket)
+    log.info(
+        "InfluxDB historian: %s, org %s, bucket %s", mask_urls(s.influx_url), s.influx_org, s.influx_bucket
+    )
     return writer

@@ -25,6 +25,7 @@ from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
 from api.events import Broadcaster
+from collector.file_modes import private_dir
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
@@ -32,6 +33,7 @@ from collector.store import LocalStore, StoreReader
 
 from .config import PlantFile
 from .historian import attach_historian
+from .installation import installation_id
 from .plant import Runtime, build_runtime
 from .settings import Settings
 
@@ -97,8 +99,9 @@ class Service:
     # -- wiring ---------------------------------------------------------------------------
 
     def _open_store(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = LocalStore(self.settings.store_path, self.runtime.table.ids)
+        group = self.settings.data_group_readable
+        private_dir(self.settings.data_dir, group)
+        self.store = LocalStore(self.settings.store_path, self.runtime.table.ids, group_readable=group)
         if self.runtime.conditioner.corrections is not None:
             self.store.record_calibrations(self.runtime.table.ids, self.runtime.conditioner.corrections)
         self.reader = StoreReader(self.settings.store_path)
@@ -259,6 +262,7 @@ class Service:
                 resume_from_ns={i: newest[ids[i]] for i, _ in nodes if ids[i] in newest},
             )
             runs.append(opcua.run)
+        installation = installation_id(self.settings.data_dir, self.settings.data_group_readable)
         for name, bindings in self.runtime.mqtt_bindings.items():
             from collector.mqtt import MqttSource
 
@@ -270,7 +274,7 @@ class Service:
                 health=self.health.source(f"mqtt:{name}", "mqtt"),
                 metrics=self.metrics,
                 signal_names=self.runtime.table.ids,
-                instance_id=self.settings.instance_id,
+                instance_id=f"{self.settings.instance_id}-{installation}",
             )
             runs.append(mqtt.run)
         return runs

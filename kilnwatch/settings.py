@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Text of the sample environment file's placeholders (deploy/kilnwatch.env.example).
-PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "<your")
+from collector.secret_values import is_placeholder, resolve_secret
+
+#: Name of the InfluxDB token's credential (systemd LoadCredential=influx-token:...).
+INFLUX_TOKEN_CREDENTIAL = "influx-token"
 
 
 class Settings(BaseSettings):
@@ -18,6 +21,10 @@ class Settings(BaseSettings):
 
     instance_id: str = Field(default="kw1", pattern=r"^[A-Za-z0-9_\-]+$")
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("kilnwatch")))
+    data_group_readable: bool = Field(
+        default=False,
+        description="data directory 0750 and store files 0640 (the group may read) instead of 0700/0600",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
@@ -28,6 +35,10 @@ class Settings(BaseSettings):
 
     influx_url: str | None = None
     influx_token: SecretStr | None = None
+    influx_token_file: Path | None = Field(
+        default=None,
+        description="file holding the token; default: $CREDENTIALS_DIRECTORY/influx-token if it exists",
+    )
     influx_org: str = "kilnwatch"
     influx_bucket: str = "kilnwatch"
     influx_timeout_s: float = Field(default=30.0, gt=0, description="one write request [s]")
@@ -53,12 +64,29 @@ class Settings(BaseSettings):
     @classmethod
     def _not_a_placeholder(cls, value: str | SecretStr | None) -> str | SecretStr | None:
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if text is not None and any(m in text.lower() for m in PLACEHOLDER_MARKERS):
+        if text is not None and is_placeholder(text):
             raise ValueError(
                 "still the sample file's placeholder; set the real value "
                 "(KILNWATCH_INFLUX_URL, _TOKEN, _ORG, _BUCKET in the environment or the env file)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        """The token from ``influx_token_file``, else from systemd's credential when there is one."""
+        file = self.influx_token_file
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if file is None and self.influx_token is None and credentials:
+            candidate = Path(credentials) / INFLUX_TOKEN_CREDENTIAL
+            file = candidate if candidate.is_file() and candidate.stat().st_size else None
+        if file is not None:
+            self.influx_token = resolve_secret("influx_token", self.influx_token, str(file), None)
+        if self.influx_url and self.influx_token is None:
+            raise ValueError(
+                "KILNWATCH_INFLUX_URL is set but there is no token: set KILNWATCH_INFLUX_TOKEN, "
+                f"KILNWATCH_INFLUX_TOKEN_FILE or the systemd credential {INFLUX_TOKEN_CREDENTIAL}"
+            )
+        return self
 
     @property
     def store_path(self) -> Path:
