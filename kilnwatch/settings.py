@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Text of the sample environment file's placeholders (deploy/kilnwatch.env.example).
@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     queue_batches: int = Field(default=256, ge=1, description="pipeline queue size, in batches")
+    api_tokens: str | None = Field(
+        default=None, description="API token hash lines name:role:sha256hex, by newline, comma or space"
+    )
+    allowed_hosts: str = Field(default="", description="Host header values accepted, comma-separated")
+    insecure_no_auth: bool = Field(default=False, description="serve a non-loopback address without tokens")
+    tls_cert: Path | None = Field(default=None, description="serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(default=None, description="... and this private key (PEM)")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="uvloop (faster API, fewer CPU per request) or the stdlib loop"
     )
@@ -59,6 +66,16 @@ class Settings(BaseSettings):
                 "(KILNWATCH_INFLUX_URL, _TOKEN, _ORG, _BUCKET in the environment or the env file)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key (KILNWATCH_TLS_CERT and _KEY)")
+        return self
+
+    @property
+    def allowed_hosts_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def store_path(self) -> Path:
