@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 COOKIE = "kilnwatch_token"
 _LOG_EVERY_S = 10.0
 
-_bearer = HTTPBearer(auto_error=False, description="an API token (kilnwatch token create)")
-_cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="set by POST /api/v1/session")
+bearer_scheme = HTTPBearer(auto_error=False, description="an API token (kilnwatch token create)")
+cookie_scheme = APIKeyCookie(name=COOKIE, auto_error=False, description="set by POST /api/v1/session")
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def unauthorized(detail: str) -> HTTPException:
 
 async def principal(
     request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    cookie: Annotated[str | None, Depends(_cookie)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    cookie: Annotated[str | None, Depends(cookie_scheme)],
 ) -> Principal:
     """The token's name and role; 401 without a valid one (a header wins over the cookie)."""
     if not auth_config(request).enabled:

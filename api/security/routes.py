@@ -12,7 +12,18 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from .auth import COOKIE, OPEN, VIEWER, Admin, Scrape, auth_config, check_token
+from .auth import (
+    COOKIE,
+    OPEN,
+    VIEWER,
+    Admin,
+    Scrape,
+    auth_config,
+    bearer_scheme,
+    check_token,
+    cookie_scheme,
+    principal,
+)
 from .headers import CSP
 from .tokens import Role
 
@@ -30,9 +41,29 @@ class WhoAmI(BaseModel):
     auth: bool
 
 
+class SessionState(BaseModel):
+    #: False when no tokens are configured: the page needs no sign-in.
+    auth: bool
+    signed_in: bool
+    name: str | None = None
+    role: Role | None = None
+
+
 class TokenInfo(BaseModel):
     name: str
     role: Role
+
+
+@router.get("/api/v1/session", response_model=SessionState, tags=["auth"])
+async def session(request: Request) -> SessionState:
+    """Whether the page must sign in: open to all, never 401 (the page asks this first)."""
+    if not auth_config(request).enabled:
+        return SessionState(auth=False, signed_in=True, name=OPEN.name, role=OPEN.role)
+    try:
+        who = await principal(request, await bearer_scheme(request), await cookie_scheme(request))
+    except HTTPException:
+        return SessionState(auth=True, signed_in=False)
+    return SessionState(auth=True, signed_in=True, name=who.name, role=who.role)
 
 
 @router.post("/api/v1/session", response_model=WhoAmI, tags=["auth"])

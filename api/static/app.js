@@ -587,13 +587,14 @@
   /** After the server refused the stream: sign in again if that was why, then connect. */
   async function reconnect() {
     try {
-      await getJSON('auth/whoami');
-    } catch (err) {
-      if (err instanceof SignInNeeded) {
+      const session = await getJSON('session');
+      if (session.auth && !session.signed_in) {
         if (state.source) state.source.close();
         state.source = null;
         await signIn();
       }
+    } catch (err) {
+      // unreachable: connect() below fails and comes back here
     }
     connect();
   }
@@ -635,6 +636,8 @@
     let delay = 1000;
     for (;;) {
       try {
+        const session = await getJSON('session');
+        if (session.auth && !session.signed_in) await signIn();
         const [page, kilns] = await Promise.all([getJSON('page'), getJSON('kilns')]);
         i18n.setTimeZone(page.timezone);
         showTimezone();

@@ -33,7 +33,12 @@ from tests.unit.engine_helpers import T0, engine, series
 pytestmark = pytest.mark.integration
 
 #: Routes anyone may call: liveness, and signing in and out.
-OPEN = {("GET", "/healthz"), ("POST", "/api/v1/session"), ("DELETE", "/api/v1/session")}
+OPEN = {
+    ("GET", "/healthz"),
+    ("GET", "/api/v1/session"),
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+}
 #: The role a route needs, where it is not viewer.
 NEEDS = {
     "/readyz": Role.METRICS,
@@ -225,12 +230,24 @@ def test_sign_in_sets_an_httponly_strict_cookie_that_the_stream_accepts(server: 
         assert "samesite=strict" in cookie.lower()
         assert "secure" not in attributes  # plain http here; tests/integration/test_api_tls.py: https
         assert client.get("/api/v1/kilns").status_code == 200  # by the cookie alone
+        assert client.get("/api/v1/session").json() == {
+            "auth": True,
+            "signed_in": True,
+            "name": "viewer-user",
+            "role": "viewer",
+        }
         with client.stream("GET", "/api/v1/stream") as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             assert next(stream.iter_lines()).startswith(("event: hello", ":", "retry"))
         assert client.delete("/api/v1/session").status_code == 204
         assert client.get("/api/v1/kilns").status_code == 401
+        assert client.get("/api/v1/session").json() == {
+            "auth": True,
+            "signed_in": False,
+            "name": None,
+            "role": None,
+        }
 
 
 def test_security_headers_on_every_kind_of_response(server: Server) -> None:
