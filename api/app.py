@@ -15,6 +15,9 @@ from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes
 from .context import ApiContext
 from .limits import Gates
 from .routes_page import router as page_router
+from .security import routes as security_routes
+from .security.auth import VIEWER
+from .security.headers import SecurityHeaders, trusted_hosts
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -37,17 +40,20 @@ def create_app(context: ApiContext) -> FastAPI:
         summary="Live CO2 of cement kilns: intensity per tonne of clinker, hourly aggregates",
         version="1",
         lifespan=_lifespan,
+        # behind a token: served by .security.routes
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.context = context
     app.state.alarm_watch = routes_alarms.AlarmWatch(context)
     app.state.gates = Gates(context.limits, context.registry)
-    app.include_router(routes_kilns.router)
-    app.include_router(routes_reports.router)
-    app.include_router(routes_minutes.router)
-    app.include_router(routes_alarms.router)
-    app.include_router(routes_stream.router)
-    app.include_router(routes_health.router)
-    app.include_router(page_router)
+    # Every /api/v1 route needs a viewer token at least (tests/integration/test_api_auth.py walks them all).
+    for data in (routes_kilns, routes_reports, routes_minutes, routes_alarms, routes_stream):
+        app.include_router(data.router, dependencies=[VIEWER])
+    app.include_router(page_router, dependencies=[VIEWER])
+    app.include_router(routes_health.router)  # /healthz open; /readyz and /metrics need a token
+    app.include_router(security_routes.router)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -56,4 +62,7 @@ def create_app(context: ApiContext) -> FastAPI:
 
     if (STATIC_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
+    if context.auth.allowed_hosts is not None:
+        app.add_middleware(trusted_hosts, allowed=context.auth.allowed_hosts)
+    app.add_middleware(SecurityHeaders)  # outermost: a refused Host gets the headers too
     return app

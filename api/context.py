@@ -14,6 +14,7 @@ from analytics.signals import KilnSpec, SignalTable
 from api.events import Broadcaster
 from api.limits import ApiLimits
 from api.page_config import AlarmSettings, PageSettings, StreamSettings
+from api.security.auth import AuthConfig
 
 
 class LiveSource(Protocol):
@@ -59,6 +60,8 @@ class ApiContext:
     limits: ApiLimits = field(default_factory=ApiLimits)
     #: What the control-room page is told (the plant's time zone).
     page: PageSettings = field(default_factory=PageSettings)
+    #: Tokens and allowed hosts (default: no tokens, any Host: the wiring decides for a server).
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .deps import Context
+from .security.auth import SCRAPE
 
 router = APIRouter()
 
@@ -16,7 +17,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[SCRAPE])
 async def readyz(ctx: Context) -> JSONResponse:
     reasons = ctx.readiness.not_ready_reasons()
     warnings = ctx.readiness.warning_reasons()
@@ -27,6 +28,6 @@ async def readyz(ctx: Context) -> JSONResponse:
     return JSONResponse({"status": "ready", "reasons": [], "warnings": warnings})
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[SCRAPE])
 async def metrics(ctx: Context) -> Response:
     return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""The ``kilnwatch`` command: run, report, check-config, simulate, demo-config, opcua-cert."""
+"""The ``kilnwatch`` command: run, report, check-config, simulate, demo-config, opcua-cert, token."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import uvloop
 import yaml
 from pydantic import ValidationError
 
+from api.security.tokens import Role, hash_line, new_token
+
+from .access import AccessError, build_auth
 from .config import ConfigError, PlantFile, format_validation_error, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .report import add_report_parser
@@ -113,11 +116,16 @@ def cmd_demo_config(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items() if v
+    given = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "insecure_no_auth": args.insecure_no_auth,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
     }
     try:
-        return Settings(**overrides)
+        return Settings(**{k: v for k, v in given.items() if v})
     except ValidationError as err:
         raise ConfigError("environment (KILNWATCH_*)", format_validation_error(err)) from err
 
@@ -139,8 +147,9 @@ def _run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         configure_logging(settings.log_level)
         plant = load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
-    except (ConfigError, ValueError) as err:
-        print(err, file=sys.stderr)
+        build_auth(plant.auth, settings)  # before anything starts; the service builds it again
+    except (ConfigError, ValueError, AccessError) as err:
+        print(f"kilnwatch: {err}", file=sys.stderr)
         return 2
 
     async def main() -> None:
@@ -167,9 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         stop_on_signal.add_done_callback(lambda _: service.stop())
         run = asyncio.create_task(service.run())
         await service.started()
-        print(
-            f"kilnwatch is serving http://{settings.host}:{service.bound_port}/  (API: /api/v1/kilns, /docs)"
-        )
+        url = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{service.bound_port}/"
+        print(f"kilnwatch is serving {url}  (API: /api/v1/kilns, /docs)")
         print(f"local store: {settings.store_path}")
         await run
 
@@ -206,6 +214,24 @@ def cmd_opcua_cert_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token = new_token()
+    try:
+        line = hash_line(args.name, Role(args.role), token)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(token)
+    print(line)
+    print(
+        "The first line is the token: give it to its user now, it is not shown again and not kept.\n"
+        "The second is its hash line: add it to the plant file's auth.tokens_file or to "
+        "KILNWATCH_API_TOKENS, then restart kilnwatch.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_simulate(argv: list[str]) -> int:
     from simulators.cli import main as sim_main
 
@@ -238,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the SQLite store lives (default: KILNWATCH_DATA_DIR, else per user)",
     )
+    run.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve a non-loopback address without API tokens (anyone who reaches it reads everything)",
+    )
+    run.add_argument(
+        "--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM; KILNWATCH_TLS_CERT)"
+    )
+    run.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM; KILNWATCH_TLS_KEY)")
     run.set_defaults(func=cmd_run)
 
     add_report_parser(sub, formatter_class=HelpFormatter)
@@ -278,6 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--force", action="store_true", help="overwrite existing files")
     create.set_defaults(func=cmd_opcua_cert_create)
+
+    token = sub.add_parser("token", help="API tokens", formatter_class=HelpFormatter)
+    token_sub = token.add_subparsers(dest="action", required=True)
+    make = token_sub.add_parser(
+        "create",
+        help="make a new API token; prints it once, then its hash line",
+        description="Make a random API token (32 bytes). Prints the token (stdout, line 1: give it to "
+        "its user, it is kept nowhere) and its hash line name:role:sha256hex (line 2: for "
+        "auth.tokens_file or KILNWATCH_API_TOKENS). Roles: metrics (/metrics and /readyz), viewer "
+        "(read everything), operator (viewer + operator actions), admin (everything).",
+        formatter_class=HelpFormatter,
+    )
+    make.add_argument("--role", required=True, choices=[r.value for r in Role])
+    make.add_argument("--name", required=True, help="who or what uses it, e.g. control-room or prometheus")
+    make.set_defaults(func=cmd_token_create)
 
     sub.add_parser(
         "simulate", help="run the kiln simulators alone (see kilnwatch simulate --help)", add_help=False

@@ -17,6 +17,7 @@ from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
 from api.page_config import AlarmSettings, PageSettings
+from api.security.settings import AuthSettings
 from collector import plausibility as pl
 from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
@@ -274,6 +275,7 @@ class PlantFile(_Strict):
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     page: PageSettings = Field(default_factory=PageSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
     def _bindings_resolve(self) -> PlantFile:
@@ -350,4 +352,7 @@ def load_plant_file(path: Path | str) -> PlantFile:
         raise ConfigError(p, [f"{where}not valid YAML: {getattr(err, 'problem', err)}"]) from err
     if not isinstance(data, dict):
         raise ConfigError(p, ["(top level): expected a mapping with 'plants' and 'sources'"])
-    return parse_plant(data, p)
+    plant = parse_plant(data, p)
+    if plant.auth.tokens_file is not None:  # relative to the plant file
+        plant.auth.tokens_file = p.parent / plant.auth.tokens_file
+    return plant

@@ -31,6 +31,7 @@ from collector.metrics import Metrics
 from collector.pipeline import Pipeline
 from collector.store import LocalStore, StoreReader
 
+from .access import build_auth, log_policy
 from .config import PlantFile
 from .historian import attach_historian
 from .installation import installation_id
@@ -74,6 +75,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.runtime = build_runtime(self.plant)
+        self.auth = build_auth(self.plant.auth, self.settings)  # AccessError: may not serve like this
         self.metrics = Metrics()
         self.health = HealthRegistry()
         self.engine = EmissionsEngine(self.runtime.table, self.runtime.kilns, self.runtime.engine_params)
@@ -303,6 +305,7 @@ class Service:
             sources=self.health,
             alarms=self.plant.alarms,
             page=self.plant.page,
+            auth=self.auth,
         )
 
     async def _late_data(self) -> None:
@@ -355,7 +358,10 @@ class Service:
             lifespan="on",  # runs the page's alarm watch without waiting for a request
             timeout_graceful_shutdown=5,
             access_log=False,
+            ssl_certfile=self.settings.tls_cert,
+            ssl_keyfile=self.settings.tls_key,
         )
+        log_policy(self.auth, self.settings)
         server = _ApiServer(config)
         tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         tasks.append(asyncio.create_task(self._tick(), name="engine-tick"))

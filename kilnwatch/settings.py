@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     queue_batches: int = Field(default=256, ge=1, description="pipeline queue size, in batches")
+    api_tokens: str | None = Field(
+        default=None, description="API token hash lines name:role:sha256hex, by newline, comma or space"
+    )
+    allowed_hosts: str = Field(default="", description="Host header values accepted, comma-separated")
+    insecure_no_auth: bool = Field(default=False, description="serve a non-loopback address without tokens")
+    tls_cert: Path | None = Field(default=None, description="serve HTTPS with this certificate (PEM)")
+    tls_key: Path | None = Field(default=None, description="... and this private key (PEM)")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="uvloop (faster API, fewer CPU per request) or the stdlib loop"
     )
@@ -87,6 +94,16 @@ class Settings(BaseSettings):
                 f"KILNWATCH_INFLUX_TOKEN_FILE or the systemd credential {INFLUX_TOKEN_CREDENTIAL}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key (KILNWATCH_TLS_CERT and _KEY)")
+        return self
+
+    @property
+    def allowed_hosts_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def store_path(self) -> Path:

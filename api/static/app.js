@@ -43,12 +43,71 @@
 
   const localDayStart = (ms) => i18n.dayStart(ms);
 
+  /** The server wants a token: the page shows its sign-in form. */
+  class SignInNeeded extends Error {}
+
   async function getJSON(path, params) {
     const url = new URL(API + path, document.baseURI);
     for (const [key, value] of Object.entries(params || {})) url.searchParams.set(key, value);
     const response = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (response.status === 401) throw new SignInNeeded(url.pathname);
     if (!response.ok) throw new Error(`${url.pathname}: HTTP ${response.status}`);
     return response.json();
+  }
+
+  // ---- sign-in: the token goes to the server once; its HttpOnly cookie carries it after that ---
+
+  let signingIn = null;
+
+  function loginError(key) {
+    const el = document.getElementById('login-error');
+    if (key) el.dataset.i18n = key;
+    else delete el.dataset.i18n;
+    el.textContent = key ? t(key) : '';
+  }
+
+  /** Shows the form until the server accepts a token; resolves then. */
+  function signIn() {
+    if (signingIn) return signingIn;
+    signingIn = new Promise((resolve) => {
+      const box = document.getElementById('login');
+      const form = document.getElementById('login-form');
+      const input = document.getElementById('login-token');
+      setConnection('signin');
+      box.hidden = false;
+      input.focus();
+      const submit = async (event) => {
+        event.preventDefault();
+        const token = input.value.trim();
+        if (!token) return;
+        let response;
+        try {
+          response = await fetch(API + 'session', {
+            method: 'POST',
+            cache: 'no-store',
+            headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+            body: JSON.stringify({ token }),
+          });
+        } catch (err) {
+          loginError('login.failed');
+          return;
+        }
+        if (!response.ok) {
+          loginError({ 401: 'login.wrong', 403: 'login.role' }[response.status] || 'login.failed');
+          input.select();
+          return;
+        }
+        input.value = '';
+        loginError(null);
+        box.hidden = true;
+        form.removeEventListener('submit', submit);
+        signingIn = null;
+        setConnection('connecting');
+        resolve();
+      };
+      form.addEventListener('submit', submit);
+    });
+    return signingIn;
   }
 
   function debounce(fn, ms) {
@@ -521,8 +580,23 @@
       if (state.source !== source) return;
       setConnection('reconnecting');
       // The browser retries by itself unless the server answered with an error; then we do.
-      if (source.readyState === EventSource.CLOSED) state.reconnectTimer = setTimeout(connect, 3000);
+      if (source.readyState === EventSource.CLOSED) state.reconnectTimer = setTimeout(reconnect, 3000);
     });
+  }
+
+  /** After the server refused the stream: sign in again if that was why, then connect. */
+  async function reconnect() {
+    try {
+      const session = await getJSON('session');
+      if (session.auth && !session.signed_in) {
+        if (state.source) state.source.close();
+        state.source = null;
+        await signIn();
+      }
+    } catch (err) {
+      // unreachable: connect() below fails and comes back here
+    }
+    connect();
   }
 
   function everySecond() {
@@ -562,12 +636,18 @@
     let delay = 1000;
     for (;;) {
       try {
+        const session = await getJSON('session');
+        if (session.auth && !session.signed_in) await signIn();
         const [page, kilns] = await Promise.all([getJSON('page'), getJSON('kilns')]);
         i18n.setTimeZone(page.timezone);
         showTimezone();
         buildCards(kilns);
         break;
       } catch (err) {
+        if (err instanceof SignInNeeded) {
+          await signIn();
+          continue;
+        }
         setConnection('reconnecting', 'conn.unreachable');
         await sleep(delay);
         delay = Math.min(delay * 2, 15000);

@@ -18,9 +18,14 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.wait import WebDriverWait
 
+from api.security.tokens import Role, hash_line, new_token
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.ports import free_port
+from tests.fixtures.service import RunningService
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -44,6 +49,17 @@ QUIT_TIMEOUT_S = 15.0
 TEST_OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
+#: The browser tests run with API authentication on: this viewer token is configured for every
+#: service they start, and each browser signs in with it once, through the page's form.
+TOKEN = new_token()
+#: How long the page may take to show its sign-in form, and to hide it once the token is accepted [s].
+SIGN_IN_TIMEOUT_S = 20.0
+SIGNED_IN = """
+const box = document.getElementById('login');
+return box !== null && box.hidden && document.getElementById('connection').dataset.state !== 'signin';
+"""
+
+
 class Page:
     """A browser and the log entries read from it so far (reading a Chrome log empties it)."""
 
@@ -51,6 +67,20 @@ class Page:
         self.driver = driver
         self.console: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []  # (url, url of the document that asked for it)
+        self.signed_in = False
+
+    def open(self, url: str, token: str = TOKEN) -> None:
+        """Load the page; the first time, sign in through its form as a person would (the cookie
+        it then holds is the browser's for every later page of 127.0.0.1)."""
+        self.driver.get(url)
+        if self.signed_in:
+            return
+        wait = WebDriverWait(self.driver, SIGN_IN_TIMEOUT_S, poll_frequency=0.1)
+        field = wait.until(EC.visibility_of_element_located((By.ID, "login-token")))
+        field.send_keys(token)
+        self.driver.find_element(By.ID, "login-submit").click()
+        wait.until(lambda d: d.execute_script(SIGNED_IN))
+        self.signed_in = True
 
     def collect_logs(self) -> None:
         self.console += self.driver.get_log("browser")
@@ -82,6 +112,21 @@ class Page:
         TEST_OUTPUT.mkdir(exist_ok=True)
         shutil.copyfile(path, TEST_OUTPUT / name)
         return path
+
+
+@pytest.fixture
+def start_service(
+    start_service: Callable[..., RunningService], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., RunningService]:
+    """The shared fixture's services, with API authentication on: one viewer token (TOKEN)."""
+    monkeypatch.setenv("KILNWATCH_API_TOKENS", hash_line("browser-tests", Role.VIEWER, TOKEN))
+
+    def start(**kw: Any) -> RunningService:
+        svc = start_service(**kw)
+        svc.headers["Authorization"] = f"Bearer {TOKEN}"
+        return svc
+
+    return start
 
 
 @pytest.fixture

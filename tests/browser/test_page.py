@@ -110,7 +110,7 @@ def test_page_shows_every_kiln_live_as_the_api_does(
     now = time.time_ns()
     calibration = Event(Kind.CALIBRATION, "kiln2", start_ns=now - 40 * 60 * 10**9, duration_s=300.0)
     svc = start_service(speed=120, backfill_h=1, scenario=Scenario([calibration]))
-    page.driver.get(svc.base_url + "/")
+    page.open(svc.base_url + "/")
     api_kilns = svc.get("/api/v1/kilns").json()
     wait(page, lambda: len(kilns(page)) == len(api_kilns), 15, "kiln cards")
     shown = kilns(page)
@@ -189,7 +189,7 @@ def test_stopping_the_simulator_raises_the_stale_alarm_on_the_page(
     stale_after_s = 5.0
     alarm_settings(AlarmSettings(stale_after_s=stale_after_s))
     svc = start_service(speed=60, backfill_h=2)  # a minute per second for two minutes
-    page.driver.get(svc.base_url + "/")
+    page.open(svc.base_url + "/")
     wait(page, lambda: kilns(page).get("kiln1", {}).get("time"), 20, "a first minute on the page")
     assert kilns(page)["kiln1"]["status"] != "stale"
 
@@ -218,7 +218,7 @@ def test_an_analyser_in_calibration_shows_the_maintenance_status(
     now = time.time_ns()
     calibration = Event(Kind.CALIBRATION, "kiln1", start_ns=now - 20 * 60 * 10**9, duration_s=3600.0)
     svc = start_service(speed=240, backfill_h=1, scenario=Scenario([calibration]))
-    page.driver.get(svc.base_url + "/")
+    page.open(svc.base_url + "/")
     card = wait(
         page, lambda: kilns(page).get("kiln1", {}).get("status") == "maintenance" and kilns(page), 40, ""
     )
@@ -242,7 +242,7 @@ def test_the_page_reconnects_by_itself_after_a_network_break(
 ) -> None:
     svc = start_service(speed=60, backfill_h=1)  # a minute per second while it replays the hour
     link = breakable_link(svc.service.bound_port)
-    page.driver.get(link.url + "/")
+    page.open(link.url + "/")
     wait(page, lambda: kilns(page).get("kiln1", {}).get("time"), 20, "a first minute on the page")
     connection = page.driver.find_element("id", "connection")
     assert connection.get_attribute("data-state") == "live"

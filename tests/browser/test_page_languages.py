@@ -214,7 +214,7 @@ def test_the_page_speaks_the_browser_language(
 ) -> None:
     svc = start_demo(start_service)
     page = browser_in(lang)
-    page.driver.get(svc.base_url + "/")
+    page.open(svc.base_url + "/")
     wait_for_content(page)
     check_language(page, svc, lang)
     calibration = next(a for a in page.driver.execute_script(READ_ALARMS) if a["id"] == "calibration:kiln2")
@@ -232,7 +232,7 @@ def test_the_language_switch_changes_every_word_without_a_reload(
 ) -> None:
     svc = start_demo(start_service)
     page = browser_in("ru")
-    page.driver.get(svc.base_url + "/")
+    page.open(svc.base_url + "/")
     wait_for_content(page)
     page.driver.execute_script("window.kilnwatchMarker = 'before the switch'")
 
