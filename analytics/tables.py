@@ -16,10 +16,14 @@ from .aggregates import HourAggregate
 from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
 from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
+from .plant_time import PlantClock, period_bounds
 from .reporting import DailyCrossCheck, PlantHour
 
 #: Derived parameters shown per hour, with their availability column in CSV.
 HOUR_PARAMETERS = (FLOW_N_DRY, CO2_DRY, CLINKER_RATE, CO_DRY)
+
+#: A local period's bounds, in UTC and in the report's time zone (analytics.plant_time.period_bounds).
+PERIOD_FIELDS = ["start", "end", "start_local", "end_local"]
 
 HOURLY_FIELDS = [
     "hour",
@@ -38,6 +42,7 @@ HOURLY_FIELDS = [
     "calculated_co2_t",
     "running_fraction",
     *(f"availability_{p}" for p in HOUR_PARAMETERS),
+    "hour_local",
 ]
 HALFHOURLY_FIELDS = [
     "half_hour",
@@ -51,6 +56,7 @@ HALFHOURLY_FIELDS = [
     "elv_mg_per_nm3",
     "above_elv",
     "revision",
+    "half_hour_local",
 ]
 DAILY_FIELDS = [
     "day",
@@ -66,6 +72,8 @@ DAILY_FIELDS = [
     "n_not_operating",
     "n_pending",
     "revision",
+    "n_half_hours",
+    *PERIOD_FIELDS,
 ]
 CROSSCHECK_FIELDS = [
     "day",
@@ -86,6 +94,7 @@ CROSSCHECK_FIELDS = [
     "cems_intensity_kg_per_t",
     "calculated_intensity_kg_per_t",
     "revision",
+    *PERIOD_FIELDS,
 ]
 LEDGER_FIELDS = [
     "hour",
@@ -96,6 +105,7 @@ LEDGER_FIELDS = [
     *LEDGER_REASONS,
     "substituted",
     "revision",
+    "hour_local",
 ]
 PLANT_HOURLY_FIELDS = [
     "hour",
@@ -110,6 +120,7 @@ PLANT_HOURLY_FIELDS = [
     "kilns",
     "missing_kilns",
     "revision",
+    "hour_local",
 ]
 
 
@@ -227,27 +238,34 @@ def halfhourly_rows(
     return out
 
 
-def daily_rows(days: Sequence[DailyPollutant]) -> list[dict[str, Any]]:
+def daily_rows(days: Sequence[DailyPollutant], clock: PlantClock | None = None) -> list[dict[str, Any]]:
+    """IED days; ``day`` is the local date in ``clock``'s zone (UTC without one)."""
+    clock = clock or PlantClock()
     out = []
     for d in days:
         row = asdict(d)
         out.append(
             {
-                "day": day_iso(d.day_start_ns),
+                "day": clock.date_of(d.day_start_ns).isoformat(),
                 "pollutant": d.pollutant,
                 "mean_ref_mg_per_nm3": num(d.mean_ref),
                 "validated_mg_per_nm3": num(d.validated),
                 "elv_mg_per_nm3": num(d.elv),
-                **{k: row[k] for k in DAILY_FIELDS[5:]},
+                **{k: row[k] for k in DAILY_FIELDS[5:14]},
+                **period_bounds(clock, d.day_start_ns, d.day_end_ns),
             }
         )
     return out
 
 
-def crosscheck_row(c: DailyCrossCheck) -> dict[str, Any]:
+def crosscheck_row(c: DailyCrossCheck, clock: PlantClock | None = None) -> dict[str, Any]:
+    """A kiln-day's cross-check; ``day`` is the local date in ``clock``'s zone (UTC without one)."""
+    clock = clock or PlantClock()
     row = {k: (num(v) if isinstance(v, float) else v) for k, v in asdict(c).items()}
     row.pop("day_start_ns")
-    return {"day": day_iso(c.day_start_ns), **row}
+    row.pop("day_end_ns")
+    day = clock.date_of(c.day_start_ns).isoformat()
+    return {"day": day, **row, **period_bounds(clock, c.day_start_ns, c.day_end_ns)}
 
 
 def plant_hourly_rows(hours: Sequence[PlantHour]) -> list[dict[str, Any]]:
@@ -257,6 +275,24 @@ def plant_hourly_rows(hours: Sequence[PlantHour]) -> list[dict[str, Any]]:
         row.pop("start_ns")
         out.append({"hour": iso(p.start_ns), **row})
     return out
+
+
+#: Row keys holding a UTC period start, and the key of the same time in local time beside each.
+LOCAL_TIME_KEYS = {"hour": "hour_local", "half_hour": "half_hour_local"}
+
+
+def with_local_times(rows: list[dict[str, Any]], clock: PlantClock) -> list[dict[str, Any]]:
+    """Add ``hour_local`` / ``half_hour_local`` (ISO 8601 with the offset in ``clock``'s zone) to
+    rows that have ``hour`` / ``half_hour`` (in place; also returned)."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        for key, local in LOCAL_TIME_KEYS.items():
+            t = row.get(key)
+            if isinstance(t, str):
+                if t not in seen:
+                    seen[t] = clock.local_of(t)
+                row[local] = seen[t]
+    return rows
 
 
 def csv_value(v: Any) -> Any:

@@ -61,6 +61,7 @@ class LedgerEntry(BaseModel):
 
 class HourlyRow(BaseModel):
     hour: str = Field(description="start of the hour, ISO 8601 UTC")
+    hour_local: str = Field(description="start of the hour in the report's time zone, with its offset")
     co2_t: float | None = Field(
         description="reported CO2 [t]: substitutes applied, CO as CO2 included (eu_mrr)"
     )
@@ -91,6 +92,7 @@ class HourlyRow(BaseModel):
 
 class HalfHourRow(BaseModel):
     half_hour: str = Field(description="start, ISO 8601 UTC")
+    half_hour_local: str = Field(description="start in the report's time zone, with its offset")
     pollutant: str
     concentration_ref_mg_per_nm3: float | None = Field(description="mean at the reference O2 (10 %), dry")
     availability: float
@@ -117,6 +119,11 @@ class DailyRow(BaseModel):
     n_not_operating: int
     n_pending: int
     revision: int = Field(description="sum of the revisions of the day's hours")
+    n_half_hours: int = Field(description="half-hours in the local day: 46, 48 or 50")
+    start: str = Field(description="the local day's start, UTC (ISO 8601)")
+    end: str = Field(description="the local day's end, UTC (ISO 8601)")
+    start_local: str = Field(description="the day's start in the report's time zone, with its offset")
+    end_local: str = Field(description="the day's end in the report's time zone, with its offset")
 
 
 class CrossCheckRow(BaseModel):
@@ -138,16 +145,22 @@ class CrossCheckRow(BaseModel):
     cems_intensity_kg_per_t: float | None
     calculated_intensity_kg_per_t: float | None
     revision: int
+    start: str = Field(description="the local day's start, UTC (ISO 8601)")
+    end: str = Field(description="the local day's end, UTC (ISO 8601)")
+    start_local: str = Field(description="the day's start in the report's time zone, with its offset")
+    end_local: str = Field(description="the day's end in the report's time zone, with its offset")
 
 
 class LedgerRow(LedgerEntry):
     hour: str
+    hour_local: str = Field(description="start of the hour in the report's time zone, with its offset")
     signal: str
     revision: int
 
 
 class PlantHourRow(BaseModel):
     hour: str
+    hour_local: str = Field(description="start of the hour in the report's time zone, with its offset")
     plant: str
     co2_t: float | None
     clinker_t: float | None

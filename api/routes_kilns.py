@@ -21,8 +21,10 @@ from analytics.signals import KilnSpec, Quantity
 
 from . import paging
 from .context import ApiContext
+from .csv_dialect import Dialect
 from .limits import ReportSlot
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
+from .report_time import Tz, report_clock
 from .timeparse import iso, time_range
 
 router = APIRouter(prefix="/api/v1")
@@ -179,6 +181,10 @@ async def hourly(
     start: Annotated[str | None, Query(description="ISO 8601, default: 24 h before end")] = None,
     end: Annotated[str | None, Query(description="ISO 8601, default: now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    dialect: Annotated[
+        Dialect, Query(description="CSV: rfc4180 (comma, dot) or excel-comma (semicolon, decimal comma, BOM)")
+    ] = "rfc4180",
+    tz: Tz = None,
     envelope: Annotated[
         bool,
         Query(
@@ -196,8 +202,10 @@ async def hourly(
     feeds = signal_feeds(ctx, kiln)
     headers = method_header(kiln_method(ctx, kiln.id))
 
+    clock = report_clock(ctx, [kiln.id], tz)
+
     def row(h: HourAggregate) -> list[dict[str, Any]]:
-        r = tables.hourly_row(h, feeds)
+        r = tables.with_local_times([tables.hourly_row(h, feeds)], clock)[0]
         if not ledger:
             r["ledger"] = None
         return [r]
@@ -205,7 +213,7 @@ async def hourly(
     load = paging.hour_groups(ctx.history, kiln.id, row)
     if format == "csv":
         return paging.csv_stream(
-            load, start_ns, end_ns, paging.CHUNK_NS, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", headers
+            load, start_ns, end_ns, paging.CHUNK_NS, HOURLY_FIELDS, f"{kiln.id}-hourly.csv", headers, dialect
         )
     rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows, HourlyRow)
     link = None if cursor is None else paging.next_url(request, start=iso(cursor), end=iso(end_ns))
