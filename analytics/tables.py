@@ -17,7 +17,7 @@ from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
 from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
 from .plant_time import PlantClock, period_bounds
-from .reporting import DailyCrossCheck, PlantHour
+from .reporting import DailyCrossCheck, PeriodTotals, PlantHour
 
 #: Derived parameters shown per hour, with their availability column in CSV.
 HOUR_PARAMETERS = (FLOW_N_DRY, CO2_DRY, CLINKER_RATE, CO_DRY)
@@ -93,6 +93,21 @@ CROSSCHECK_FIELDS = [
     "n_substituted_hours",
     "cems_intensity_kg_per_t",
     "calculated_intensity_kg_per_t",
+    "revision",
+    *PERIOD_FIELDS,
+]
+PERIOD_TOTALS_FIELDS = [
+    "period",
+    "kiln",
+    "co2_t",
+    "clinker_t",
+    "intensity_kg_per_t",
+    "co_as_co2_t",
+    "calculated_co2_t",
+    "deviation_pct",
+    "n_hours",
+    "n_valid_hours",
+    "n_substituted_hours",
     "revision",
     *PERIOD_FIELDS,
 ]
@@ -266,6 +281,14 @@ def crosscheck_row(c: DailyCrossCheck, clock: PlantClock | None = None) -> dict[
     row.pop("day_end_ns")
     day = clock.date_of(c.day_start_ns).isoformat()
     return {"day": day, **row, **period_bounds(clock, c.day_start_ns, c.day_end_ns)}
+
+
+def period_totals_row(p: PeriodTotals, label: str, clock: PlantClock) -> dict[str, Any]:
+    """A local month or year of one kiln; ``label`` names it (``2026-03``, ``2026``)."""
+    row = {k: (num(v) if isinstance(v, float) else v) for k, v in asdict(p).items() if k[0] != "_"}
+    row.pop("start_ns")
+    row.pop("end_ns")
+    return {"period": label, **row, **period_bounds(clock, p.start_ns, p.end_ns)}
 
 
 def plant_hourly_rows(hours: Sequence[PlantHour]) -> list[dict[str, Any]]:

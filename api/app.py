@@ -11,7 +11,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
+from . import (
+    routes_alarms,
+    routes_health,
+    routes_kilns,
+    routes_minutes,
+    routes_reports,
+    routes_stream,
+    routes_totals,
+)
 from .context import ApiContext
 from .limits import Gates
 from .routes_page import router as page_router
@@ -43,6 +51,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.gates = Gates(context.limits, context.registry)
     app.include_router(routes_kilns.router)
     app.include_router(routes_reports.router)
+    app.include_router(routes_totals.router)
     app.include_router(routes_minutes.router)
     app.include_router(routes_alarms.router)
     app.include_router(routes_stream.router)

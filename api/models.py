@@ -151,6 +151,25 @@ class CrossCheckRow(BaseModel):
     end_local: str = Field(description="the day's end in the report's time zone, with its offset")
 
 
+class PeriodTotalsRow(BaseModel):
+    period: str = Field(description="the local month (YYYY-MM) or year (YYYY)")
+    kiln: str
+    n_hours: int
+    n_valid_hours: int
+    n_substituted_hours: int
+    co2_t: float | None = Field(description="sum of the reported hourly CO2 [t]")
+    co_as_co2_t: float | None
+    clinker_t: float | None
+    intensity_kg_per_t: float | None = Field(description="sum CO2 / sum clinker")
+    calculated_co2_t: float | None = Field(description="mass balance [t], hours that have it")
+    deviation_pct: float | None = Field(description="(CEMS - calculated)/calculated, hours with both")
+    revision: int
+    start: str = Field(description="the local period's start, UTC (ISO 8601)")
+    end: str = Field(description="the local period's end, UTC (ISO 8601)")
+    start_local: str = Field(description="the period's start in the report's time zone, with its offset")
+    end_local: str = Field(description="the period's end in the report's time zone, with its offset")
+
+
 class LedgerRow(LedgerEntry):
     hour: str
     hour_local: str = Field(description="start of the hour in the report's time zone, with its offset")

@@ -32,7 +32,7 @@ ASSUMPTIONS = {
     "validated_not_below_zero": "a half-hour below its confidence interval is validated as 0",
     "substitution_fallback": "without 2 valid hours in the reporting period yet, CO2 concentration is "
     "substituted from the mass balance; CO without history is left out",
-    "reporting_period": "calendar year, UTC",
+    "reporting_period": "calendar year of the plant's time zone (kilns.*.timezone)",
     "sigma": "sample standard deviation (ddof 1) in C_mean + 2 sigma",
     "deviation_threshold": "cross-check flagged above deviation_threshold_pct (MRR Art. 46 gives none)",
     "qal2_out_of_force": "outside its validity dates a QAL2 function is not applied; values are uncertain",

@@ -5,9 +5,11 @@ plant in Asia/Baku (UTC+4, no clock change) and one in Europe/Berlin (both clock
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from analytics.aggregates import CalculatedCO2, HalfHourAggregate, HourAggregate, ParameterStats
 from analytics.aggregates import PollutantHalfHour as P
@@ -18,6 +20,7 @@ from analytics.plant_time import PlantClock, period_bounds
 from analytics.reporting import daily_crosscheck, daily_from_hours
 from analytics.substitution import SubstitutionHistory, period_start_ns
 from analytics.tables import crosscheck_row, daily_rows
+from kilnwatch import cli
 from kilnwatch.config import ConfigError, parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import build_runtime
@@ -225,3 +228,19 @@ def test_deprecated_page_timezone_sets_the_plants_zone_and_may_not_contradict_it
     with pytest.raises(ConfigError, match=r"page\.timezone \(Europe/Berlin\) disagrees"):
         parse_plant({**data, "page": {"timezone": "Europe/Berlin"}})
     assert parse_plant({**data, "page": {"timezone": "Asia/Baku"}}).plants[0].timezone == "Asia/Baku"
+
+
+def test_check_config_rejects_an_unknown_zone_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = demo_plant()
+    data["plants"][0]["timezone"] = "Europe/Berlin"
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(data))
+    assert cli.main(["check-config", str(good)]) == 0
+    data["plants"][0]["timezone"] = "Europe/Berlinn"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert cli.main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: plants[0].timezone: unknown time zone 'Europe/Berlinn': expected an IANA name" in err

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from analytics.aggregates import HourAggregate
 from api.app import create_app
+from api.limits import ApiLimits
 from collector.store import LocalStore
 from kilnwatch import cli
 from kilnwatch.settings import Settings
@@ -24,6 +25,7 @@ from .report_store import HOUR_NS, context, demo_runtime, model_hours, shifted
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00Z
 N_HOURS = 72  # three UTC days
+MONTH_END = 1_769_882_400 * 10**9  # 2026-01-31T18:00Z
 WINDOW = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-04T00:00:00Z"}
 
 
@@ -54,6 +56,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     db.write_aggregates(
         hours=[varied(shifted(template[i % 2], T0 + i * HOUR_NS, 0), i) for i in range(N_HOURS)]
     )
+    # and the 6 hours from 2026-01-31T18:00Z: Baku's February starts at 20:00Z, within them
+    db.write_aggregates(hours=[shifted(template[i % 2], MONTH_END + i * HOUR_NS, 1) for i in range(6)])
     db.close()
     return engine, data_dir
 
@@ -181,3 +185,67 @@ def test_cli_report_takes_local_dates_and_writes_excel_comma(store: tuple[Any, P
     hourly = list(csv.DictReader((tmp_path / "hourly.csv").open()))
     assert hourly[0]["hour"] == "2026-01-01T20:00:00Z" and len(hourly) == 48  # Baku's 2 and 3 January
     assert hourly[0]["hour_local"] == "2026-01-02T00:00:00+04:00"
+
+
+def test_monthly_and_yearly_totals_follow_the_local_calendar(store: tuple[Any, Path]) -> None:
+    baku, utc = client(store, "Asia/Baku"), client(store, "UTC")
+    everything = {"start": "2025-12-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
+    hours = utc.get("/api/v1/kilns/kiln1/hourly", params=everything).json()
+    assert len(hours) == N_HOURS + 6
+
+    def co2(lo: str, hi: str) -> float:
+        return sum(h["co2_t"] for h in hours if lo <= h["hour"] < hi)
+
+    months = baku.get("/api/v1/kilns/kiln1/monthly", params={"month": "2026-01", "months": "2"}).json()
+    jan, feb = months["rows"]
+    assert (jan["period"], jan["start"], jan["end"]) == (
+        "2026-01",
+        "2025-12-31T20:00:00Z",
+        "2026-01-31T20:00:00Z",
+    )
+    assert (feb["start_local"], feb["end_local"]) == (
+        "2026-02-01T00:00:00+04:00",
+        "2026-03-01T00:00:00+04:00",
+    )
+    assert (jan["n_hours"], feb["n_hours"]) == (N_HOURS + 2, 4)
+    assert jan["co2_t"] == pytest.approx(co2(jan["start"], jan["end"]), rel=1e-12)
+    assert feb["co2_t"] == pytest.approx(co2(feb["start"], feb["end"]), rel=1e-12)
+    assert feb["intensity_kg_per_t"] == pytest.approx(1000 * feb["co2_t"] / feb["clinker_t"])
+    in_utc = utc.get("/api/v1/kilns/kiln1/monthly", params={"month": "2026-01", "months": "2"}).json()
+    assert [r["n_hours"] for r in in_utc["rows"]] == [N_HOURS + 6, 0]
+    (year,) = baku.get("/api/v1/kilns/kiln1/yearly", params={"year": "2026"}).json()["rows"]
+    assert (year["period"], year["start"], year["n_hours"]) == ("2026", "2025-12-31T20:00:00Z", N_HOURS + 6)
+    assert year["co2_t"] == pytest.approx(jan["co2_t"] + feb["co2_t"], rel=1e-12)
+    plain = baku.get(
+        "/api/v1/kilns/kiln1/monthly", params={"month": "2026-01", "months": "2", "format": "csv"}
+    )
+    excel = baku.get(
+        "/api/v1/kilns/kiln1/monthly",
+        params={"month": "2026-01", "months": "2", "format": "csv", "dialect": "excel-comma"},
+    )
+    same_numbers(plain.text, excel.content)
+    assert baku.get("/api/v1/kilns/kiln1/monthly", params={"month": "2026-13"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("daily", WINDOW),
+        ("crosscheck", {"day": "2026-01-01", "days": "4"}),
+        ("monthly", {"month": "2025-12", "months": "3"}),
+    ],
+)
+def test_local_days_page_without_loss(store: tuple[Any, Path], path: str, params: dict[str, str]) -> None:
+    engine, data_dir = store
+    ctx = context(demo_runtime("Asia/Baku"), engine, Settings(data_dir=data_dir).store_path)
+    whole = TestClient(create_app(ctx)).get(f"/api/v1/kilns/kiln1/{path}", params=params).json()["rows"]
+    ctx.limits = ApiLimits(max_rows=1)
+    c = TestClient(create_app(ctx))
+    r, rows, pages = c.get(f"/api/v1/kilns/kiln1/{path}", params=params), [], 0
+    while True:
+        rows += r.json()["rows"]
+        pages += 1
+        if r.json()["next"] is None:
+            break
+        r = c.get(r.json()["next"])
+    assert rows == whole and pages == len({row["start"] for row in whole}) > 2
