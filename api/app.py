@@ -11,18 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import (
-    routes_alarms,
-    routes_health,
-    routes_kilns,
-    routes_minutes,
-    routes_reports,
-    routes_stream,
-    routes_totals,
-)
+from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
 from .context import ApiContext
 from .limits import Gates
 from .routes_page import router as page_router
+from .routes_totals import router as totals_router
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -51,7 +44,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.gates = Gates(context.limits, context.registry)
     app.include_router(routes_kilns.router)
     app.include_router(routes_reports.router)
-    app.include_router(routes_totals.router)
+    app.include_router(totals_router)
     app.include_router(routes_minutes.router)
     app.include_router(routes_alarms.router)
     app.include_router(routes_stream.router)
