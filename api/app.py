@@ -15,6 +15,7 @@ from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes
 from .context import ApiContext
 from .limits import Gates
 from .routes_page import router as page_router
+from .routes_totals import router as totals_router
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -43,6 +44,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.gates = Gates(context.limits, context.registry)
     app.include_router(routes_kilns.router)
     app.include_router(routes_reports.router)
+    app.include_router(totals_router)
     app.include_router(routes_minutes.router)
     app.include_router(routes_alarms.router)
     app.include_router(routes_stream.router)
