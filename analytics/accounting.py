@@ -54,7 +54,7 @@ class KilnAccounting:
         clinker = kiln.roles.get(Quantity.CLINKER_RATE)
         self.clinker_row = None if clinker is None else kiln.signals.index(clinker)
         self.pollutants = tuple(kp.pollutant_signals(kiln, signals)) if Quantity.O2 in kiln.roles else ()
-        self.history = SubstitutionHistory()
+        self.history = SubstitutionHistory(rules.year_starts_ns)
 
     @property
     def lookback_ns(self) -> int:

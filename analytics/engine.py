@@ -43,7 +43,6 @@ from .rules import KilnRules
 from .signals import KilnSpec, SignalTable
 from .silence import clock_close_target, silence_markers
 from .stuck import RunState
-from .substitution import period_start_ns
 
 _NEVER = np.iinfo(np.int64).min
 _LATEST = np.iinfo(np.int64).max
@@ -435,8 +434,8 @@ class EmissionsEngine:
 
     def forget_history_before(self, t_ns: int) -> None:
         """Drop substitution history and hour revisions of earlier reporting periods."""
-        lo = period_start_ns(t_ns)
         for state in self.kilns.values():
+            lo = state.acct.history.period_start(t_ns)
             state.acct.history.forget_before(lo)
             for h in [h for h in state.hour_revision if h < lo]:
                 del state.hour_revision[h]

@@ -65,6 +65,7 @@ class DailyPollutant:
     """One pollutant over one day (IED Annex VI Part 8) [mg/Nm3 at the reference O2, dry]."""
 
     day_start_ns: int
+    day_end_ns: int  # a local day: 23, 24 or 25 h (analytics.plant_time)
     pollutant: str
     mean_ref: float | None  # mean of the valid half-hour means, before the CI is subtracted
     validated: float | None  # mean of the validated half-hours: the value compared with the ELV
@@ -72,6 +73,7 @@ class DailyPollutant:
     n_discarded: int  # in operating time but not valid (malfunction, maintenance, missing)
     n_not_operating: int
     n_pending: int  # half-hours not closed yet
+    n_half_hours: int  # in the day: 46, 48 or 50
     valid: bool
     elv: float | None
     exceedance: bool
@@ -84,31 +86,37 @@ def daily_pollutants(
     half_hours: Sequence[tuple[HalfHourAggregate, int]],
     closed_until_ns: int,
     max_discarded: int = pol.MAX_DISCARDED_HALF_HOURS_PER_DAY,
+    day_end_ns: int | None = None,
 ) -> list[DailyPollutant]:
     """Daily values per pollutant from the day's half-hours, each with its hour's revision.
+
+    The day is [day_start_ns, day_end_ns) (default 24 h): a local day with a clock change has 46 or 50
+    half-hours, and every one of them counts for the validity rule.
 
     A half-hour slot without a record counts as discarded if it ended by ``closed_until_ns`` (no data),
     else as pending. A day is valid with at most ``max_discarded`` discarded half-hours and at least one
     valid one; a complete day has no pending half-hour.
     """
-    slot_start = day_start_ns + np.arange(HALF_HOURS_PER_DAY, dtype=np.int64) * HALF_HOUR_NS
+    end = day_start_ns + DAY_NS if day_end_ns is None else day_end_ns
+    n = (end - day_start_ns) // HALF_HOUR_NS
+    slot_start = day_start_ns + np.arange(n, dtype=np.int64) * HALF_HOUR_NS
     pending = slot_start + HALF_HOUR_NS > closed_until_ns
     by_slot: dict[int, tuple[HalfHourAggregate, int]] = {}
     for h, rev in half_hours:
         i = (h.start_ns - day_start_ns) // HALF_HOUR_NS
-        if 0 <= i < HALF_HOURS_PER_DAY:
+        if 0 <= i < n:
             by_slot[int(i)] = (h, rev)
     names = sorted({p for h, _ in by_slot.values() for p in h.pollutants})
     revision = sum({h.start_ns // (2 * HALF_HOUR_NS): rev for h, rev in by_slot.values()}.values())
-    operating = np.ones(HALF_HOURS_PER_DAY, dtype=bool)
+    operating = np.ones(n, dtype=bool)
     for i, (h, _) in by_slot.items():
         operating[i] = h.operating
     operating &= ~pending
     out = []
     for name in names:
-        validated = np.full(HALF_HOURS_PER_DAY, np.nan)
-        means = np.full(HALF_HOURS_PER_DAY, np.nan)
-        valid = np.zeros(HALF_HOURS_PER_DAY, dtype=bool)
+        validated = np.full(n, np.nan)
+        means = np.full(n, np.nan)
+        valid = np.zeros(n, dtype=bool)
         elv = None
         for i, (h, _) in by_slot.items():
             p = h.pollutants.get(name)
@@ -127,6 +135,7 @@ def daily_pollutants(
         out.append(
             DailyPollutant(
                 day_start_ns=day_start_ns,
+                day_end_ns=end,
                 pollutant=name,
                 mean_ref=float(raw.mean) if np.isfinite(raw.mean) else None,
                 validated=value,
@@ -134,6 +143,7 @@ def daily_pollutants(
                 n_discarded=int(raw.n_discarded),
                 n_not_operating=int((~operating & ~pending).sum()),
                 n_pending=int(pending.sum()),
+                n_half_hours=int(n),
                 valid=bool(raw.valid),
                 elv=elv,
                 exceedance=exceed,

@@ -24,6 +24,7 @@ class DailyCrossCheck:
 
     kiln: str
     day_start_ns: int
+    day_end_ns: int  # a local day: 23, 24 or 25 h (analytics.plant_time)
     n_hours: int
     n_hours_compared: int
     n_substituted_hours: int
@@ -52,10 +53,16 @@ def _finite(x: float) -> float | None:
 
 
 def daily_crosscheck(
-    kiln: str, day_start_ns: int, hours: Sequence[HourAggregate], threshold_pct: float
+    kiln: str,
+    day_start_ns: int,
+    hours: Sequence[HourAggregate],
+    threshold_pct: float,
+    day_end_ns: int | None = None,
 ) -> DailyCrossCheck:
-    """Sum a day's hours of one kiln and compare the CEMS CO2 with the mass balance."""
-    day = [h for h in hours if day_start_ns <= h.start_ns < day_start_ns + DAY_NS]
+    """Sum the hours of one kiln-day [day_start_ns, day_end_ns) (default 24 h) and compare the CEMS
+    CO2 with the mass balance."""
+    end = day_start_ns + DAY_NS if day_end_ns is None else day_end_ns
+    day = [h for h in hours if day_start_ns <= h.start_ns < end]
     both = [h for h in day if h.co2_t is not None and h.calculated.total_t is not None]
     cems_both = sum(h.co2_t or 0.0 for h in both)
     calc_both = sum(h.calculated.total_t or 0.0 for h in both)
@@ -67,6 +74,7 @@ def daily_crosscheck(
     return DailyCrossCheck(
         kiln=kiln,
         day_start_ns=day_start_ns,
+        day_end_ns=end,
         n_hours=len(day),
         n_hours_compared=len(both),
         n_substituted_hours=sum(1 for h in day if h.co2_t_substituted),
@@ -89,16 +97,19 @@ def daily_crosscheck(
 
 
 def daily_from_hours(
-    day_start_ns: int, hours: Sequence[HourAggregate], closed_until_ns: int, max_discarded: int
+    day_start_ns: int,
+    hours: Sequence[HourAggregate],
+    closed_until_ns: int,
+    max_discarded: int,
+    day_end_ns: int | None = None,
 ) -> list[DailyPollutant]:
-    """IED daily values per pollutant from the day's stored hours (their half-hours)."""
+    """IED daily values per pollutant from the stored hours of [day_start_ns, day_end_ns) (default
+    24 h; their half-hours)."""
+    end = day_start_ns + DAY_NS if day_end_ns is None else day_end_ns
     halves: list[tuple[HalfHourAggregate, int]] = [
-        (hh, h.revision)
-        for h in hours
-        if day_start_ns <= h.start_ns < day_start_ns + DAY_NS
-        for hh in h.half_hours
+        (hh, h.revision) for h in hours if day_start_ns <= h.start_ns < end for hh in h.half_hours
     ]
-    return daily_pollutants(day_start_ns, halves, closed_until_ns, max_discarded)
+    return daily_pollutants(day_start_ns, halves, closed_until_ns, max_discarded, end)
 
 
 @dataclass(slots=True)
@@ -152,3 +163,50 @@ def plant_hours(plant: str, hours_by_kiln: Mapping[str, Sequence[HourAggregate]]
             )
         )
     return out
+
+
+@dataclass(slots=True)
+class PeriodTotals:
+    """One kiln over a local month or year [t]: sums of its stored hours, intensity = sum / sum."""
+
+    kiln: str
+    start_ns: int
+    end_ns: int
+    n_hours: int = 0
+    n_valid_hours: int = 0
+    n_substituted_hours: int = 0
+    co2_t: float | None = None
+    co_as_co2_t: float | None = None
+    clinker_t: float | None = None
+    intensity_kg_per_t: float | None = None
+    calculated_co2_t: float | None = None
+    deviation_pct: float | None = None  # (CEMS - calculated) / calculated over the hours with both
+    revision: int = 0
+    _cems_both: float = 0.0
+    _calc_both: float = 0.0
+
+    def add(self, hours: Sequence[HourAggregate]) -> None:
+        """Add the hours of [start_ns, end_ns) among ``hours`` (a period may be read in parts)."""
+        inside = [h for h in hours if self.start_ns <= h.start_ns < self.end_ns]
+        self.n_hours += len(inside)
+        self.n_valid_hours += sum(1 for h in inside if h.valid)
+        self.n_substituted_hours += sum(1 for h in inside if h.co2_t_substituted)
+        self.co2_t = _plus(self.co2_t, [h.co2_t for h in inside])
+        self.co_as_co2_t = _plus(self.co_as_co2_t, [h.co_as_co2_t for h in inside])
+        self.clinker_t = _plus(self.clinker_t, [h.clinker_t for h in inside])
+        self.calculated_co2_t = _plus(self.calculated_co2_t, [h.calculated.total_t for h in inside])
+        both = [h for h in inside if h.co2_t is not None and h.calculated.total_t is not None]
+        self._cems_both += sum(h.co2_t or 0.0 for h in both)
+        self._calc_both += sum(h.calculated.total_t or 0.0 for h in both)
+        self.revision += sum(h.revision for h in inside)
+        self.intensity_kg_per_t = None
+        if self.co2_t is not None and self.clinker_t is not None and self.clinker_t > 0:
+            self.intensity_kg_per_t = float(intensity_kg_per_t(self.co2_t, self.clinker_t))
+        self.deviation_pct = (
+            _finite(float(xc.deviation_pct(self._cems_both, self._calc_both))) if self._calc_both else None
+        )
+
+
+def _plus(total: float | None, values: Sequence[float | None]) -> float | None:
+    part = _sum(values)
+    return total if part is None else (part if total is None else total + part)

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+
 from . import crosscheck as xc
 from . import pollutants as pol
 from .averaging import ETS_HOUR_MIN_AVAILABILITY
@@ -105,6 +108,10 @@ class KilnRules:
     toc_pct: float = xc.TOC_DEFAULT_PCT
     fuels: tuple[FuelRule, ...] = ()
     deviation_threshold_pct: float = xc.DEFAULT_DEVIATION_THRESHOLD_PCT
+    #: The plant's time zone (IANA name) and the starts of its local years [ns] (analytics.plant_time):
+    #: the substitution's reporting period; None: UTC years.
+    timezone: str = "UTC"
+    year_starts_ns: npt.NDArray[np.int64] | None = field(default=None, compare=False, repr=False)
 
     @property
     def co_counts_as_co2(self) -> bool:
@@ -129,6 +136,7 @@ class KilnRules:
             "half_hour_valid_fraction": self.half_hour_valid_fraction,
             "operating_fraction": self.operating_fraction,
             "max_discarded_half_hours_per_day": self.max_discarded_half_hours,
+            "timezone": self.timezone,
             "stuck_s": self.stuck_s,
             "stuck_signals": sorted(names.get(i, str(i)) for i in self.stuck_signals),
             "running_min_clinker_t_per_h": self.running_min_clinker_t_per_h,

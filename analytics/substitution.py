@@ -6,15 +6,14 @@ concentration (CO2, CO)  C_mean + 2 sigma of the valid hours of the reporting pe
 stack flow               from the mass balance: Q = calculated CO2 / (C x rho) (Art. 45(4);
                          crosscheck.flow_from_mass_balance); needs the hour's clinker and fuel rates
 
-The reporting period is the calendar year (UTC), as for EU ETS annual emissions [assumption about
-the time zone: the permit's local year may differ by the UTC offset].
+The reporting period is the calendar year, as for EU ETS annual emissions, in the plant's time zone:
+the year starts come from :mod:`analytics.plant_time` as an int64 array (UTC years without one).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
+import numpy.typing as npt
 
 from . import crosscheck as xc
 from . import kiln_params as kp
@@ -30,17 +29,29 @@ UNAVAILABLE = "unavailable"
 CONCENTRATIONS = (kp.CO2_DRY, kp.CO_DRY)
 
 
-def period_start_ns(t_ns: int) -> int:
-    """Start of the reporting period (calendar year, UTC) holding ``t_ns`` [ns]."""
-    year = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).year
-    return int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+def period_start_ns(t_ns: int, year_starts_ns: npt.NDArray[np.int64] | None = None) -> int:
+    """Start of the reporting period (calendar year) holding ``t_ns`` [ns]: the last of the sorted
+    ``year_starts_ns`` at or before it (local years, see analytics.plant_time), else the UTC year."""
+    if year_starts_ns is None:
+        year = np.datetime64(t_ns, "ns").astype("datetime64[Y]")
+        return int(year.astype("datetime64[ns]").astype(np.int64))
+    i = int(np.searchsorted(year_starts_ns, t_ns, side="right")) - 1
+    if i < 0:
+        raise ValueError(f"{t_ns} ns lies before the first tabulated year start")
+    return int(year_starts_ns[i])
 
 
 class SubstitutionHistory:
-    """Valid hourly means of the concentrations, by hour start, for Eq. 4."""
+    """Valid hourly means of the concentrations, by hour start, for Eq. 4; the reporting period
+    is the calendar year that ``year_starts_ns`` delimits (UTC years without it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, year_starts_ns: npt.NDArray[np.int64] | None = None) -> None:
         self._means: dict[str, dict[int, float]] = {p: {} for p in CONCENTRATIONS}
+        self.year_starts_ns = year_starts_ns
+
+    def period_start(self, t_ns: int) -> int:
+        """Start of the reporting period holding ``t_ns`` [ns]."""
+        return period_start_ns(t_ns, self.year_starts_ns)
 
     def record(self, hour: HourAggregate, valid_fraction: float) -> None:
         for name, means in self._means.items():
@@ -57,7 +68,7 @@ class SubstitutionHistory:
 
     def substitute(self, name: str, hour_start_ns: int) -> float | None:
         """C_mean + 2 sigma [unit of the concentration] of the valid hours before the hour, same period."""
-        lo = period_start_ns(hour_start_ns)
+        lo = self.period_start(hour_start_ns)
         values = np.fromiter(
             (v for t, v in self._means[name].items() if lo <= t < hour_start_ns), dtype=float
         )

@@ -11,12 +11,13 @@ existing ones: the first columns never change), e.g.::
 
 The CSV header, the JSON rows, ``kilnwatch report`` and ``/docs`` follow. Rows are plain dicts of
 JSON-ready values; JSON rows may hold nested parts (``parameters``, ``ledger``), CSV only the flat
-columns.
+columns. Local dates and times (``day``, ``hour_local``, ``start_local``...) are in the time zone the
+report is asked in (the plant's, or ``?tz=``): the row functions take its ``clock`` (default UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -24,8 +25,9 @@ from .aggregates import HourAggregate, ParameterStats, PollutantHalfHour
 from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
 from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
-from .reporting import DailyCrossCheck, PlantHour
-from .schema import Field, Nested, Schema, num
+from .plant_time import PlantClock
+from .reporting import DailyCrossCheck, PeriodTotals, PlantHour
+from .schema import UTC_CLOCK, Field, Local, Nested, Schema, num
 
 #: Derived parameters shown per hour, with their availability column in CSV.
 HOUR_PARAMETERS = (FLOW_N_DRY, CO2_DRY, CLINKER_RATE, CO_DRY)
@@ -37,8 +39,32 @@ def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def day_iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).date().isoformat()
+def _local_time(what: str, start_ns: Callable[[Any], int]) -> Field:
+    """``<what>_local``: the start of the row's hour or half-hour in the report's time zone."""
+    return Field(
+        f"{what}_local", str, "", "start in the report's time zone, ISO 8601 with its offset",
+        get=Local(lambda r, clock: clock.local_iso(start_ns(r))),
+    )  # fmt: skip
+
+
+def _local_day(start_ns: Callable[[Any], int]) -> Field:
+    return Field(
+        "day", str, "", "local date in the report's time zone, YYYY-MM-DD",
+        get=Local(lambda r, clock: clock.date_of(start_ns(r)).isoformat()),
+    )  # fmt: skip
+
+
+def _bounds(what: str, start_ns: Callable[[Any], int], end_ns: Callable[[Any], int]) -> tuple[Field, ...]:
+    """The local period's bounds in UTC and in the report's time zone (the rule of
+    :mod:`analytics.plant_time`: a period starts at the first UTC hour at or after its local midnight)."""
+    return (
+        Field("start", str, "", f"start of the local {what}, {_ISO}", get=lambda r: iso(start_ns(r))),
+        Field("end", str, "", f"end of the local {what} (exclusive), {_ISO}", get=lambda r: iso(end_ns(r))),
+        Field("start_local", str, "", f"start of the {what} in the report's time zone, with its offset",
+              get=Local(lambda r, clock: clock.local_iso(start_ns(r)))),
+        Field("end_local", str, "", f"end of the {what} in the report's time zone, with its offset",
+              get=Local(lambda r, clock: clock.local_iso(end_ns(r)))),
+    )  # fmt: skip
 
 
 class LedgerLine(NamedTuple):
@@ -49,6 +75,13 @@ class LedgerLine(NamedTuple):
     stats: ParameterStats
     substituted: bool
     revision: int
+
+
+class PeriodLine(NamedTuple):
+    """A kiln's totals over one local month or year, the record of a period-totals row."""
+
+    period: str  # 2026-03 or 2026
+    totals: PeriodTotals
 
 
 class HalfHourLine(NamedTuple):
@@ -82,6 +115,7 @@ LEDGER = Schema((
     Field("signal", str, "", "signal id"),
     *LEDGER_ENTRY.fields,
     Field("revision", int, "", "the hour's revision"),
+    _local_time("hour", lambda r: r.hour_ns),
 ))  # fmt: skip
 
 #: One derived parameter over one hour.
@@ -137,6 +171,7 @@ HOURLY = Schema((
     Field("parameters", Nested(PARAMETER), "", "per derived parameter", get=_parameters, csv=False),
     Field("ledger", Nested(LEDGER_ENTRY, nullable=True), "", "per signal, with ?ledger=true",
           get=_ledger_not_asked, csv=False),
+    _local_time("hour", lambda h: h.start_ns),
 ))  # fmt: skip
 
 HALFHOURLY = Schema((
@@ -156,10 +191,11 @@ HALFHOURLY = Schema((
     Field("above_elv", bool, "", "validated value above the daily ELV (information only)",
           get=lambda r: r.stats.above_elv),
     Field("revision", int, "", "the hour's revision"),
+    _local_time("half_hour", lambda r: r.start_ns),
 ))  # fmt: skip
 
 DAILY = Schema((
-    Field("day", str, "", "UTC day, YYYY-MM-DD", get=lambda d: day_iso(d.day_start_ns)),
+    _local_day(lambda d: d.day_start_ns),
     Field("pollutant", str, "", "nox, so2, dust, toc or co"),
     Field("mean_ref_mg_per_nm3", float | None, "mg/Nm3", "mean of the valid half-hours",
           get=lambda d: num(d.mean_ref)),
@@ -174,10 +210,12 @@ DAILY = Schema((
     Field("n_not_operating", int, "half-hours", "outside operating time"),
     Field("n_pending", int, "half-hours", "not closed yet"),
     Field("revision", int, "", "sum of the revisions of the day's hours"),
+    Field("n_half_hours", int, "half-hours", "half-hours in the local day: 46, 48 or 50"),
+    *_bounds("day", lambda d: d.day_start_ns, lambda d: d.day_end_ns),
 ))  # fmt: skip
 
 CROSSCHECK = Schema((
-    Field("day", str, "", "UTC day, YYYY-MM-DD", get=lambda c: day_iso(c.day_start_ns)),
+    _local_day(lambda c: c.day_start_ns),
     Field("kiln", str, "", "kiln id"),
     Field("cems_co2_t", float | None, "t", "sum of the reported hourly CO2"),
     Field("co_as_co2_t", float | None, "t", "CO counted as CO2"),
@@ -195,6 +233,28 @@ CROSSCHECK = Schema((
     Field("cems_intensity_kg_per_t", float | None, "kg/t", "CEMS CO2 per tonne of clinker"),
     Field("calculated_intensity_kg_per_t", float | None, "kg/t", "calculated CO2 per tonne of clinker"),
     Field("revision", int, "", "sum of the revisions of the day's hours"),
+    *_bounds("day", lambda c: c.day_start_ns, lambda c: c.day_end_ns),
+))  # fmt: skip
+
+#: A kiln over a local month or year; its record is a :class:`PeriodLine`.
+PERIOD_TOTALS = Schema((
+    Field("period", str, "", "the local month (YYYY-MM) or year (YYYY)"),
+    Field("kiln", str, "", "kiln id", get=lambda r: r.totals.kiln),
+    Field("co2_t", float | None, "t", "sum of the reported hourly CO2", get=lambda r: num(r.totals.co2_t)),
+    Field("clinker_t", float | None, "t", "clinker produced", get=lambda r: num(r.totals.clinker_t)),
+    Field("intensity_kg_per_t", float | None, "kg/t", "sum CO2 / sum clinker",
+          get=lambda r: num(r.totals.intensity_kg_per_t)),
+    Field("co_as_co2_t", float | None, "t", "CO counted as CO2", get=lambda r: num(r.totals.co_as_co2_t)),
+    Field("calculated_co2_t", float | None, "t", "mass balance, hours that have it",
+          get=lambda r: num(r.totals.calculated_co2_t)),
+    Field("deviation_pct", float | None, "%", "(CEMS - calculated)/calculated, hours with both",
+          get=lambda r: num(r.totals.deviation_pct)),
+    Field("n_hours", int, "hours", "stored hours of the period", get=lambda r: r.totals.n_hours),
+    Field("n_valid_hours", int, "hours", "valid hours", get=lambda r: r.totals.n_valid_hours),
+    Field("n_substituted_hours", int, "hours", "hours whose CO2 rests on a substitute",
+          get=lambda r: r.totals.n_substituted_hours),
+    Field("revision", int, "", "sum of the revisions of the period's hours", get=lambda r: r.totals.revision),
+    *_bounds("period", lambda r: r.totals.start_ns, lambda r: r.totals.end_ns),
 ))  # fmt: skip
 
 PLANT_HOURLY = Schema((
@@ -210,6 +270,7 @@ PLANT_HOURLY = Schema((
     Field("kilns", list[str], "", "kilns with the hour (CSV: a|b)"),
     Field("missing_kilns", list[str], "", "kilns without the hour (CSV: a|b)"),
     Field("revision", int, "", "sum of the kilns' revisions"),
+    _local_time("hour", lambda p: p.start_ns),
 ))  # fmt: skip
 
 MINUTE = Schema((
@@ -265,17 +326,21 @@ SCHEMAS: Mapping[str, Schema] = {
     "crosscheck": CROSSCHECK,
     "ledger": LEDGER,
     "plant_hourly": PLANT_HOURLY,
+    "period_totals": PERIOD_TOTALS,
     "minutes": MINUTE,
     "live": LIVE,
 }
 
 
 def hourly_row(
-    h: HourAggregate, signal_param: Mapping[str, str] | None = None, ledger: bool = True
+    h: HourAggregate,
+    signal_param: Mapping[str, str] | None = None,
+    ledger: bool = True,
+    clock: PlantClock = UTC_CLOCK,
 ) -> dict[str, Any]:
     """One hour of a kiln; with ``ledger`` its completeness ledger, where ``signal_param`` maps a
     signal id to the derived parameter it feeds (for ``substituted``)."""
-    row = HOURLY.row(h)
+    row = HOURLY.row(h, clock)
     if ledger:
         row["ledger"] = {line.signal: LEDGER_ENTRY.row(line) for line in ledger_lines(h, signal_param)}
     return row
@@ -293,9 +358,11 @@ def ledger_lines(h: HourAggregate, signal_param: Mapping[str, str] | None = None
     return out
 
 
-def ledger_rows(h: HourAggregate, signal_param: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def ledger_rows(
+    h: HourAggregate, signal_param: Mapping[str, str] | None = None, clock: PlantClock = UTC_CLOCK
+) -> list[dict[str, Any]]:
     """The completeness ledger of one hour: one row per signal."""
-    return [LEDGER.row(line) for line in ledger_lines(h, signal_param)]
+    return [LEDGER.row(line, clock) for line in ledger_lines(h, signal_param)]
 
 
 def halfhourly_rows(
@@ -303,6 +370,7 @@ def halfhourly_rows(
     pollutant: str | None = None,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    clock: PlantClock = UTC_CLOCK,
 ) -> list[dict[str, Any]]:
     """Half-hour rows per pollutant, for half-hours starting in [start_ns, end_ns) when given."""
     out = []
@@ -314,20 +382,28 @@ def halfhourly_rows(
                 continue
             for name, p in sorted(hh.pollutants.items()):
                 if pollutant is None or name == pollutant:
-                    out.append(HALFHOURLY.row(HalfHourLine(hh.start_ns, name, p, hh.operating, h.revision)))
+                    line = HalfHourLine(hh.start_ns, name, p, hh.operating, h.revision)
+                    out.append(HALFHOURLY.row(line, clock))
     return out
 
 
-def daily_rows(days: Sequence[DailyPollutant]) -> list[dict[str, Any]]:
-    return [DAILY.row(d) for d in days]
+def daily_rows(days: Sequence[DailyPollutant], clock: PlantClock = UTC_CLOCK) -> list[dict[str, Any]]:
+    """IED days; ``day`` is the local date in ``clock``'s zone."""
+    return [DAILY.row(d, clock) for d in days]
 
 
-def crosscheck_row(c: DailyCrossCheck) -> dict[str, Any]:
-    return CROSSCHECK.row(c)
+def crosscheck_row(c: DailyCrossCheck, clock: PlantClock = UTC_CLOCK) -> dict[str, Any]:
+    """A kiln-day's cross-check; ``day`` is the local date in ``clock``'s zone."""
+    return CROSSCHECK.row(c, clock)
 
 
-def plant_hourly_rows(hours: Sequence[PlantHour]) -> list[dict[str, Any]]:
-    return [PLANT_HOURLY.row(p) for p in hours]
+def period_totals_row(p: PeriodTotals, label: str, clock: PlantClock) -> dict[str, Any]:
+    """A local month or year of one kiln; ``label`` names it (``2026-03``, ``2026``)."""
+    return PERIOD_TOTALS.row(PeriodLine(label, p), clock)
+
+
+def plant_hourly_rows(hours: Sequence[PlantHour], clock: PlantClock = UTC_CLOCK) -> list[dict[str, Any]]:
+    return [PLANT_HOURLY.row(p, clock) for p in hours]
 
 
 def csv_value(v: Any) -> Any:

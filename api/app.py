@@ -15,6 +15,7 @@ from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes
 from .context import ApiContext
 from .limits import Gates
 from .routes_page import router as page_router
+from .routes_totals import router as totals_router
 from .security import routes as security_routes
 from .security.auth import VIEWER
 from .security.headers import SecurityHeaders, trusted_hosts
@@ -51,6 +52,7 @@ def create_app(context: ApiContext) -> FastAPI:
     # Every /api/v1 route needs a viewer token at least (tests/integration/test_api_auth.py walks them all).
     for data in (routes_kilns, routes_reports, routes_minutes, routes_alarms, routes_stream):
         app.include_router(data.router, dependencies=[VIEWER])
+    app.include_router(totals_router, dependencies=[VIEWER])
     app.include_router(page_router, dependencies=[VIEWER])
     app.include_router(routes_health.router)  # /healthz open; /readyz and /metrics need a token
     app.include_router(security_routes.router)

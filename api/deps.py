@@ -19,6 +19,7 @@ from analytics.signals import KilnSpec
 
 from . import limits
 from .context import ApiContext
+from .csv_dialect import Dialect
 from .timeparse import time_range
 
 
@@ -57,6 +58,18 @@ StreamSlot = Annotated[None, Depends(limits.stream_slot)]
 
 #: ``?format=json|csv``
 Format = Annotated[Literal["json", "csv"], Query()]
+#: ``?dialect=`` of a CSV answer (:mod:`api.csv_dialect`)
+CsvDialect = Annotated[
+    Dialect,
+    Query(
+        description="CSV: rfc4180 (comma, decimal point) or excel-comma (semicolon, decimal comma, UTF-8 BOM)"
+    ),
+]
+#: ``?tz=``: the time zone of a report's local days and times (:func:`api.report_time.report_clock`)
+Tz = Annotated[
+    str | None,
+    Query(description="IANA time zone of local days and times, e.g. Europe/Berlin; default: the plant's"),
+]
 
 
 @dataclass(frozen=True, slots=True)

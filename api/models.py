@@ -65,6 +65,7 @@ DailyRow: Any = row_model("DailyRow", tables.DAILY)
 CrossCheckRow: Any = row_model("CrossCheckRow", tables.CROSSCHECK)
 LedgerRow: Any = row_model("LedgerRow", tables.LEDGER)
 PlantHourRow: Any = row_model("PlantHourRow", tables.PLANT_HOURLY)
+PeriodTotalsRow: Any = row_model("PeriodTotalsRow", tables.PERIOD_TOTALS)
 
 
 RowT = TypeVar("RowT", bound=BaseModel)

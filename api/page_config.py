@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from analytics import plant_time
 
 
 class KilnThresholds(BaseModel):
@@ -63,16 +63,12 @@ class PageSettings(BaseModel):
 
     timezone: str = Field(
         default="UTC",
-        description="the plant's time zone (IANA name, e.g. Asia/Baku): the page shows times in it",
+        description="the plant's time zone (IANA name), in which the page shows times; in the plant file "
+        "it is the first plant's `timezone` (`page.timezone` there is a deprecated alias of it)",
     )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: expected an IANA name such as Asia/Baku"
-            ) from None
+        plant_time.zone(value)
         return value

@@ -10,9 +10,7 @@ at most ``max_rows`` rows, or the rows of one group when that group alone has mo
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,11 +19,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
 
-from analytics import tables
 from analytics.aggregates import HourAggregate
 from analytics.schema import Schema
 
 from .context import HistorySource
+from .csv_dialect import csv_text
 
 #: (start of the period [ns], its rows)
 Group = tuple[int, list[dict[str, Any]]]
@@ -116,15 +114,6 @@ def json_page(
     return Response(rows, media_type="application/json", headers=out)
 
 
-def _csv_text(rows: Iterable[dict[str, Any]], fields: Schema, header: bool) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields.csv_header, extrasaction="ignore", lineterminator="\n")
-    if header:
-        writer.writeheader()
-    writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in rows)
-    return buf.getvalue()
-
-
 def csv_stream(
     load: Loader,
     start_ns: int,
@@ -133,19 +122,21 @@ def csv_stream(
     fields: Schema,
     filename: str,
     headers: dict[str, str],
+    dialect: str = "rfc4180",
 ) -> StreamingResponse:
-    """The whole range as CSV with a header row (the CSV columns of ``fields``), written chunk by
-    chunk as it is read."""
+    """The whole range as CSV (``dialect``: :mod:`api.csv_dialect`) with a header row (the CSV
+    columns of ``fields``), written chunk by chunk as it is read."""
 
     async def body() -> AsyncIterator[str]:
-        yield _csv_text((), fields, header=True)
+        columns = fields.csv_header
+        yield csv_text((), columns, dialect, header=True)
         t = start_ns
         while t < end_ns:
             hi = min(end_ns, t + chunk_ns)
             chunk = await load(t, hi)
             if chunk:
                 rows = [r for _, group in chunk for r in group]
-                yield await run_in_threadpool(_csv_text, rows, fields, False)
+                yield await run_in_threadpool(csv_text, rows, columns, dialect, False)
             t = hi
 
     out = {"Content-Disposition": f'attachment; filename="{filename}"', **headers}

@@ -15,9 +15,10 @@ from analytics.signals import KilnSpec, Quantity
 
 from . import paging
 from .context import ApiContext
-from .deps import Context, Format, Kiln, Last24h, ReportSlot, get_context, kiln_or_404
+from .deps import Context, CsvDialect, Format, Kiln, Last24h, ReportSlot, Tz, get_context, kiln_or_404
 from .live import live_json
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
+from .report_time import report_clock
 from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")
@@ -83,6 +84,8 @@ async def hourly(
     _slot: ReportSlot,
     span: Last24h,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
     envelope: Annotated[
         bool,
         Query(
@@ -99,14 +102,15 @@ async def hourly(
     start_ns, end_ns = span.start_ns, span.end_ns
     feeds = signal_feeds(ctx, kiln)
     headers = method_header(kiln_method(ctx, kiln.id))
+    clock = report_clock(ctx, [kiln.id], tz)
 
     def row(h: HourAggregate) -> list[dict[str, Any]]:
-        return [tables.hourly_row(h, feeds, ledger=ledger)]
+        return [tables.hourly_row(h, feeds, ledger=ledger, clock=clock)]
 
     load = paging.hour_groups(ctx.history, kiln.id, row)
     if format == "csv":
         return paging.csv_stream(
-            load, start_ns, end_ns, paging.CHUNK_NS, tables.HOURLY, f"{kiln.id}-hourly.csv", headers
+            load, start_ns, end_ns, paging.CHUNK_NS, tables.HOURLY, f"{kiln.id}-hourly.csv", headers, dialect
         )
     rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows)
     link = None if cursor is None else paging.next_url(request, start=iso(cursor), end=iso(end_ns))

@@ -10,8 +10,10 @@ so revised hours (late data) show at once, with their revision.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -23,16 +25,18 @@ from analytics import tables
 from analytics.crosscheck import DEFAULT_DEVIATION_THRESHOLD_PCT
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
+from analytics.plant_time import PlantClock
 from analytics.reporting import daily_crosscheck, daily_from_hours, plant_hours
 from analytics.schema import Schema
 from analytics.signals import KilnSpec
 
 from . import paging
 from .context import ApiContext
-from .deps import Context, Format, Kiln, ReportSlot
+from .deps import Context, CsvDialect, Format, Kiln, ReportSlot, Tz
 from .models import CrossCheckRow, DailyRow, HalfHourRow, LedgerRow, PlantHourRow, Report
+from .report_time import report_clock
 from .routes_kilns import kiln_method, method_header, signal_feeds
-from .timeparse import iso, parse_day, time_range
+from .timeparse import EARLIEST, LATEST, iso, time_range
 
 router = APIRouter(prefix="/api/v1")
 
@@ -52,13 +56,14 @@ async def _answer(
     filename: str,
     header_method: dict[str, Any] | None = None,
     next_params: Callable[[int], dict[str, str]] | None = None,
+    dialect: str = "rfc4180",
 ) -> Any:
     """Rows of [lo, hi) as a JSON page or a CSV stream. ``header_method``: a shorter method block for
     the header (default: ``method``); ``next_params``: the query of the next page from its cursor
-    (default: ``start`` = the cursor, ``end`` = ``hi``)."""
+    (default: ``start`` = the cursor, ``end`` = ``hi``); ``dialect``: of the CSV."""
     headers = method_header(header_method or method)
     if format == "csv":
-        return paging.csv_stream(load, lo, hi, paging.CHUNK_NS, fields, filename, headers)
+        return paging.csv_stream(load, lo, hi, paging.CHUNK_NS, fields, filename, headers, dialect)
     return await _json(request, load, lo, hi, method, headers, next_params)
 
 
@@ -92,10 +97,28 @@ def _newest_hour_end(ctx: ApiContext, kiln: str, lo: int, hi: int) -> int:
     return lo
 
 
-def _days(start: str | None, end: str | None) -> tuple[int, int]:
-    """Whole UTC days overlapping [start, end) [ns]; default the last 7 days up to now."""
+def _days(clock: PlantClock, start: str | None, end: str | None) -> list[int]:
+    """Bounds of the whole local days overlapping [start, end) [ns]; default the last 7 days up to now."""
     start_ns, end_ns = time_range(start, end, _DAY_SPAN_NS, time.time_ns())
-    return start_ns // DAY_NS * DAY_NS, -(-end_ns // DAY_NS) * DAY_NS
+    return [int(b) for b in clock.days_over(start_ns, end_ns)]
+
+
+def _local_day(clock: PlantClock, value: str | None) -> date:
+    """``YYYY-MM-DD`` as a local date (default: today in ``clock``'s zone); 422 when not a date."""
+    if value is None:
+        return clock.date_of(time.time_ns())
+    try:
+        d = date.fromisoformat(value)
+    except ValueError as err:
+        raise HTTPException(422, detail=f"day={value!r} is not a date such as 2026-11-28") from err
+    if not EARLIEST.date() < d < LATEST.date() - timedelta(days=366):
+        raise HTTPException(422, detail=f"day={value!r} is outside the supported times")
+    return d
+
+
+def _starting_in(bounds: list[int], a: int, b: int) -> list[tuple[int, int]]:
+    """(start, end) of the days in ``bounds`` that start in [a, b)."""
+    return [(s, e) for s, e in itertools.pairwise(bounds) if a <= s < b]
 
 
 def _kiln_rule(ctx: ApiContext, kiln: KilnSpec, *path: str, default: Any) -> Any:
@@ -115,13 +138,18 @@ async def halfhourly(
     end: End = None,
     pollutant: Annotated[str | None, Query(description="nox, so2, dust, toc, co; default all")] = None,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
 ) -> Any:
     """IED half-hours per pollutant: mean at the reference O2 (10 %), dry; validity; confidence interval;
     validated value; daily ELV; whether the validated value lies above it (information only: for
     cement kilns the daily average decides compliance)."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
+    clock = report_clock(ctx, [kiln.id], tz)
     load = paging.hour_groups(
-        ctx.history, kiln.id, lambda h: tables.halfhourly_rows([h], pollutant, start_ns, end_ns)
+        ctx.history,
+        kiln.id,
+        lambda h: tables.halfhourly_rows([h], pollutant, start_ns, end_ns, clock),
     )
     return await _answer(
         request,
@@ -132,6 +160,7 @@ async def halfhourly(
         kiln_method(ctx, kiln.id),
         format,
         f"{kiln.id}-halfhourly.csv",
+        dialect=dialect,
     )
 
 
@@ -141,13 +170,18 @@ async def daily(
     ctx: Context,
     request: Request,
     _slot: ReportSlot,
-    start: Annotated[str | None, Query(description="ISO 8601; whole UTC days, default: the last 7")] = None,
+    start: Annotated[str | None, Query(description="ISO 8601; whole local days, default: the last 7")] = None,
     end: End = None,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
 ) -> Any:
     """IED daily averages per pollutant from the validated half-hours, their validity (at most
-    ``max_discarded_half_hours_per_day`` discarded) and exceedance of the daily ELV."""
-    lo, hi = _days(start, end)
+    ``max_discarded_half_hours_per_day`` discarded of the day's 46, 48 or 50) and exceedance of the
+    daily ELV, per local day of the plant's time zone (or ``tz``)."""
+    clock = report_clock(ctx, [kiln.id], tz)
+    bounds = _days(clock, start, end)
+    lo, hi = bounds[0], bounds[-1]
     closed_until = await run_in_threadpool(_newest_hour_end, ctx, kiln.id, lo, hi)
     max_discarded = int(
         _kiln_rule(
@@ -156,17 +190,21 @@ async def daily(
     )
 
     def read(a: int, b: int) -> list[paging.Group]:
-        hours = ctx.history.hours(kiln.id, a, b)
+        days = _starting_in(bounds, a, b)
+        if not days:
+            return []
+        hours = ctx.history.hours(kiln.id, days[0][0], days[-1][1])
         return [
-            (d, tables.daily_rows(daily_from_hours(d, hours, closed_until, max_discarded)))
-            for d in range(a, b, DAY_NS)
+            (d, tables.daily_rows(daily_from_hours(d, hours, closed_until, max_discarded, e), clock))
+            for d, e in days
         ]
 
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
 
     method = kiln_method(ctx, kiln.id)
-    return await _answer(request, load, lo, hi, tables.DAILY, method, format, f"{kiln.id}-daily.csv")
+    filename = f"{kiln.id}-daily.csv"
+    return await _answer(request, load, lo, hi, tables.DAILY, method, format, filename, dialect=dialect)
 
 
 @router.get("/kilns/{kiln_id}/crosscheck", response_model=Report[CrossCheckRow])
@@ -175,14 +213,18 @@ async def crosscheck(
     ctx: Context,
     request: Request,
     _slot: ReportSlot,
-    day: Annotated[str | None, Query(description="YYYY-MM-DD (UTC); default today")] = None,
+    day: Annotated[str | None, Query(description="YYYY-MM-DD, a local date; default today")] = None,
     days: Annotated[int, Query(ge=1, le=366, description="number of days from ``day``")] = 1,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
 ) -> Any:
-    """Mass-balance corroboration (MRR Art. 46; WE10): the day's CEMS CO2 against calcination +
+    """Mass-balance corroboration (MRR Art. 46; WE10): the local day's CEMS CO2 against calcination +
     fuels + raw-meal TOC, with the deviation in % and a flag above the kiln's threshold."""
-    first = time.time_ns() // DAY_NS * DAY_NS if day is None else parse_day(day, "day")
-    last = first + days * DAY_NS
+    clock = report_clock(ctx, [kiln.id], tz)
+    d0 = _local_day(clock, day)
+    bounds = [int(b) for b in clock.day_bounds(d0, d0 + timedelta(days=days - 1))]
+    first, last = bounds[0], bounds[-1]
     threshold = float(
         _kiln_rule(
             ctx, kiln, "mass_balance", "deviation_threshold_pct", default=DEFAULT_DEVIATION_THRESHOLD_PCT
@@ -190,22 +232,30 @@ async def crosscheck(
     )
 
     def read(a: int, b: int) -> list[paging.Group]:
-        hours = ctx.history.hours(kiln.id, a, b)
+        days = _starting_in(bounds, a, b)
+        if not days:
+            return []
+        hours = ctx.history.hours(kiln.id, days[0][0], days[-1][1])
         return [
-            (d, [tables.crosscheck_row(daily_crosscheck(kiln.id, d, hours, threshold))])
-            for d in range(a, b, DAY_NS)
+            (d, [tables.crosscheck_row(daily_crosscheck(kiln.id, d, hours, threshold, e), clock)])
+            for d, e in days
         ]
 
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
 
     def next_params(cursor: int) -> dict[str, str]:
-        return {"day": iso(cursor)[:10], "days": str((last - cursor) // DAY_NS)}
+        return {
+            "day": clock.date_of(cursor).isoformat(),
+            "days": str(len(_starting_in(bounds, cursor, last))),
+        }
 
     method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-crosscheck.csv"
     fields = tables.CROSSCHECK
-    return await _answer(request, load, first, last, fields, method, format, filename, None, next_params)
+    return await _answer(
+        request, load, first, last, fields, method, format, filename, None, next_params, dialect
+    )
 
 
 @router.get("/kilns/{kiln_id}/ledger", response_model=Report[LedgerRow])
@@ -217,15 +267,19 @@ async def ledger(
     start: Start = None,
     end: End = None,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
 ) -> Any:
     """Completeness per signal and hour: expected, received and valid grid points, the invalid ones
     by reason, and whether the hourly value the signal feeds was substituted."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
     feeds = signal_feeds(ctx, kiln)
-    load = paging.hour_groups(ctx.history, kiln.id, lambda h: tables.ledger_rows(h, feeds))
+    clock = report_clock(ctx, [kiln.id], tz)
+    load = paging.hour_groups(ctx.history, kiln.id, lambda h: tables.ledger_rows(h, feeds, clock))
     method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-ledger.csv"
-    return await _answer(request, load, start_ns, end_ns, tables.LEDGER, method, format, filename)
+    fields = tables.LEDGER
+    return await _answer(request, load, start_ns, end_ns, fields, method, format, filename, dialect=dialect)
 
 
 @router.get("/plants/{plant_id}/hourly", response_model=Report[PlantHourRow])
@@ -237,6 +291,8 @@ async def plant_hourly(
     start: Start = None,
     end: End = None,
     format: Format = "json",
+    dialect: CsvDialect = "rfc4180",
+    tz: Tz = None,
 ) -> Any:
     """A plant's hourly CO2 and clinker summed over its kilns; intensity = sum CO2 / sum clinker."""
     kilns = [k for k in ctx.kilns if k.plant == plant_id]
@@ -244,11 +300,13 @@ async def plant_hourly(
         known = sorted({k.plant for k in ctx.kilns})
         raise HTTPException(404, detail=f"no plant {plant_id!r}; known plants: {known}")
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
+    clock = report_clock(ctx, [k.id for k in kilns], tz)
 
     def read(a: int, b: int) -> list[paging.Group]:
         by_kiln = {k.id: ctx.history.hours(k.id, a, b) for k in kilns}
         sums = plant_hours(plant_id, by_kiln)
-        return [(h.start_ns, [r]) for h, r in zip(sums, tables.plant_hourly_rows(sums), strict=True)]
+        rows = tables.plant_hourly_rows(sums, clock)
+        return [(h.start_ns, [r]) for h, r in zip(sums, rows, strict=True)]
 
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
@@ -257,4 +315,6 @@ async def plant_hourly(
     method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
     filename = f"{plant_id}-hourly.csv"
     fields = tables.PLANT_HOURLY
-    return await _answer(request, load, start_ns, end_ns, fields, method, format, filename, shared)
+    return await _answer(
+        request, load, start_ns, end_ns, fields, method, format, filename, shared, None, dialect
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics import crosscheck as xc
+from analytics import plant_time
 from analytics import pollutants as pol
 from analytics import rules as kr
 from analytics.corrections import O2_REFERENCE_CEMENT_PCT
@@ -23,6 +25,7 @@ from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
 from collector.secret_values import SECRET_NAME, mask_urls
 
+_log = logging.getLogger(__name__)
 DEMO_PLANT = Path(__file__).with_name("demo_plant.yaml")
 
 
@@ -212,6 +215,16 @@ class PlantConfig(_Strict):
     reporting: Literal["eu_mrr", "us_part75", "us_part98"] = Field(
         default="eu_mrr", description="EU MRR Art. 43, or 40 CFR 75 App. F / 40 CFR 98 Eq. C-6 mass rates"
     )
+    timezone: str = Field(
+        default=plant_time.DEFAULT_ZONE,
+        description="the plant's time zone (IANA name, e.g. Asia/Baku): its local days, months and years",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        plant_time.zone(value)
+        return value
 
 
 class SourcesConfig(_Strict):
@@ -276,6 +289,24 @@ class PlantFile(_Strict):
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     page: PageSettings = Field(default_factory=PageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @model_validator(mode="after")
+    def _one_time_zone_setting(self) -> PlantFile:
+        """``page.timezone`` is the deprecated place of the plants' ``timezone``: it fills in the
+        plants that name none and must agree with those that do. The page shows the first plant's."""
+        if "timezone" in self.page.model_fields_set:
+            old = self.page.timezone
+            _log.warning("page.timezone is deprecated: write `timezone: %s` under each plant", old)
+            for i, plant in enumerate(self.plants):
+                if "timezone" not in plant.model_fields_set:
+                    plant.timezone = old
+                elif plant.timezone != old:
+                    raise ValueError(
+                        f"page.timezone ({old}) disagrees with plants[{i}].timezone ({plant.timezone}); "
+                        "page.timezone is deprecated: keep only the plant's timezone"
+                    )
+        self.page.timezone = self.plants[0].timezone
+        return self
 
     @model_validator(mode="after")
     def _bindings_resolve(self) -> PlantFile:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from analytics import crosscheck as xc
+from analytics import plant_time
 from analytics import rules as kr
 from analytics.engine import EngineParams
+from analytics.plant_time import PlantClock
 from analytics.signals import KilnSpec, SignalInfo, SignalTable
 from analytics.units import CANONICAL_UNIT, DEFAULT_RANGE, conversion
 from analytics.us_units import ReportingConvention
@@ -30,7 +32,7 @@ ASSUMPTIONS = {
     "validated_not_below_zero": "a half-hour below its confidence interval is validated as 0",
     "substitution_fallback": "without 2 valid hours in the reporting period yet, CO2 concentration is "
     "substituted from the mass balance; CO without history is left out",
-    "reporting_period": "calendar year, UTC",
+    "reporting_period": "calendar year of the plant's time zone (kilns.*.timezone)",
     "sigma": "sample standard deviation (ddof 1) in C_mean + 2 sigma",
     "deviation_threshold": "cross-check flagged above deviation_threshold_pct (MRR Art. 46 gives none)",
     "qal2_out_of_force": "outside its validity dates a QAL2 function is not applied; values are uncertain",
@@ -91,6 +93,7 @@ class Runtime:
             "validity": "a minute or hour is valid when flow, CO2 and clinker each meet the valid fraction "
             "and its CO2 and intensity are finite numbers (an hour without clinker has no intensity)",
             "plausibility": self._plausibility(),
+            "calendar": plant_time.BOUNDARY_RULE,
             "assumptions": ASSUMPTIONS,
             "kilns": {k: r.describe(names) for k, r in p.rules.items()},
         }
@@ -154,8 +157,13 @@ def build_runtime(plant: PlantFile) -> Runtime:
     table = SignalTable(infos)
     kilns = [KilnSpec.from_table(table, k.id, k.name or k.id, p.id) for p, k in plant.kilns()]
     e = plant.engine
+    clocks = {p.id: PlantClock(p.timezone) for p in plant.plants}
     rules = {
-        k.id: kiln_rules(k, table, ReportingConvention(p.reporting), e.hour_valid_fraction)
+        k.id: replace(
+            kiln_rules(k, table, ReportingConvention(p.reporting), e.hour_valid_fraction),
+            timezone=p.timezone,
+            year_starts_ns=clocks[p.id].year_starts_ns,
+        )
         for p, k in plant.kilns()
     }
     params = EngineParams(

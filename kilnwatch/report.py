@@ -2,20 +2,22 @@
 
     kilnwatch report --kiln kiln1 --from 2026-01-01 --to 2026-01-31 --format csv --output jan.csv
 
-A plain date in ``--to`` includes that day; an ISO 8601 time is exclusive. Ranges longer than a week
-show a progress bar (rich) on stderr while the store is read day by day. JSON carries the method
-block; a CSV written to ``--output F`` gets it beside, as ``F.method.json``.
+Dates are local dates of the kiln's plant (its ``timezone``, or ``--tz``): ``--from 2026-03-01`` is
+the plant's local midnight, a plain date in ``--to`` includes that day; an ISO 8601 time is exclusive
+(without an offset it is a local time too). Days in the daily tables are local days. ``--dialect
+excel-comma`` writes CSV for decimal-comma spreadsheets (semicolon, decimal comma, UTF-8 with BOM).
+Ranges longer than a week show a progress bar (rich) on stderr while the store is read day by day.
+JSON carries the method block; a CSV written to ``--output F`` gets it beside, as ``F.method.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import itertools
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from analytics import tables
 from analytics.aggregates import HourAggregate
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
+from analytics.plant_time import PlantClock, zone
 from analytics.reporting import daily_crosscheck, daily_from_hours
+from api.csv_dialect import DIALECTS, csv_text
 from collector.store import StoreReader
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
@@ -50,9 +54,18 @@ def add_report_parser(
         formatter_class=formatter_class,
     )
     p.add_argument("--kiln", required=True, help="kiln id")
-    p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
+    p.add_argument(
+        "--from", dest="start", required=True, help="YYYY-MM-DD (local midnight) or ISO 8601 (naive = local)"
+    )
     p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (included) or ISO 8601 (excluded)")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="CSV (one table) or JSON")
+    p.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default="rfc4180",
+        help="CSV: rfc4180 (comma, decimal point) or excel-comma (semicolon, decimal comma, UTF-8 BOM)",
+    )
+    p.add_argument("--tz", help="IANA time zone of the dates and days (default: the plant's timezone)")
     p.add_argument(
         "--table", choices=(*TABLES, "all"), default="hourly", help="which report; 'all': JSON only"
     )
@@ -75,8 +88,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         plant: PlantFile = (
             load_plant_file(args.config) if args.config else parse_plant(demo_plant(), "demo plant")
         )
-        start_ns, end_ns = parse_range(args.start, args.end)
-    except (ConfigError, ValueError) as err:
+    except ConfigError as err:
         print(f"kilnwatch report: {err}", file=sys.stderr)
         return 2
     runtime = build_runtime(plant)
@@ -86,6 +98,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        clock = PlantClock(zone(args.tz or runtime.engine_params.rules[args.kiln].timezone).key)
+        start_ns, end_ns = parse_range(args.start, args.end, clock)
+    except ValueError as err:
+        print(f"kilnwatch report: {err}", file=sys.stderr)
+        return 2
     if args.table == "all" and args.format == "csv":
         print("kilnwatch report: --table all needs --format json", file=sys.stderr)
         return 2
@@ -93,11 +111,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not settings.store_path.exists():
         print(f"kilnwatch report: no local store at {settings.store_path}", file=sys.stderr)
         return 2
-    hours = read_hours(StoreReader(settings.store_path), args.kiln, start_ns, end_ns, not args.no_progress)
-    report = build_report(runtime, args.kiln, hours, start_ns, end_ns)
-    text = render(report, args.table, args.format)
+    bounds = clock.days_over(start_ns, end_ns)
+    reader = StoreReader(settings.store_path)
+    hours = read_hours(reader, args.kiln, int(bounds[0]), int(bounds[-1]), not args.no_progress)
+    report = build_report(runtime, args.kiln, hours, start_ns, end_ns, clock)
+    text = render(report, args.table, args.format, args.dialect)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        args.output.write_text(text, encoding="utf-8", newline="")
         if args.format == "csv":  # the rules used travel beside the table
             method = args.output.with_name(args.output.name + ".method.json")
             method.write_text(json.dumps(report["method"], indent=1) + "\n", encoding="utf-8")
@@ -106,25 +126,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_range(start: str, end: str) -> tuple[int, int]:
-    """[start, end) [ns]; a plain date as ``end`` means the end of that day."""
-    lo = _parse(start, end=False)
-    hi = _parse(end, end=True)
+def parse_range(start: str, end: str, clock: PlantClock | None = None) -> tuple[int, int]:
+    """[start, end) [ns] in ``clock``'s zone (default UTC); a plain date as ``end`` means the end of
+    that local day."""
+    clock = clock or PlantClock()
+    lo = _parse(start, False, clock)
+    hi = _parse(end, True, clock)
     if lo >= hi:
         raise ValueError(f"--from {start} must be before --to {end}")
     return lo, hi
 
 
-def _parse(text: str, end: bool) -> int:
+def _parse(text: str, end: bool, clock: PlantClock) -> int:
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
-            ns = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1_000_000_000
-            return ns + (DAY_NS if end else 0)
+            return clock.midnight_ns(d + timedelta(days=1) if end else d)
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:
         raise ValueError(f"{text!r} is not a date (2026-01-31) or an ISO 8601 time") from err
-    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    t = t if t.tzinfo else t.replace(tzinfo=clock.tz)
     return int(t.timestamp() * 1_000_000) * 1000
 
 
@@ -139,9 +160,9 @@ def _days(start_ns: int, end_ns: int) -> Iterator[tuple[int, int]]:
 def read_hours(
     reader: StoreReader, kiln: str, start_ns: int, end_ns: int, progress: bool
 ) -> list[HourAggregate]:
-    """The kiln's stored hours of whole UTC days around [start, end), read a day at a time."""
-    lo, hi = start_ns // DAY_NS * DAY_NS, -(-end_ns // DAY_NS) * DAY_NS
-    days = list(_days(lo, hi))
+    """The kiln's stored hours of [start, end) (whole local days: the caller's bounds), read a day at a
+    time."""
+    days = list(_days(start_ns, end_ns))
     out: list[HourAggregate] = []
     if not progress or len(days) <= _PROGRESS_AFTER_DAYS:
         for a, b in days:
@@ -162,35 +183,43 @@ def read_hours(
 
 
 def build_report(
-    runtime: Runtime, kiln: str, hours: list[HourAggregate], start_ns: int, end_ns: int
+    runtime: Runtime,
+    kiln: str,
+    hours: list[HourAggregate],
+    start_ns: int,
+    end_ns: int,
+    clock: PlantClock | None = None,
 ) -> dict[str, Any]:
-    """Every table of the range, as the API gives them, with the kiln's method block."""
+    """Every table of the range, as the API gives them, with the kiln's method block; the daily
+    tables hold the local days (``clock``, default UTC) that overlap the range."""
+    clock = clock or PlantClock()
     rules = runtime.engine_params.rules[kiln]
     method = {k: v for k, v in runtime.method().items() if k != "kilns"}
     method["kiln"] = runtime.method()["kilns"].get(kiln, {})
     in_range = [h for h in hours if start_ns <= h.start_ns < end_ns]
     closed_until = max((h.start_ns + HOUR_NS for h in hours), default=start_ns)
-    day_starts = range(start_ns // DAY_NS * DAY_NS, end_ns, DAY_NS)
+    bounds = [int(b) for b in clock.days_over(start_ns, end_ns)]
+    days = list(itertools.pairwise(bounds))
     daily = [
         d
-        for day in day_starts
-        for d in daily_from_hours(day, hours, closed_until, rules.max_discarded_half_hours)
+        for a, b in days
+        for d in daily_from_hours(a, hours, closed_until, rules.max_discarded_half_hours, b)
     ]
     return {
         "kiln": kiln,
         "method": method,
-        "hourly": [tables.hourly_row(h) for h in in_range],
-        "halfhourly": tables.halfhourly_rows(in_range, None, start_ns, end_ns),
-        "daily": tables.daily_rows(daily),
+        "hourly": [tables.hourly_row(h, clock=clock) for h in in_range],
+        "halfhourly": tables.halfhourly_rows(in_range, None, start_ns, end_ns, clock),
+        "daily": tables.daily_rows(daily, clock),
         "crosscheck": [
-            tables.crosscheck_row(daily_crosscheck(kiln, d, hours, rules.deviation_threshold_pct))
-            for d in day_starts
+            tables.crosscheck_row(daily_crosscheck(kiln, a, hours, rules.deviation_threshold_pct, b), clock)
+            for a, b in days
         ],
-        "ledger": [r for h in in_range for r in tables.ledger_rows(h)],
+        "ledger": [r for h in in_range for r in tables.ledger_rows(h, clock=clock)],
     }
 
 
-def render(report: dict[str, Any], table: str, fmt: str) -> str:
+def render(report: dict[str, Any], table: str, fmt: str, dialect: str = "rfc4180") -> str:
     if fmt == "json":
         body = (
             report
@@ -198,9 +227,4 @@ def render(report: dict[str, Any], table: str, fmt: str) -> str:
             else {"kiln": report["kiln"], "method": report["method"], "rows": report[table]}
         )
         return json.dumps(body, indent=1) + "\n"
-    buf = io.StringIO()
-    columns = tables.SCHEMAS[table].csv_header
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: tables.csv_value(v) for k, v in r.items()} for r in report[table])
-    return buf.getvalue()
+    return csv_text(report[table], tables.SCHEMAS[table].csv_header, dialect)

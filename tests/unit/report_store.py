@@ -25,8 +25,9 @@ HOUR_NS = 3600 * NS_PER_S
 KILN = "kiln1"
 
 
-def demo_runtime() -> Runtime:
+def demo_runtime(timezone: str = "UTC") -> Runtime:
     plant = demo_plant(opcua_port=4840, mqtt_port=None, kilns=(KILN,))
+    plant["plants"][0]["timezone"] = timezone
     plant["plants"][0]["kilns"][0]["accounting"] = {
         "fuels": [{"name": "coal", "signal": f"{KILN}.fuel.rate", "ncv_gj_per_t": 25.8, "ef_t_per_tj": 94.6}]
     }

@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[Any, str]] = {
     "crosscheck": (models.CrossCheckRow, f"/api/v1/kilns/{KILN}/crosscheck?day=2026-01-01"),
     "ledger": (models.LedgerRow, f"/api/v1/kilns/{KILN}/ledger?{SPAN}"),
     "plant_hourly": (models.PlantHourRow, f"/api/v1/plants/demo/hourly?{SPAN}"),
+    "period_totals": (models.PeriodTotalsRow, f"/api/v1/kilns/{KILN}/monthly?month=2026-01"),
     "minutes": (models.MinuteRow, f"/api/v1/kilns/{KILN}/minutes?{SPAN}"),
     "live": (models.LiveResponse, f"/api/v1/kilns/{KILN}/live"),
 }
@@ -89,11 +90,17 @@ def test_schema_model_json_and_openapi_agree(client: TestClient, kind: str) -> N
             assert docs[f.name]["description"].endswith(f"[{f.unit}]") and docs[f.name]["x-unit"] == f.unit
 
 
-@pytest.mark.parametrize("kind", ["hourly", "halfhourly", "daily", "crosscheck", "ledger", "plant_hourly"])
-def test_csv_header_of_the_api_is_the_schemas(client: TestClient, kind: str) -> None:
+@pytest.mark.parametrize(
+    "kind", ["hourly", "halfhourly", "daily", "crosscheck", "ledger", "plant_hourly", "period_totals"]
+)
+@pytest.mark.parametrize("dialect", ["rfc4180", "excel-comma"])
+def test_csv_header_of_the_api_is_the_schemas(client: TestClient, kind: str, dialect: str) -> None:
     schema = tables.SCHEMAS[kind]
-    url = KINDS[kind][1] + "&format=csv"
-    table = list(csv.reader(io.StringIO(client.get(url).text)))
+    url = KINDS[kind][1] + f"&format=csv&dialect={dialect}"
+    text = client.get(url).content.decode("utf-8-sig")
+    table = list(
+        csv.reader(io.StringIO(text, newline=""), delimiter=";" if dialect == "excel-comma" else ",")
+    )
     assert table[0] == schema.csv_header
     assert schema.csv_header == [f.name for f in schema.fields if not isinstance(f.dtype, Nested)]
     assert len(table) > 1 and all(len(line) == len(table[0]) for line in table)
@@ -105,6 +112,8 @@ def test_kilnwatch_report_writes_the_schemas_columns(client: TestClient, kind: s
     schema = tables.SCHEMAS[kind]
     assert built[kind] and all(list(r) == schema.names for r in built[kind])
     assert next(csv.reader(io.StringIO(report.render(built, kind, "csv")))) == schema.csv_header
+    excel = report.render(built, kind, "csv", "excel-comma").removeprefix("\ufeff")
+    assert next(csv.reader(io.StringIO(excel), delimiter=";")) == schema.csv_header
     assert json.loads(report.render(built, kind, "json"))["rows"] == built[kind]
 
 
