@@ -24,11 +24,11 @@ import numpy.typing as npt
 from prometheus_client import Counter
 
 from analytics.batch import ReadingBatch
+from collector.store.local import DeadLetter, LocalStore
 
 from .conditioning import Conditioner
 from .metrics import Metrics
 from .plausibility import TimeGuard, TimeWindow
-from .store import DeadLetter, LocalStore
 
 log = logging.getLogger(__name__)
 

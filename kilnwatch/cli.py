@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_opcua_cert_create(args: argparse.Namespace) -> int:
-    from collector.opcua_certgen import create_client_certificate
+    from collector.sources.opcua.certgen import create_client_certificate
 
     password = None
     if args.key_password_file:

@@ -18,8 +18,8 @@ from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
 from api.page_config import AlarmSettings, PageSettings
 from collector import plausibility as pl
-from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
-from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
+from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
+from collector.sources.opcua.spec import OpcUaBinding, OpcUaServerSpec
 
 DEMO_PLANT = Path(__file__).with_name("demo_plant.yaml")
 

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from collector.demo_broker import DemoBroker, start_demo_broker
 from simulators.clock import SimClock
+from simulators.demo_broker import DemoBroker, start_demo_broker
 from simulators.model import build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.opcua_server import SimOpcUaServer

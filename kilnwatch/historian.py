@@ -11,11 +11,11 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from analytics.batch import ReadingBatch
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter, aggregate_outbox_rows
-from collector.outbox import OutboxBudget
-from collector.retention import RetentionPolicy, run_retention
+from collector.outputs.historian.line_protocol import ReadingFormatter, aggregate_outbox_rows
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.outbox import OutboxBudget
+from collector.store.retention import RetentionPolicy, run_retention
 
 from .settings import Settings
 

@@ -28,7 +28,7 @@ from api.events import Broadcaster
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore, StoreReader
 
 from .config import PlantFile
 from .historian import attach_historian
@@ -240,7 +240,7 @@ class Service:
         return task
 
     def _sources(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        from collector.opcua import OpcUaSource
+        from collector.sources.opcua.source import OpcUaSource
 
         runs: list[Callable[[], Coroutine[Any, Any, None]]] = []
         newest = self.reader.newest_timestamps()  # where each OPC UA node's history read resumes
@@ -260,7 +260,7 @@ class Service:
             )
             runs.append(opcua.run)
         for name, bindings in self.runtime.mqtt_bindings.items():
-            from collector.mqtt import MqttSource
+            from collector.sources.mqtt.source import MqttSource
 
             mqtt = MqttSource(
                 name=f"mqtt:{name}",

@@ -21,10 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.conditioning import Conditioner
 from collector.health import SourceHealth
 from collector.metrics import Metrics
-from collector.mqtt import MqttSource
-from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.sources.mqtt.source import MqttSource
+from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
+from collector.store.local import LocalStore, StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
 

@@ -15,13 +15,13 @@ from prometheus_client import CollectorRegistry
 from analytics.batch import ReadingBatch
 from collector.conditioning import Conditioner
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
 from collector.metrics import Metrics
-from collector.outbox import OutboxBudget, OutboxDepth, exact_depth
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
 from collector.pipeline import Pipeline
-from collector.store import LocalStore
+from collector.store.local import LocalStore
+from collector.store.outbox import OutboxBudget, OutboxDepth, exact_depth
 from tests.fixtures.victoria import Victoria, hour_start, kiln_table, reading_batches, until
 
 HOUR_NS = 3600 * 10**9
@@ -31,7 +31,7 @@ def test_budget_warns_near_and_holds_acks_beyond(caplog: pytest.LogCaptureFixtur
     health = HealthRegistry()
     budget = OutboxBudget(max_bytes=1000, max_age_s=3600.0, warn_fraction=0.8, health=health)
     now = time.time_ns()
-    caplog.set_level(logging.INFO, logger="collector.outbox")
+    caplog.set_level(logging.INFO, logger="collector.store.outbox")
 
     assert budget.update(OutboxDepth(1, 500, now), now) is False
     assert budget.allows_acks() and not health.warnings and not health.problems

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from analytics.engine import EngineOutput
-from collector.outbox import exact_depth
+from collector.store.outbox import exact_depth
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.historian import attach_historian

@@ -11,11 +11,11 @@ from numpy.testing import assert_allclose
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter, aggregate_outbox_rows
-from collector.outbox import exact_depth
-from collector.store import LocalStore, StoreReader
+from collector.outputs.historian.line_protocol import ReadingFormatter, aggregate_outbox_rows
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore, StoreReader
+from collector.store.outbox import exact_depth
 from tests.fixtures.victoria import (
     Victoria,
     aggregates,

@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
-from collector.outbox import exact_depth
-from collector.store import LocalStore
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore
+from collector.store.outbox import exact_depth
 from tests.fixtures.victoria import (
     Victoria,
     assert_resent_points_equal,

@@ -28,7 +28,7 @@ from api.app import create_app
 from api.context import ApiContext
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore, StoreReader
 from kilnwatch.config import PlantFile, parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import Runtime, build_runtime

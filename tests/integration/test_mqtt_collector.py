@@ -13,7 +13,7 @@ import pytest
 
 from analytics import quality as q
 from collector.metrics import Metrics
-from collector.mqtt_spec import MqttBinding
+from collector.sources.mqtt.spec import MqttBinding
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.mqtt_helpers import (
     NS,
@@ -161,7 +161,7 @@ async def test_messages_published_while_the_collector_is_down_are_stored(
 async def test_broker_restart_reconnects_and_resubscribes(
     broker: Mosquitto, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, worker: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="collector.mqtt")
+    caplog.set_level(logging.INFO, logger="collector.sources.mqtt")
     topic = f"{prefix}/k1/cems"
     start = base_ns()
     async with rig(tmp_path, RACK_NAMES) as r:
@@ -206,7 +206,7 @@ async def test_broker_restart_reconnects_and_resubscribes(
             )
             assert reconnects == 3
     # Each outage is logged once however many reconnect attempts fail, and so is each recovery.
-    messages = [rec.getMessage() for rec in caplog.records if rec.name == "collector.mqtt"]
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "collector.sources.mqtt.source"]
     assert sum("retrying with backoff" in m for m in messages) == 2
     assert sum("is back" in m for m in messages) == 2
 

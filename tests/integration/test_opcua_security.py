@@ -25,10 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collector.health import HealthRegistry, SourceHealth
 from collector.metrics import Metrics
-from collector.opcua import OpcUaSource
-from collector.opcua_certgen import create_client_certificate
-from collector.opcua_spec import OpcUaServerSpec
-from collector.opcua_trust import Thumbprint
+from collector.sources.opcua.certgen import create_client_certificate
+from collector.sources.opcua.source import OpcUaSource
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.sources.opcua.trust import Thumbprint
 from tests.integration.test_opcua_collector import MemorySink, free_port, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -14,7 +14,7 @@ from analytics.aggregates import HourAggregate
 from analytics.batch import NS_PER_S, ReadingBatch
 from analytics.hours import HOUR_NS
 from analytics.minutes import MINUTE_NS
-from collector.store import LocalStore
+from collector.store.local import LocalStore
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import Service

@@ -17,7 +17,7 @@ from api.context import ApiContext
 from api.page_config import AlarmSettings, KilnThresholds
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore, StoreReader
 
 from .engine_helpers import T0, engine, series
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collector.dead_letters import HEAD_BYTES, DeadLetter
-from collector.retention import RetentionPolicy, dead_letter_bytes, prune_once
-from collector.store import LocalStore, StoreReader
+from collector.store.dead_letters import HEAD_BYTES, DeadLetter
+from collector.store.local import LocalStore, StoreReader
+from collector.store.retention import RetentionPolicy, dead_letter_bytes, prune_once
 
 NAMES = ("k.co2",)
 DAY_NS = 86_400 * 10**9

@@ -9,8 +9,7 @@ import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from collector.opcua_spec import OpcUaServerSpec
-from collector.opcua_supervisor import (
+from collector.sources.opcua.connection import (
     Backoff,
     OutageLog,
     resolve_nodes,
@@ -18,6 +17,7 @@ from collector.opcua_supervisor import (
     url_without_credentials,
     watchdog_verdict,
 )
+from collector.sources.opcua.spec import OpcUaServerSpec
 
 URL = "opc.tcp://127.0.0.1:4840/"
 

@@ -2,13 +2,13 @@
 
 ``OpcUaSource.run`` connects, resolves the namespace URIs of its nodes to the server's current
 indexes, subscribes them and hands readings on as one :class:`ReadingBatch` per flush. asyncua's
-auto-reconnect handles a restarting server; the watchdog (:mod:`collector.opcua_supervisor`)
+auto-reconnect handles a restarting server; the watchdog (:mod:`collector.sources.opcua.connection`)
 tears the client down and builds a new one when the subscription goes quiet, the reconnect
 stalls or the namespaces moved. Whenever the connection is lost, every node gets one NaN
 reading with quality BAD | COMM_LOSS just after the newest source time seen, so that event
 time sees the signals go bad instead of holding their last values. After every connect, what
 the server's history holds since the newest value of each node is read back
-(:mod:`collector.opcua_history`), from the newest stored value at start-up (``resume_from_ns``).
+(:mod:`collector.sources.opcua.history`), from the newest stored value at start-up (``resume_from_ns``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
 from analytics.batch import ReadingBatch
+from collector.health import SourceHealth
+from collector.metrics import Metrics
 
-from . import opcua_supervisor as conn
-from .health import SourceHealth
-from .metrics import Metrics
-from .opcua_history import read_missed
-from .opcua_quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
-from .opcua_security import configure_security
-from .opcua_spec import OpcUaServerSpec
-from .opcua_supervisor import Backoff, OutageLog, Rebuild, watchdog_verdict
-from .opcua_trust import SecuritySetupError, ServerTrust, UntrustedServer
+from . import connection as conn
+from .connection import Backoff, OutageLog, Rebuild, watchdog_verdict
+from .history import read_missed
+from .quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
+from .security import configure_security
+from .spec import OpcUaServerSpec
+from .trust import SecuritySetupError, ServerTrust, UntrustedServer
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ Always present: readings with the value as it came (``raw``) beside the value ki
 computed from it, the QAL2 functions in force (``calibration``), the aggregates ledger (minutes
 and hours per kiln), the dead-letter table, and the readings refused because another value was
 stored first for their signal and time (``conflict``). A stored reading is never replaced: the
-first write wins (:mod:`collector.first_write`). The InfluxDB outbox lives in the same file
-(see :mod:`collector.outbox`), so a reading and its outbox row commit together.
+first write wins (:mod:`collector.store.first_write`). The InfluxDB outbox lives in the same file
+(see :mod:`collector.store.outbox`), so a reading and its outbox row commit together.
 
 One ``LocalStore`` owns one write connection and must be used from one thread at a time
 (the pipeline runs it on a single worker thread). Readers open their own connections.
@@ -27,8 +27,8 @@ import numpy.typing as npt
 
 from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict, minute_from_dict
 from analytics.batch import ReadingBatch
+from collector.conditioning import ValueCorrections
 
-from .conditioning import ValueCorrections
 from .conflicts import Conflict, as_dead_letter, conflicts_of, insert_conflicts, read_conflicts
 from .dead_letters import DeadLetter
 from .dead_letters import insert as insert_dead_letters

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
-from .opcua_spec import OpcUaServerSpec
+from .spec import OpcUaServerSpec
 
 log = logging.getLogger(__name__)
 

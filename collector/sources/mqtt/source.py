@@ -1,7 +1,7 @@
 """The MQTT source: a persistent paho session; a message is acknowledged once it is durable.
 
-The paho session (:mod:`collector.mqtt_session`) runs in a worker process by default
-(:mod:`collector.mqtt_worker`, ``worker: process``) or on paho's thread in kilnwatch's process
+The paho session (:mod:`collector.sources.mqtt.session`) runs in a worker process by default
+(:mod:`collector.sources.mqtt.worker`, ``worker: process``) or on paho's thread in kilnwatch's process
 (``worker: thread``). Either way, messages reach the event loop in bursts; messages collected
 for ``batch_window_ms`` are decoded as one batch and put into the pipeline with one ack
 callback, called once the batch's readings and dead letters are committed. The source's inbox
@@ -23,15 +23,16 @@ from typing import Final, Protocol, TypeGuard
 
 import paho.mqtt.client as paho
 
-from .health import HealthRegistry, SourceHealth
-from .metrics import Metrics
-from .mqtt_decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
-from .mqtt_inbox import Inbox
-from .mqtt_session import AckToken, Incoming, Oversize, PahoSession
-from .mqtt_spec import MqttBinding, MqttBrokerSpec
-from .mqtt_worker import WorkerLink
-from .pipeline import Pipeline
-from .store import DeadLetter
+from collector.health import HealthRegistry, SourceHealth
+from collector.metrics import Metrics
+from collector.pipeline import Pipeline
+from collector.store.local import DeadLetter
+
+from .decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
+from .inbox import Inbox
+from .session import AckToken, Incoming, Oversize, PahoSession
+from .spec import MqttBinding, MqttBrokerSpec
+from .worker import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ def _fits(item: Incoming) -> TypeGuard[tuple[str, bytes, int, int, int, int]]:
 
 
 class _Link(Protocol):
-    """Where the paho session runs: :class:`_ThreadLink` or :class:`~collector.mqtt_worker.WorkerLink`."""
+    """Where the paho session runs: :class:`_ThreadLink` or :class:`~.worker.WorkerLink`."""
 
     def start(self) -> None: ...
 

@@ -2,7 +2,7 @@
 
 A dispatcher hands consecutive outbox rows, oldest first, to a few workers (several requests
 in flight); a worker writes its batch and deletes the rows only when InfluxDB accepted them.
-What the writer does on each kind of error (:mod:`collector.influx_errors`)::
+What the writer does on each kind of error (:mod:`collector.outputs.historian.errors`)::
 
     WriteError
      +-- Retryable       connection error, timeout, 429, 5xx  -> back off (capped exponential,
@@ -32,10 +32,11 @@ from typing import Any, TypeVar
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
-from .health import HealthRegistry
-from .influx_errors import ConfigRejected, Malformed, Retryable, backoff_delay, classify
-from .influx_metrics import InfluxMetrics
-from .outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
+from collector.health import HealthRegistry
+from collector.store.outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
+
+from .errors import ConfigRejected, Malformed, Retryable, backoff_delay, classify
+from .metrics import InfluxMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
