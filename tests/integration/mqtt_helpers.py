@@ -24,6 +24,7 @@ from collector.metrics import Metrics
 from collector.pipeline import Pipeline
 from collector.sources.mqtt.source import MqttSource
 from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
+from collector.sources.supervisor import Supervisor
 from collector.store.local import LocalStore, StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
@@ -101,7 +102,7 @@ async def rig(tmp_path: Path, names: Sequence[str]) -> AsyncIterator[Rig]:
 
 @asynccontextmanager
 async def running(source: MqttSource) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(source.run())
+    task = asyncio.create_task(Supervisor(source).run())
     try:
         await asyncio.wait_for(source.subscribed.wait(), 10)
         yield task

@@ -25,6 +25,7 @@ from collector.health import SourceHealth
 from collector.metrics import Metrics
 from collector.sources.opcua.source import OpcUaSource
 from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.sources.supervisor import Supervisor
 from simulators.opcua_stop import stop_server
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,7 @@ async def start_source() -> AsyncIterator[StartSource]:
         sink, health, metrics = sink or MemorySink(), SourceHealth("plc1", "opcua"), Metrics()
         spec_ = OpcUaServerSpec(url=url, **settings)
         source = OpcUaSource("plc1", spec_, nodes, sink, health, metrics, "test", **(options or {}))
-        r = Running(source, sink, health, metrics, asyncio.create_task(source.run()))
+        r = Running(source, sink, health, metrics, asyncio.create_task(Supervisor(source).run()))
         running.append(r)
         return r
 
