@@ -71,7 +71,7 @@ def read_only(service: Service, start_ns: int, end_ns: int) -> int:
 
 
 async def rebuild(service: Service) -> float:
-    service._open_store()
+    service.open()
     started = time.perf_counter()
     await service._rebuild()
     elapsed = time.perf_counter() - started

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -50,15 +50,18 @@ class Pipeline:
         maxsize: int = 256,
         max_group: int = 64,
         window: TimeWindow | None = None,
+        ack_gate: Callable[[], bool] | None = None,
+        consumers: Sequence[BatchConsumer] = (),
     ) -> None:
         self.store = store
         self.conditioner = conditioner
         self.signal_names = signal_names
         self.metrics = metrics
         self.max_group = max_group
-        self.consumers: list[BatchConsumer] = []
-        #: Optional hook: while it returns False, acks are held back (outbox over budget).
-        self.ack_gate: Callable[[], bool] | None = None
+        #: Called on the loop with each committed batch (the engine).
+        self.consumers: list[BatchConsumer] = list(consumers)
+        #: While it returns False, acks are held back (the InfluxDB outbox over its budget).
+        self.ack_gate = ack_gate
         self._held_acks: list[Ack] = []
         self._queue: asyncio.Queue[tuple[ReadingBatch, Ack | None, str]] = asyncio.Queue(maxsize)
         self._dead: list[DeadLetter] = []

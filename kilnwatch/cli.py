@@ -13,6 +13,8 @@ from pathlib import Path
 import uvloop
 import yaml
 
+from collector.sources.supervisor import ConfigurationError
+
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .report import add_report_parser
@@ -122,6 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
+    except ConfigurationError as err:  # a source that cannot work, found while the service is built
+        print(f"kilnwatch cannot start: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before the event loop took over SIGINT
         log.info("kilnwatch stopped while starting")
         return 0
@@ -159,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         if service is None:
             log.info("kilnwatch stopped while starting")
             return
+        service.open()
         stop_on_signal = asyncio.create_task(stopping.wait())
         stop_on_signal.add_done_callback(lambda _: service.stop())
         run = asyncio.create_task(service.run())

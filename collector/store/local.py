@@ -129,7 +129,10 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 class LocalStore:
     """Write side of the local store."""
 
-    def __init__(self, path: Path | str, signal_names: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path | str, signal_names: Sequence[str], outbox_formatter: OutboxFormatter | None = None
+    ) -> None:
+        """``outbox_formatter``: with an InfluxDB historian, the outbox row of accepted readings."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = connect(self.path)
@@ -143,7 +146,7 @@ class LocalStore:
         ids = dict(self._conn.execute("SELECT name, id FROM signal").fetchall())
         #: table index -> database signal id
         self.db_ids = np.array([ids[n] for n in signal_names], dtype=np.int64)
-        self.outbox_formatter: OutboxFormatter | None = None
+        self.outbox_formatter = outbox_formatter
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -67,15 +67,14 @@ async def test_pipeline_holds_acks_while_over_budget_and_releases_them_after(
     vm.stop()  # InfluxDB unreachable: the outbox grows
     table = kiln_table("budget_test")
     batches = reading_batches(table, hour_start(), 600)
-    store = LocalStore(tmp_path / "kw.sqlite3", table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
-    n = len(table)
-    pipeline = Pipeline(
-        store, Conditioner(np.ones(n), np.zeros(n), table.valid_min, table.valid_max), table.ids, Metrics()
-    )
-    per_batch = len(store.outbox_formatter(batches[0]))
+    formatter = ReadingFormatter(table.signals)
+    store = LocalStore(tmp_path / "kw.sqlite3", table.ids, outbox_formatter=formatter)
+    per_batch = len(formatter(batches[0]))
     health = HealthRegistry()
     budget = OutboxBudget(max_bytes=8 * per_batch, max_age_s=3600.0, warn_fraction=0.5, health=health)
+    n = len(table)
+    conditioner = Conditioner(np.ones(n), np.zeros(n), table.valid_min, table.valid_max)
+    pipeline = Pipeline(store, conditioner, table.ids, Metrics(), ack_gate=budget.allows_acks)
 
     async def release_held_acks() -> None:
         await pipeline.put(ReadingBatch.empty())
@@ -89,7 +88,6 @@ async def test_pipeline_holds_acks_while_over_budget_and_releases_them_after(
         budget=budget,
         on_budget_reopen=release_held_acks,
     )
-    pipeline.ack_gate = budget.allows_acks
     tasks = [asyncio.create_task(pipeline.run()), asyncio.create_task(writer.run())]
     acked: list[int] = []
     try:

@@ -41,8 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _process(db: Path, url: str, plant: str, start_ns: int, mode: str) -> None:
     table = kiln_table(plant)
-    store = LocalStore(db, table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
+    store = LocalStore(db, table.ids, outbox_formatter=ReadingFormatter(table.signals))
     writer = InfluxWriter(
         db,
         InfluxTarget(url, "token", "org", "bucket"),

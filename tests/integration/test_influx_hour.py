@@ -37,8 +37,7 @@ async def test_hour_of_two_kilns_arrives_exactly_once(victoria: Victoria, tmp_pa
     start = hour_start()
     batches = reading_batches(table, start, 3600)
     minutes, hours = aggregates(table, start)
-    store = LocalStore(tmp_path / "kw.sqlite3", table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
+    store = LocalStore(tmp_path / "kw.sqlite3", table.ids, outbox_formatter=ReadingFormatter(table.signals))
     registry = CollectorRegistry()
     metrics = InfluxMetrics(registry)
     writer = InfluxWriter(

@@ -73,8 +73,7 @@ def test_a_stored_reading_is_never_replaced(tmp_path: Path) -> None:
 
 
 def test_only_accepted_readings_reach_the_outbox_and_the_consumers(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "kw.sqlite3", NAMES)
-    store.outbox_formatter = lambda b: orjson.dumps(b.ts.tolist())
+    store = LocalStore(tmp_path / "kw.sqlite3", NAMES, outbox_formatter=lambda b: orjson.dumps(b.ts.tolist()))
     metrics = Metrics()
     pipeline = Pipeline(
         store, Conditioner([1.0] * 2, [0.0] * 2, [-math.inf] * 2, [math.inf] * 2), NAMES, metrics
