@@ -24,7 +24,8 @@ import numpy as np
 from common import log, result_line
 
 from analytics.batch import NS_PER_S, ReadingBatch
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import REBUILD_SLICE_NS, Service

@@ -13,7 +13,8 @@ from collector.outputs.historian.writer import InfluxWriter
 from collector.pipeline import Pipeline
 from collector.sources.registry import SourceContext, SourceKinds, SourcePlan
 from collector.sources.supervisor import Supervisor
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 from .config import PlantFile
 from .historian import AggregateRows, historian, retention_task

@@ -21,8 +21,6 @@ from collector import plausibility as pl
 from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
 from collector.sources.opcua.spec import OpcUaBinding, OpcUaServerSpec
 
-DEMO_PLANT = Path(__file__).with_name("demo_plant.yaml")
-
 
 class ConfigError(Exception):
     """A plant file that cannot be used; ``errors`` holds one line per problem."""

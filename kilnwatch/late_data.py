@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,13 +21,16 @@ from analytics.engine import EmissionsEngine, EngineOutput
 from analytics.hours import HOUR_NS
 from analytics.recompute import Recomputation
 from analytics.signals import SignalTable
+from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.store.local import StoreReader
+from collector.store.reader import StoreReader
 
 log = logging.getLogger("kilnwatch")
 
 #: Longest wait for late data to stop arriving before it is recomputed anyway [s].
 LATE_SETTLE_MAX_S = 10.0
+#: How often substitution history out of the time window's reach is dropped [s].
+FORGET_EVERY_S = 3600.0
 
 #: Writes closed minutes and hours and tells the listeners; returns the write, if any.
 Emit = Callable[[EngineOutput], "asyncio.Future[None] | None"]
@@ -46,7 +50,12 @@ def _remap(local: npt.NDArray[np.int32], index: npt.NDArray[np.int32]) -> npt.ND
 
 
 class LateData:
-    """Waits for late data to settle, then recomputes what it touched; ``run()`` until cancelled."""
+    """Waits for late data to settle, then recomputes what it touched; ``run()`` until cancelled.
+
+    It also counts late readings (``kilnwatch_late_readings_total``) and keeps the substitution
+    history bounded: reporting periods that no reading inside the time window (``max_age_ns``)
+    can reach any more are dropped from it.
+    """
 
     def __init__(
         self,
@@ -55,18 +64,41 @@ class LateData:
         reader: StoreReader,
         pipeline: Pipeline,
         emit: Emit,
+        metrics: Metrics,
+        max_age_ns: int,
         settle_max_s: float = LATE_SETTLE_MAX_S,
     ) -> None:
         self.engine, self.table, self.reader, self.pipeline = engine, table, reader, pipeline
         self._emit = emit
+        self._metrics = metrics
+        self._max_age_ns = max_age_ns
         self._settle_max_s = settle_max_s
+        self._counted = dict.fromkeys(engine.kilns, 0)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-recompute")
+
+    def count(self) -> None:
+        """Count the late readings the engine took since the last call, per kiln (on the loop)."""
+        for kiln_id, state in self.engine.kilns.items():
+            new = state.late_count - self._counted[kiln_id]
+            if new:
+                self._metrics.late_readings.labels(kiln_id).inc(new)
+                self._counted[kiln_id] = state.late_count
+
+    def forget(self, now_ns: int | None = None) -> None:
+        """Drop substitution history of reporting periods before the one holding the oldest
+        plausible reading time."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        self.engine.forget_history_before(now_ns - self._max_age_ns)
 
     async def run(self) -> None:
         """Recompute once late data has stopped arriving for half a second (a redelivered queue
         makes one revision, not one per second of its delivery), or after ``settle_max_s``."""
         seen, waited = 0, 0.0
+        forget_at = 0.0
         while True:
+            if time.monotonic() >= forget_at:
+                self.forget()
+                forget_at = time.monotonic() + FORGET_EVERY_S
             await asyncio.sleep(0.5)
             count = self.engine.late_readings
             if count != seen and waited < self._settle_max_s:

@@ -27,7 +27,7 @@ from analytics.aggregates import HourAggregate
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
 from analytics.reporting import daily_crosscheck, daily_from_hours
-from collector.store.local import StoreReader
+from collector.store.reader import StoreReader
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
 from .demo import demo_plant

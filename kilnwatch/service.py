@@ -29,7 +29,8 @@ from collector.outputs.historian.writer import InfluxWriter
 from collector.pipeline import Pipeline
 from collector.sources.registry import SourceKinds
 from collector.sources.supervisor import Supervisor
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
@@ -101,7 +102,15 @@ class Service:
         )
         self.store, self.reader, self.pipeline = parts.store, parts.reader, parts.pipeline
         self.sources, self.writer = parts.sources, parts.writer
-        self.late_data = LateData(self.engine, self.runtime.table, self.reader, self.pipeline, self.emit)
+        self.late_data = LateData(
+            self.engine,
+            self.runtime.table,
+            self.reader,
+            self.pipeline,
+            self.emit,
+            self.metrics,
+            self.runtime.window.max_age_ns,
+        )
         self._parts = parts
 
     async def _rebuild(self) -> None:
@@ -168,6 +177,7 @@ class Service:
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()
         self.engine.ingest(batch, now)
+        self.late_data.count()
         self._advance(now)
 
     def _advance(self, now: float | None = None) -> bool:

@@ -25,7 +25,8 @@ from collector.pipeline import Pipeline
 from collector.sources.mqtt.source import MqttSource
 from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
 from collector.sources.supervisor import Supervisor
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
 

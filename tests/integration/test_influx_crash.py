@@ -22,8 +22,9 @@ from collector.health import HealthRegistry
 from collector.outputs.historian.line_protocol import ReadingFormatter
 from collector.outputs.historian.metrics import InfluxMetrics
 from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.store.local import LocalStore, StoreReader, connect
+from collector.store.local import LocalStore, connect
 from collector.store.outbox import exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.victoria import (
     Victoria,
     assert_resent_points_equal,

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from collector.health import HealthRegistry
 from collector.outputs.historian.metrics import InfluxMetrics
 from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
 from collector.store.outbox import INFLUX_SOURCE, exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.ports import free_port
 from tests.fixtures.victoria import until
 

@@ -14,8 +14,9 @@ from collector.health import HealthRegistry
 from collector.outputs.historian.line_protocol import ReadingFormatter, aggregate_outbox_rows
 from collector.outputs.historian.metrics import InfluxMetrics
 from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
 from collector.store.outbox import exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.victoria import (
     Victoria,
     aggregates,

@@ -22,7 +22,8 @@ import pytest
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
 from collector.sources.mqtt.source import MqttSource
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.mqtt_helpers import (
     NS,

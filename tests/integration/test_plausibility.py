@@ -27,7 +27,8 @@ from collector.plausibility import FUTURE, TOO_OLD, TimeWindow
 from collector.sources.mqtt.spec import MqttBinding
 from collector.sources.opcua.source import OpcUaSource
 from collector.sources.opcua.spec import OpcUaServerSpec
-from collector.store.local import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import Service

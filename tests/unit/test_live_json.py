@@ -17,7 +17,7 @@ from api.models import LiveResponse
 from api.routes_kilns import live_json
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store.local import StoreReader
+from collector.store.reader import StoreReader
 
 from .engine_helpers import T0, engine, series
 
