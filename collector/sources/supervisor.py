@@ -166,20 +166,32 @@ class Supervisor:
     def __init__(self, target: Supervised) -> None:
         self.target = target
         self.name = target.name
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def run(self) -> None:
         status = self.target.status
-        while True:
-            try:
-                await self.target.run()
-                return  # stopped
-            except ConfigurationError:
-                raise
-            except Failed as err:
-                status.failed(str(err), logged=err.logged)
-            except Exception as err:
-                status.failed(describe_error(err))
-            await asyncio.sleep(status.backoff.next())
+        self._task, self._stopping = asyncio.current_task(), False
+        try:
+            while not self._stopping:
+                try:
+                    await self.target.run()
+                    return  # stopped
+                except ConfigurationError:
+                    raise
+                except Failed as err:
+                    status.failed(str(err), logged=err.logged)
+                except Exception as err:
+                    status.failed(describe_error(err))
+                await asyncio.sleep(status.backoff.next())
+        finally:
+            self._task = None
 
     async def stop(self) -> None:
+        """Stop the target and end ``run()``, also while it waits to run the target again."""
+        self._stopping = True
         await self.target.stop()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait([task])

@@ -85,9 +85,21 @@ async def test_runtime_errors_are_retried_until_the_source_runs() -> None:
         while not source.health.connected:  # noqa: ASYNC110 - health offers no event
             await asyncio.sleep(0.01)
     assert source.runs == 4 and source.health.errors == 3 and source.health.last_error == "refused"
-    await Supervisor(source).stop()
+    await source.stop()
     async with asyncio.timeout(5):
         await task
+
+
+async def test_a_stop_while_waiting_to_retry_ends_the_run() -> None:
+    source = Flaky(10**6, Failed("refused"))
+    source.status.backoff = Backoff(initial=30.0, cap=30.0)
+    supervisor = Supervisor(source)
+    task = asyncio.create_task(supervisor.run())
+    async with asyncio.timeout(5):
+        while source.runs == 0:  # noqa: ASYNC110 - the test's own counter
+            await asyncio.sleep(0.01)
+        await supervisor.stop()
+    assert task.done() and source.runs == 1
 
 
 async def test_a_configuration_error_is_not_retried() -> None:
