@@ -15,7 +15,7 @@ import pytest
 from analytics.batch import ReadingBatch
 from collector.sources.registry import SourceContext, SourceKinds, SourcePlan
 from collector.sources.supervisor import Availability, ConfigurationError
-from kilnwatch.config import parse_plant
+from kilnwatch.config import ConfigError, parse_plant
 from kilnwatch.service import Service
 from kilnwatch.settings import Settings
 from tests.fixtures.ports import free_port
@@ -112,3 +112,10 @@ async def test_an_unknown_kind_or_a_bad_setting_stops_start_up_with_the_source_n
     bad = parse_plant(constant_plant(0.0), "test plant")
     with pytest.raises(ConfigurationError, match="constant source constant:c1: period_s"):
         Service(bad, Settings(data_dir=tmp_path / "b"), kinds=kinds()).open()
+
+
+def test_a_signal_bound_to_an_undefined_source_of_a_kind_is_a_plant_file_error() -> None:
+    data = constant_plant(0.1)
+    data["sources"]["constant"] = {"c2": {"period_s": 0.1}}
+    with pytest.raises(ConfigError, match=r"its constant source is not defined under sources\.constant"):
+        parse_plant(data, "test plant")
