@@ -12,8 +12,9 @@ class ParameterStats:
 
     For a signal this is also its line of the completeness ledger: ``n_expected`` grid points, of which
     ``n_received`` had a value in force, ``n_valid`` were valid, and ``reasons`` counts each invalid
-    point once under its first reason (missing, comm_loss, calibration, maintenance, fault,
-    out_of_range, bad, stuck), so n_valid + sum(reasons) == n_expected.
+    point once under its first reason (in the order of ``analytics.ledger.LEDGER_REASONS``: missing,
+    comm_loss, calibration, maintenance, fault, out_of_range, stuck, bad), so
+    n_valid + sum(reasons) == n_expected.
     """
 
     mean: float | None  # mean of the valid grid points, None when none is valid
@@ -104,7 +105,6 @@ class HourAggregate:
     completeness: float
     params: dict[str, ParameterStats]
     revision: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
     co_as_co2_t: float | None = None  # CO counted as CO2 [t] (MRR Art. 43(1))
     #: CO2 measured as CO2 [t]: pro-rata means of the valid points, no substitution, no CO; for a valid
     #: eu_mrr hour co2_t = co2_t_measured + co_as_co2_t
@@ -139,4 +139,5 @@ def hour_from_dict(d: dict[str, Any]) -> HourAggregate:
     params = {k: parameter_stats_from_dict(v) for k, v in d.pop("params").items()}
     half_hours = [half_hour_from_dict(h) for h in d.pop("half_hours", [])]
     calculated = CalculatedCO2(**d.pop("calculated", {}))
+    d.pop("extra", None)  # a field of hours stored before it was dropped (never used)
     return HourAggregate(params=params, half_hours=half_hours, calculated=calculated, **d)

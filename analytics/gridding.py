@@ -16,9 +16,8 @@ import numpy.typing as npt
 
 from . import quality as q
 
+#: The ledger's reason for a grid point without a value in force.
 MISSING_REASON = "missing"
-#: Order of the reason columns in ``GridSamples.reasons`` and minute statistics.
-REASONS: tuple[str, ...] = (MISSING_REASON, "bad", *q.REASON_FLAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +81,3 @@ def sample_on_grid(
     present = present.reshape(shape)
     valid = present & q.is_valid(quals) & np.isfinite(vals)
     return GridSamples(vals, valid, quals, present)
-
-
-def reason_counts(samples: GridSamples, points_per_period: int) -> npt.NDArray[np.int64]:
-    """Invalid grid points by reason per signal and period: shape [n, periods, len(REASONS)]."""
-    n, t = samples.valid.shape
-    periods = t // points_per_period
-    invalid = ~samples.valid
-    cols = [~samples.present]
-    cols.append(invalid & samples.present & ((samples.quality & q.CLASS_MASK) == q.BAD))
-    cols.extend(
-        invalid & samples.present & ((samples.quality & flag) != 0) for flag in q.REASON_FLAGS.values()
-    )
-    stacked = np.stack(cols, axis=-1).reshape(n, periods, points_per_period, len(cols))
-    return stacked.sum(axis=2)

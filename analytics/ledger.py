@@ -26,13 +26,6 @@ LEDGER_REASONS: Final[tuple[str, ...]] = (
     "stuck",
     "bad",
 )
-_FLAG_OF: Final = {
-    "comm_loss": q.COMM_LOSS,
-    "calibration": q.CALIBRATION,
-    "maintenance": q.MAINTENANCE,
-    "fault": q.FAULT,
-    "out_of_range": q.OUT_OF_RANGE,
-}
 
 
 def reason_codes(samples: GridSamples, stuck: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
@@ -48,7 +41,7 @@ def reason_codes(samples: GridSamples, stuck: npt.NDArray[np.bool_]) -> npt.NDAr
         elif name == "bad":
             conditions.append(np.ones_like(invalid))
         else:
-            conditions.append((samples.quality & np.uint8(_FLAG_OF[name])) != 0)
+            conditions.append((samples.quality & np.uint8(q.REASON_FLAGS[name])) != 0)
     codes = np.select(conditions, np.arange(len(LEDGER_REASONS), dtype=np.int8), default=-1)
     return np.where(invalid, codes, -1).astype(np.int8)
 

@@ -9,7 +9,8 @@ for its quality; they set these bits and the validity rules decide.
     bit 3    calibration      (zero/span or QAL3 check in progress)
     bit 4    fault            (analyser or transmitter fault, NE 43 failure band)
     bit 5    out of range     (outside the signal's valid or calibration range)
-    bit 6    substituted      (value replaced by a substitution rule)
+    bit 6    substituted      (the source substituted or overrode the value; kilnwatch's own
+                               substitution of invalid hours is a field of the hour, not a bit)
     bit 7    comm loss        (source disconnected; value no longer current)
 """
 
@@ -35,7 +36,8 @@ COMM_LOSS: Final = 1 << 7
 #: Flags that make a value invalid for averaging, whatever its class.
 INVALIDATING: Final = MAINTENANCE | CALIBRATION | FAULT | OUT_OF_RANGE | COMM_LOSS
 
-#: Reasons reported in the completeness ledger, in a fixed order.
+#: The flag behind each flag-named reason of the completeness ledger (its order of precedence
+#: is :data:`analytics.ledger.LEDGER_REASONS`).
 REASON_FLAGS: Final[dict[str, int]] = {
     "maintenance": MAINTENANCE,
     "calibration": CALIBRATION,

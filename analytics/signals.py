@@ -71,10 +71,6 @@ class SignalTable:
             raise ValueError("signal ids must be unique")
         kilns = sorted({(s.plant, s.kiln) for s in self.signals})
         self.kiln_ids: tuple[str, ...] = tuple(k for _, k in kilns)
-        kiln_pos = {k: i for i, k in enumerate(self.kiln_ids)}
-        self.kiln_of: npt.NDArray[np.int32] = np.array(
-            [kiln_pos[s.kiln] for s in self.signals], dtype=np.int32
-        )
         self.valid_min: npt.NDArray[np.float64] = np.array([s.valid_min for s in self.signals], dtype=float)
         self.valid_max: npt.NDArray[np.float64] = np.array([s.valid_max for s in self.signals], dtype=float)
 

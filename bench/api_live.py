@@ -56,7 +56,8 @@ def live_app(data_dir: Path) -> Any:
     from api.context import ApiContext
     from collector.health import HealthRegistry
     from collector.metrics import Metrics
-    from collector.store import LocalStore, StoreReader
+    from collector.store.local import LocalStore
+    from collector.store.reader import StoreReader
 
     runtime = build_runtime(parse_plant(demo_plant(), "demo plant"))
     engine = EmissionsEngine(runtime.table, runtime.kilns, runtime.engine_params)

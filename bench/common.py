@@ -165,7 +165,7 @@ class Broker:
 @contextlib.contextmanager
 def mosquitto(workdir: Path) -> Iterator[Broker]:
     """mosquitto with kilnwatch's shipped configuration (persistence, queue limits)."""
-    from collector.demo_broker import mosquitto_binary, mosquitto_config
+    from simulators.demo_broker import mosquitto_binary, mosquitto_config
 
     binary = mosquitto_binary()
     if binary is None:

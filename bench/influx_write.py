@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analytics.batch import NS_PER_S, ReadingBatch
 from analytics.signals import Quantity, SignalInfo
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
-from collector.outbox import exact_depth
-from collector.store import LocalStore
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore
+from collector.store.outbox import exact_depth
 
 BATCH_POINTS = 5000
 IN_FLIGHT = 4

@@ -45,10 +45,10 @@ from paho.mqtt.properties import Properties
 
 from collector.health import SourceHealth
 from collector.metrics import Metrics
-from collector.mqtt import MqttSource
-from collector.mqtt_spec import MqttBrokerSpec
 from collector.pipeline import Pipeline
-from collector.store import LocalStore
+from collector.sources.mqtt.source import MqttSource
+from collector.sources.mqtt.spec import MqttBrokerSpec
+from collector.store.local import LocalStore
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import DEMO_KILNS, demo_plant
 from kilnwatch.plant import Runtime, build_runtime

@@ -29,13 +29,13 @@ from asyncua import Client
 from asyncua.common.subscription import DataChangeEvent
 from common import free_port, kiln_ids, log, plant_file, quiet_logs, result_line, simulator
 
-from collector import opcua_supervisor as conn
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.opcua import EVENT_QUEUE_SIZE, OpcUaSource
-from collector.opcua_spec import OpcUaServerSpec
 from collector.pipeline import Pipeline
-from collector.store import LocalStore
+from collector.sources.opcua import connection as conn
+from collector.sources.opcua.source import EVENT_QUEUE_SIZE, OpcUaSource
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.store.local import LocalStore
 from kilnwatch.config import load_plant_file
 from kilnwatch.plant import Runtime, build_runtime
 

@@ -30,7 +30,8 @@ from analytics.aggregates import MinuteAggregate
 from analytics.batch import NS_PER_S, ReadingBatch
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.engine import EmissionsEngine
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import Runtime, build_runtime

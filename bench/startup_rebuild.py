@@ -24,7 +24,8 @@ import numpy as np
 from common import log, result_line
 
 from analytics.batch import NS_PER_S, ReadingBatch
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import REBUILD_SLICE_NS, Service
@@ -71,7 +72,7 @@ def read_only(service: Service, start_ns: int, end_ns: int) -> int:
 
 
 async def rebuild(service: Service) -> float:
-    service._open_store()
+    service.open()
     started = time.perf_counter()
     await service._rebuild()
     elapsed = time.perf_counter() - started

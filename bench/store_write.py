@@ -22,7 +22,7 @@ import numpy as np
 from common import log, result_line
 
 from analytics.batch import ReadingBatch
-from collector.store import SCHEMA, LocalStore, connect
+from collector.store.local import SCHEMA, LocalStore, connect
 
 NS = 1_000_000_000
 SIGNALS = 26

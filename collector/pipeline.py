@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -24,11 +24,11 @@ import numpy.typing as npt
 from prometheus_client import Counter
 
 from analytics.batch import ReadingBatch
+from collector.store.local import DeadLetter, LocalStore
 
 from .conditioning import Conditioner
 from .metrics import Metrics
 from .plausibility import TimeGuard, TimeWindow
-from .store import DeadLetter, LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class Pipeline:
         max_group: int = 64,
         max_group_readings: int = 16_384,
         window: TimeWindow | None = None,
+        ack_gate: Callable[[], bool] | None = None,
+        consumers: Sequence[BatchConsumer] = (),
     ) -> None:
         self.store = store
         self.conditioner = conditioner
@@ -60,9 +62,10 @@ class Pipeline:
         #: A group stops growing at this many readings: its conditioning and the consumers run on
         #: the event loop, so a backlog is committed in pieces that keep the loop's lag short.
         self.max_group_readings = max_group_readings
-        self.consumers: list[BatchConsumer] = []
-        #: Optional hook: while it returns False, acks are held back (outbox over budget).
-        self.ack_gate: Callable[[], bool] | None = None
+        #: Called on the loop with each committed batch (the engine).
+        self.consumers: list[BatchConsumer] = list(consumers)
+        #: While it returns False, acks are held back (the InfluxDB outbox over its budget).
+        self.ack_gate = ack_gate
         self._held_acks: list[Ack] = []
         self._queue: asyncio.Queue[tuple[ReadingBatch, Ack | None, str]] = asyncio.Queue(maxsize)
         self._dead: list[DeadLetter] = []

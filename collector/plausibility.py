@@ -30,9 +30,9 @@ import numpy.typing as npt
 import orjson
 
 from analytics.batch import NS_PER_S, ReadingBatch
+from collector.store.local import DeadLetter
 
 from .metrics import Metrics
-from .store import DeadLetter
 
 log = logging.getLogger(__name__)
 

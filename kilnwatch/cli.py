@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from api.security.tokens import Role, hash_line, new_token
+from collector.sources.supervisor import ConfigurationError
 
 from .access import AccessError, build_auth
 from .config import ConfigError, PlantFile, format_validation_error, load_plant_file, parse_plant
@@ -134,6 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
+    except ConfigurationError as err:  # a source that cannot work, found while the service is built
+        print(f"kilnwatch cannot start: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before the event loop took over SIGINT
         log.info("kilnwatch stopped while starting")
         return 0
@@ -172,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         if service is None:
             log.info("kilnwatch stopped while starting")
             return
+        service.open()
         stop_on_signal = asyncio.create_task(stopping.wait())
         stop_on_signal.add_done_callback(lambda _: service.stop())
         run = asyncio.create_task(service.run())
@@ -189,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_opcua_cert_create(args: argparse.Namespace) -> int:
-    from collector.opcua_certgen import create_client_certificate
+    from collector.sources.opcua.certgen import create_client_certificate
 
     password = None
     if args.key_password_file:

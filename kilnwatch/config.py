@@ -21,12 +21,11 @@ from analytics.units import conversion
 from api.page_config import AlarmSettings, PageSettings
 from api.security.settings import AuthSettings
 from collector import plausibility as pl
-from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
-from collector.opcua_spec import OpcUaBinding, OpcUaServerSpec
 from collector.secret_values import SECRET_NAME, mask_urls
+from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
+from collector.sources.opcua.spec import OpcUaBinding, OpcUaServerSpec
 
 _log = logging.getLogger(__name__)
-DEMO_PLANT = Path(__file__).with_name("demo_plant.yaml")
 
 
 class ConfigError(Exception):
@@ -43,13 +42,16 @@ class _Strict(BaseModel):
 
 
 class SignalSource(_Strict):
+    # Kinds registered besides these two (collector.sources.registry): ``<kind>: {source: <name>, ...}``.
+    model_config = ConfigDict(extra="allow")
     opcua: OpcUaBinding | None = None
     mqtt: MqttBinding | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SignalSource:
-        if (self.opcua is None) == (self.mqtt is None):
-            raise ValueError("a source needs exactly one of 'opcua' or 'mqtt'")
+        kinds = [k for k in ("opcua", "mqtt") if getattr(self, k) is not None] + list(self.model_extra or {})
+        if len(kinds) != 1:
+            raise ValueError("a source needs exactly one of 'opcua', 'mqtt' or another registered kind")
         return self
 
 
@@ -228,6 +230,8 @@ class PlantConfig(_Strict):
 
 
 class SourcesConfig(_Strict):
+    # Other registered kinds: ``<kind>: {<name>: settings}``, checked by the kind's builder.
+    model_config = ConfigDict(extra="allow")
     opcua: dict[str, OpcUaServerSpec] = Field(default_factory=dict)
     mqtt: dict[str, MqttBrokerSpec] = Field(default_factory=dict)
 
@@ -327,6 +331,12 @@ class PlantFile(_Strict):
                             f"signal {s.id}: MQTT broker {s.source.mqtt.broker!r} is not defined "
                             f"under sources.mqtt (defined: {sorted(self.sources.mqtt)})"
                         )
+                    for kind, binding in (s.source.model_extra or {}).items():
+                        named = (self.sources.model_extra or {}).get(kind) or {}
+                        if not isinstance(binding, dict) or binding.get("source") not in named:
+                            raise ValueError(
+                                f"signal {s.id}: its {kind} source is not defined under sources.{kind}"
+                            )
         return self
 
     def kilns(self) -> list[tuple[PlantConfig, KilnConfig]]:

@@ -7,13 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from collector.demo_broker import DemoBroker, start_demo_broker
 from simulators.clock import SimClock
+from simulators.demo_broker import DemoBroker, start_demo_broker
 from simulators.model import build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.opcua_server import SimOpcUaServer
 
-from .config import parse_plant
+from .config import PlantFile, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .service import Service
 from .settings import Settings
@@ -37,7 +37,7 @@ async def demo_service(
     broker = await start_demo_broker(mqtt_port, settings.data_dir / "demo-broker")
     stops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("MQTT broker", broker.stop)]
     try:
-        service, opcua = await _start_simulators(
+        plant, opcua = await _start_simulators(
             settings, broker, speed, backfill_h, opcua_port, mqtt_port, stops
         )
     except BaseException:
@@ -57,8 +57,7 @@ async def demo_service(
         finally:
             await _stop_all(stops)
 
-    service.extra_tasks.append(run_simulators)
-    return service
+    return Service(plant, settings, extra_tasks=[run_simulators])
 
 
 async def _start_simulators(
@@ -69,11 +68,11 @@ async def _start_simulators(
     opcua_port: int,
     mqtt_port: int,
     stops: list[tuple[str, Callable[[], Awaitable[None]]]],
-) -> tuple[Service, SimOpcUaServer]:
+) -> tuple[PlantFile, SimOpcUaServer]:
     """Start the simulators; ``stops`` gets, first, how to stop each one started."""
     plant = demo_plant(opcua_port=opcua_port, mqtt_port=mqtt_port)
     plant["sources"]["mqtt"]["cems"]["protocol"] = broker.protocol
-    service = Service(parse_plant(plant, "demo plant"), settings)
+    parsed = parse_plant(plant, "demo plant")
     clock = SimClock(backfill_s=backfill_h * 3600.0, speed=speed)
     models = build_models(DEMO_KILNS, seed=1)
     # Above 120x, 5-s ticks keep the simulated OPC UA server within its means on a small machine.
@@ -84,7 +83,7 @@ async def _start_simulators(
     await opcua.start()
     stops.insert(0, ("CEMS publisher", cems.stop))
     await cems.start()
-    return service, opcua
+    return parsed, opcua
 
 
 async def _stop_all(stops: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:

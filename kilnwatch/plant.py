@@ -16,9 +16,9 @@ from analytics.signals import KilnSpec, SignalInfo, SignalTable
 from analytics.units import CANONICAL_UNIT, DEFAULT_RANGE, conversion
 from analytics.us_units import ReportingConvention
 from collector.conditioning import Conditioner, ValueCorrections
-from collector.mqtt_spec import MqttBinding
-from collector.opcua_spec import OpcUaBinding
 from collector.plausibility import TimeWindow
+from collector.sources.mqtt.spec import MqttBinding
+from collector.sources.opcua.spec import OpcUaBinding
 
 from .config import KilnConfig, PlantFile, PlausibilityConfig, SignalConfig
 

@@ -31,7 +31,7 @@ from analytics.periods import DAY_NS
 from analytics.plant_time import PlantClock, zone
 from analytics.reporting import daily_crosscheck, daily_from_hours
 from api.csv_dialect import DIALECTS, csv_text
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
 from .demo import demo_plant

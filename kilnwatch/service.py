@@ -1,4 +1,5 @@
-"""Service start-up: store, pipeline, engine, sources and API in one asyncio process."""
+"""The service: engine, closing by event time and by the clock, start-up rebuild and the API in one
+asyncio process; its store, pipeline, historian and sources come from :mod:`kilnwatch.assembly`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,32 +16,31 @@ import numpy as np
 import numpy.typing as npt
 import uvicorn
 
-from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from analytics.hours import HOUR_NS
-from analytics.recompute import Recomputation
 from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
 from api.events import Broadcaster
-from collector.file_modes import private_dir
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
+from collector.outputs.historian.writer import InfluxWriter
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.sources.registry import SourceKinds
+from collector.sources.supervisor import Supervisor
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 from .access import build_auth, log_policy
+from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
-from .historian import attach_historian
-from .installation import installation_id
+from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
 
-#: Longest wait for late data to stop arriving before it is recomputed anyway [s].
-LATE_SETTLE_MAX_S = 10.0
 #: How far back the start-up rebuild looks for hours still open (older data is not rebuilt) [ns].
 REBUILD_MAX_AGE_NS = 7 * 86_400 * 10**9
 #: The stored readings fed back at start-up are read in slices of this much event time [ns].
@@ -54,10 +53,15 @@ OutputListener = Callable[[EngineOutput], None]
 
 @dataclass
 class Service:
-    """One kilnwatch instance. ``await service.run()`` until stopped."""
+    """One kilnwatch instance. ``await service.run()`` until stopped.
+
+    ``kinds``: the source kinds the plant file may use (the built-in ones unless given).
+    ``open()`` (or ``run()``) builds the store, pipeline, historian and sources.
+    """
 
     plant: PlantFile
     settings: Settings
+    kinds: SourceKinds = field(default_factory=SourceKinds)
     runtime: Runtime = field(init=False)
     metrics: Metrics = field(init=False)
     health: HealthRegistry = field(init=False)
@@ -65,12 +69,11 @@ class Service:
     store: LocalStore = field(init=False)
     reader: StoreReader = field(init=False)
     pipeline: Pipeline = field(init=False)
+    sources: list[Supervisor] = field(init=False)
+    writer: InfluxWriter | None = field(init=False)
+    late_data: LateData = field(init=False)
     listeners: list[OutputListener] = field(default_factory=list)
     extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
-    #: Set by the historian: line-protocol outbox rows of aggregates, committed with them.
-    aggregate_outbox: (
-        Callable[[list[MinuteAggregate], list[HourAggregate]], list[tuple[int, int, bytes]]] | None
-    ) = None
     bound_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -85,37 +88,32 @@ class Service:
         self.events = Broadcaster()
         self.listeners.append(self._publish_events)
         self._more_due = asyncio.Event()  # advance() stopped at its budget
-        # Late data is computed here, one slice at a time; the engine itself stays on the loop.
-        self._recompute_thread = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-recompute")
+        self._plans = source_plans(self.plant, self.runtime)
         self._source_signals = {
-            **{
-                f"opcua:{n}": np.array([i for i, _ in b], np.int64)
-                for n, b in self.runtime.opcua_nodes.items()
-            },
-            **{
-                f"mqtt:{n}": np.array([i for i, _ in b], np.int64)
-                for n, b in self.runtime.mqtt_bindings.items()
-            },
+            plan.source_name: np.array([i for i, _ in plan.bindings], np.int64) for plan in self._plans
         }
+        self._parts: Assembly | None = None
 
-    # -- wiring ---------------------------------------------------------------------------
-
-    def _open_store(self) -> None:
-        group = self.settings.data_group_readable
-        private_dir(self.settings.data_dir, group)
-        self.store = LocalStore(self.settings.store_path, self.runtime.table.ids, group_readable=group)
-        if self.runtime.conditioner.corrections is not None:
-            self.store.record_calibrations(self.runtime.table.ids, self.runtime.conditioner.corrections)
-        self.reader = StoreReader(self.settings.store_path)
-        self.pipeline = Pipeline(
-            self.store,
-            self.runtime.conditioner,
-            self.runtime.table.ids,
-            self.metrics,
-            maxsize=self.settings.queue_batches,
-            window=self.runtime.window,
+    def open(self) -> None:
+        """Open the store and build the pipeline, the historian and the sources (once); a source
+        whose configuration cannot work raises ConfigurationError here."""
+        if self._parts is not None:
+            return
+        parts = assemble(
+            self.settings, self.runtime, self._plans, self.kinds, self.metrics, self.health, self._on_batch
         )
-        self.pipeline.consumers.append(self._on_batch)
+        self.store, self.reader, self.pipeline = parts.store, parts.reader, parts.pipeline
+        self.sources, self.writer = parts.sources, parts.writer
+        self.late_data = LateData(
+            self.engine,
+            self.runtime.table,
+            self.reader,
+            self.pipeline,
+            self.emit,
+            self.metrics,
+            self.runtime.window.max_age_ns,
+        )
+        self._parts = parts
 
     async def _rebuild(self) -> None:
         """Put the engine where the last run left it, by event time, before any new data: the
@@ -163,9 +161,9 @@ class Service:
             fed += len(batch)
             self.engine.ingest(batch, fed_s)
             while (out := self.engine.advance(fed_s)).more:  # bounded slices, the loop runs between
-                self._emit(out)
+                self.emit(out)
                 await asyncio.sleep(0)
-            self._emit(out)
+            self.emit(out)
             if len(self._aggregate_writes) > 2:  # bounded: the ledger keeps up with the closing
                 await asyncio.wait(self._aggregate_writes, return_when=asyncio.FIRST_COMPLETED)
             t = await asyncio.to_thread(self.reader.first_timestamp, members, t + REBUILD_SLICE_NS)
@@ -174,13 +172,14 @@ class Service:
 
     async def _stored(self, members: list[str], start_ns: int, end_ns: int) -> ReadingBatch:
         """Stored readings of ``members`` in [start, end), with the table's signal indexes."""
-        names, batch = await asyncio.to_thread(self.reader.readings, members, start_ns, end_ns)
-        index = [self.runtime.table.index(n) for n in names]
-        return ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality)
+        return await asyncio.to_thread(
+            stored_readings, self.reader, self.runtime.table, members, start_ns, end_ns
+        )
 
     def _on_batch(self, batch: ReadingBatch) -> None:
         now = time.monotonic()
         self.engine.ingest(batch, now)
+        self.late_data.count()
         self._advance(now)
 
     def _advance(self, now: float | None = None) -> bool:
@@ -188,7 +187,7 @@ class Service:
         when more is due."""
         now = time.monotonic() if now is None else now
         out = self.engine.advance(now, time.time_ns(), self._comm_loss())
-        self._emit(out)
+        self.emit(out)
         if out.more:
             self._more_due.set()
         return out.more
@@ -212,26 +211,15 @@ class Service:
             while self._advance():  # noqa: ASYNC110 - not a wait: the loop runs between slices
                 await asyncio.sleep(0)
 
-    async def _recompute_late(self) -> None:
-        """Recompute once late data has stopped arriving for half a second (a redelivered queue
-        makes one revision, not one per second of its delivery), or after LATE_SETTLE_MAX_S."""
-        seen, waited = 0, 0.0
-        while True:
-            await asyncio.sleep(0.5)
-            count = self.engine.late_readings
-            if count != seen and waited < LATE_SETTLE_MAX_S:
-                seen, waited = count, waited + 0.5
-                continue
-            seen, waited = count, 0.0
-            await self._late_data()
-
-    def _emit(self, out: EngineOutput) -> asyncio.Future[None] | None:
-        """Write the closed minutes and hours and tell the listeners; returns the write."""
+    def emit(self, out: EngineOutput) -> asyncio.Future[None] | None:
+        """Write closed (or recomputed) minutes and hours, with their outbox rows when InfluxDB is
+        configured, and tell the listeners; returns the write."""
         if not out.minutes and not out.hours:
             return None
         for m in out.minutes:
             self.metrics.minutes_closed.labels(m.kiln).inc()
-        outbox = self.aggregate_outbox(out.minutes, out.hours) if self.aggregate_outbox else []
+        rows = self._parts.aggregate_rows if self._parts is not None else None
+        outbox = rows(out.minutes, out.hours) if rows is not None else []
         task = asyncio.ensure_future(
             self.pipeline.on_store_thread(self.store.write_aggregates, out.minutes, out.hours, outbox)
         )
@@ -243,43 +231,6 @@ class Service:
             except Exception:
                 log.exception("a listener of closed minutes failed")
         return task
-
-    def _sources(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        from collector.opcua import OpcUaSource
-
-        runs: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        newest = self.reader.newest_timestamps()  # where each OPC UA node's history read resumes
-        ids = self.runtime.table.ids
-        for name, nodes in self.runtime.opcua_nodes.items():
-            spec = self.plant.sources.opcua[name]
-            opcua = OpcUaSource(
-                name=f"opcua:{name}",
-                spec=spec,
-                nodes=[(i, b.node) for i, b in nodes],
-                sink=self.pipeline,
-                health=self.health.source(f"opcua:{name}", "opcua"),
-                metrics=self.metrics,
-                instance_id=self.settings.instance_id,
-                signal_names=self.runtime.table.ids,
-                resume_from_ns={i: newest[ids[i]] for i, _ in nodes if ids[i] in newest},
-            )
-            runs.append(opcua.run)
-        installation = installation_id(self.settings.data_dir, self.settings.data_group_readable)
-        for name, bindings in self.runtime.mqtt_bindings.items():
-            from collector.mqtt import MqttSource
-
-            mqtt = MqttSource(
-                name=f"mqtt:{name}",
-                spec=self.plant.sources.mqtt[name],
-                bindings=bindings,
-                sink=self.pipeline,
-                health=self.health.source(f"mqtt:{name}", "mqtt"),
-                metrics=self.metrics,
-                signal_names=self.runtime.table.ids,
-                instance_id=f"{self.settings.instance_id}-{installation}",
-            )
-            runs.append(mqtt.run)
-        return runs
 
     def _publish_events(self, out: EngineOutput) -> None:
         for m in out.minutes:
@@ -308,47 +259,11 @@ class Service:
             auth=self.auth,
         )
 
-    async def _late_data(self) -> None:
-        """Recompute minutes and hours that late readings touched, from the durable store, one
-        slice (an hour at most) at a time: readings and computation on the recompute thread,
-        the engine's state changed only here on the loop, so API and collectors stay live."""
-        loop = asyncio.get_running_loop()
-        for kiln_id, start, end in self.engine.late_ranges():
-            members = [self.runtime.table.ids[i] for i in self.engine.kilns[kiln_id].spec.signals]
-            job = self.engine.recomputation(kiln_id, start, end)
-            n_minutes = n_hours = 0
-            while not job.done:
-                minutes = await loop.run_in_executor(
-                    self._recompute_thread, self._compute_slice, job, members
-                )
-                if not minutes:
-                    continue
-                # On the store thread: after every minute already queued for the ledger is in it.
-                stored = await self.pipeline.on_store_thread(
-                    self.reader.minutes,
-                    kiln_id,
-                    minutes[0].start_ns // HOUR_NS * HOUR_NS,
-                    (minutes[-1].start_ns // HOUR_NS + 1) * HOUR_NS,
-                )
-                out = self.engine.apply_recomputed(job, minutes, stored)
-                n_minutes, n_hours = n_minutes + len(out.minutes), n_hours + len(out.hours)
-                write = self._emit(out)
-                if write is not None:  # one slice's aggregates in the store before the next is computed
-                    await asyncio.wait([write])
-            log.info("late data for %s recomputed %d minutes and %d hours", kiln_id, n_minutes, n_hours)
-
-    def _compute_slice(self, job: Recomputation, members: Sequence[str]) -> list[MinuteAggregate]:
-        """On the recompute thread: the next slice's stored readings, computed."""
-        lo, hi = job.readings_window()
-        names, batch = self.reader.readings(members, lo, hi)
-        index = [self.runtime.table.index(n) for n in names]
-        return job.compute(ReadingBatch(_remap(batch.signal, index), batch.ts, batch.value, batch.quality))
-
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._open_store()
-        attach_historian(self)
+        self.open()
+        assert self._parts is not None
         await self._rebuild()  # before the sources start: new data lands on the rebuilt engine
         config = uvicorn.Config(
             create_app(self.api_context()),
@@ -365,9 +280,9 @@ class Service:
         server = _ApiServer(config)
         tasks = [asyncio.create_task(self.pipeline.run(), name="pipeline")]
         tasks.append(asyncio.create_task(self._tick(), name="engine-tick"))
-        tasks.append(asyncio.create_task(self._recompute_late(), name="late-data"))
-        tasks += [asyncio.create_task(run(), name="source") for run in self._sources()]
-        tasks += [asyncio.create_task(run(), name="extra") for run in self.extra_tasks]
+        tasks.append(asyncio.create_task(self.late_data.run(), name="late-data"))
+        tasks += [asyncio.create_task(source.run(), name=source.name) for source in self.sources]
+        tasks += [asyncio.create_task(run(), name="extra") for run in self._parts.tasks + self.extra_tasks]
         api = asyncio.create_task(server.serve(), name="api")
         try:
             while not server.started and not api.done():  # noqa: ASYNC110 - uvicorn offers a flag only
@@ -398,8 +313,7 @@ class Service:
             await asyncio.wait_for(self.pipeline.drain(), timeout=10)
         pipeline_task.cancel()
         await asyncio.gather(pipeline_task, return_exceptions=True)
-        # A slice being computed ends within its bound; the queued ones are dropped.
-        await asyncio.to_thread(self._recompute_thread.shutdown, wait=True, cancel_futures=True)
+        await self.late_data.close()
         if self._aggregate_writes:
             await asyncio.gather(*self._aggregate_writes, return_exceptions=True)
         self.events.close()
@@ -414,10 +328,6 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def _remap(local: npt.NDArray[np.int32], index: list[int]) -> npt.NDArray[np.int32]:
-    return np.asarray(index, dtype=np.int32)[local] if len(local) else local.astype(np.int32)
 
 
 class _ApiServer(uvicorn.Server):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from analytics.aggregates import HourAggregate, MinuteAggregate
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 from tests.e2e.test_mqtt_crash import Kilnwatch, poll
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.ports import free_port

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.ports import free_port
 from tests.fixtures.service import Simulators, sim_plant, start_publisher, start_simulators

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 from simulators.mqtt_publisher import SimMqttPublisher
 from tests.e2e.hourly import (
     HOUR_NS,

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
+from collector.sources.registry import SourceKinds
 from kilnwatch.config import parse_plant
 from kilnwatch.service import Service
 from kilnwatch.settings import Settings
@@ -102,11 +103,13 @@ def service(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Running]:
     settings = Settings(data_dir=tmp_path / "svc", port=free_port(), instance_id="silent")
     loop = LoopThread("kilnwatch")
 
+    kinds = SourceKinds()
+    switches = switchable_sources(kinds)
+
     async def make() -> Service:
-        return Service(plant, settings)
+        return Service(plant, settings, kinds=kinds)
 
     svc = loop.run(make())
-    switches = switchable_sources(svc)
     loop.spawn(svc.run())
     try:
         loop.run(svc.started(), timeout=30)

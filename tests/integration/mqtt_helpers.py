@@ -21,10 +21,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.conditioning import Conditioner
 from collector.health import SourceHealth
 from collector.metrics import Metrics
-from collector.mqtt import MqttSource
-from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.sources.mqtt.source import MqttSource
+from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
+from collector.sources.supervisor import Supervisor
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
 
@@ -101,7 +103,7 @@ async def rig(tmp_path: Path, names: Sequence[str]) -> AsyncIterator[Rig]:
 
 @asynccontextmanager
 async def running(source: MqttSource) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(source.run())
+    task = asyncio.create_task(Supervisor(source).run())
     try:
         await asyncio.wait_for(source.subscribed.wait(), 10)
         yield task

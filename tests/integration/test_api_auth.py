@@ -25,7 +25,8 @@ from api.security.headers import LOOPBACK_HOSTS
 from api.security.tokens import Role, TokenStore, new_token, parse_lines
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.ports import free_port
 from tests.unit.engine_helpers import T0, engine, series

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from analytics.aggregates import HourAggregate, MinuteAggregate
-from collector.line_protocol import hour_line, minute_line
+from collector.outputs.historian.line_protocol import hour_line, minute_line
 from kilnwatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

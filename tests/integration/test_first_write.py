@@ -17,7 +17,7 @@ import pytest
 
 from analytics.aggregates import HourAggregate
 from analytics.batch import ReadingBatch
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 from kilnwatch.config import PlantFile, parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import Service

@@ -15,13 +15,13 @@ from prometheus_client import CollectorRegistry
 from analytics.batch import ReadingBatch
 from collector.conditioning import Conditioner
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
 from collector.metrics import Metrics
-from collector.outbox import OutboxBudget, OutboxDepth, exact_depth
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
 from collector.pipeline import Pipeline
-from collector.store import LocalStore
+from collector.store.local import LocalStore
+from collector.store.outbox import OutboxBudget, OutboxDepth, exact_depth
 from tests.fixtures.victoria import Victoria, hour_start, kiln_table, reading_batches, until
 
 HOUR_NS = 3600 * 10**9
@@ -31,7 +31,7 @@ def test_budget_warns_near_and_holds_acks_beyond(caplog: pytest.LogCaptureFixtur
     health = HealthRegistry()
     budget = OutboxBudget(max_bytes=1000, max_age_s=3600.0, warn_fraction=0.8, health=health)
     now = time.time_ns()
-    caplog.set_level(logging.INFO, logger="collector.outbox")
+    caplog.set_level(logging.INFO, logger="collector.store.outbox")
 
     assert budget.update(OutboxDepth(1, 500, now), now) is False
     assert budget.allows_acks() and not health.warnings and not health.problems
@@ -67,15 +67,14 @@ async def test_pipeline_holds_acks_while_over_budget_and_releases_them_after(
     vm.stop()  # InfluxDB unreachable: the outbox grows
     table = kiln_table("budget_test")
     batches = reading_batches(table, hour_start(), 600)
-    store = LocalStore(tmp_path / "kw.sqlite3", table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
-    n = len(table)
-    pipeline = Pipeline(
-        store, Conditioner(np.ones(n), np.zeros(n), table.valid_min, table.valid_max), table.ids, Metrics()
-    )
-    per_batch = len(store.outbox_formatter(batches[0]))
+    formatter = ReadingFormatter(table.signals)
+    store = LocalStore(tmp_path / "kw.sqlite3", table.ids, outbox_formatter=formatter)
+    per_batch = len(formatter(batches[0]))
     health = HealthRegistry()
     budget = OutboxBudget(max_bytes=8 * per_batch, max_age_s=3600.0, warn_fraction=0.5, health=health)
+    n = len(table)
+    conditioner = Conditioner(np.ones(n), np.zeros(n), table.valid_min, table.valid_max)
+    pipeline = Pipeline(store, conditioner, table.ids, Metrics(), ack_gate=budget.allows_acks)
 
     async def release_held_acks() -> None:
         await pipeline.put(ReadingBatch.empty())
@@ -89,7 +88,6 @@ async def test_pipeline_holds_acks_while_over_budget_and_releases_them_after(
         budget=budget,
         on_budget_reopen=release_held_acks,
     )
-    pipeline.ack_gate = budget.allows_acks
     tasks = [asyncio.create_task(pipeline.run()), asyncio.create_task(writer.run())]
     acked: list[int] = []
     try:

@@ -19,11 +19,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
-from collector.outbox import exact_depth
-from collector.store import LocalStore, StoreReader, connect
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore, connect
+from collector.store.outbox import exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.victoria import (
     Victoria,
     assert_resent_points_equal,
@@ -41,8 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _process(db: Path, url: str, plant: str, start_ns: int, mode: str) -> None:
     table = kiln_table(plant)
-    store = LocalStore(db, table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
+    store = LocalStore(db, table.ids, outbox_formatter=ReadingFormatter(table.signals))
     writer = InfluxWriter(
         db,
         InfluxTarget(url, "token", "org", "bucket"),

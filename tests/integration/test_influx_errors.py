@@ -15,10 +15,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.outbox import INFLUX_SOURCE, exact_depth
-from collector.store import LocalStore, StoreReader
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore
+from collector.store.outbox import INFLUX_SOURCE, exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.ports import free_port
 from tests.fixtures.victoria import until
 
@@ -175,7 +176,7 @@ async def test_config_errors_stop_writes_report_and_keep_the_data(
     reason: str,
 ) -> None:
     influx.script = [_error(status, code, "unauthorized access" if status == 401 else code)] * 10
-    caplog.set_level(logging.ERROR, logger="collector.influx_writer")
+    caplog.set_level(logging.ERROR, logger="collector.outputs.historian.writer")
     r = rig(batch_points=1000, in_flight=4)
     assert await until(lambda: "influx" in r.health.problems, within_s=10)
     await asyncio.sleep(1.0)  # a retry loop would have sent several requests by now

@@ -1,5 +1,5 @@
-"""``attach_historian`` on a real Service: readings through the pipeline and closed aggregates
-through the aggregate outbox reach victoria-metrics; without InfluxDB only retention is added."""
+"""The historian of a real Service: readings through the pipeline and closed aggregates through
+the aggregate outbox reach victoria-metrics; without InfluxDB there is no writer and no outbox."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from analytics.engine import EngineOutput
-from collector.outbox import exact_depth
+from collector.store.outbox import exact_depth
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
-from kilnwatch.historian import attach_historian
 from kilnwatch.service import Service
 from kilnwatch.settings import Settings
 from tests.fixtures.victoria import (
@@ -34,13 +33,11 @@ def _service(tmp_path: Path, **settings: object) -> Service:
     return Service(parse_plant(demo_plant(), "demo plant"), Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
 
 
-async def test_without_influx_only_retention_is_added(tmp_path: Path) -> None:
+async def test_without_influx_there_is_no_writer_and_no_outbox(tmp_path: Path) -> None:
     service = _service(tmp_path)
-    service._open_store()
-    assert attach_historian(service) is None
-    assert len(service.extra_tasks) == 1
+    service.open()
+    assert service.writer is None
     assert service.store.outbox_formatter is None and service.pipeline.ack_gate is None
-    assert service.aggregate_outbox is None
     service.pipeline.close()
     service.store.close()
 
@@ -50,22 +47,22 @@ async def test_historian_writes_readings_and_aggregates(
 ) -> None:
     vm = start_victoria()
     service = _service(tmp_path, influx_url=vm.url, influx_token="a-real-token", outbox_max_bytes=10**9)
-    service._open_store()
-    writer = attach_historian(service)
+    service.open()
+    writer = service.writer
     assert writer is not None and writer.target.token == "a-real-token"
     assert service.pipeline.ack_gate is not None and service.pipeline.ack_gate()
-    assert service.aggregate_outbox is not None
+    assert service.store.outbox_formatter is not None
 
     table = service.runtime.table
     start = hour_start()
     batches = reading_batches(table, start, 600)
     minutes, hours = aggregates(table, start)
     tasks = [asyncio.create_task(service.pipeline.run())]
-    tasks += [asyncio.create_task(run()) for run in service.extra_tasks]
+    tasks.append(asyncio.create_task(writer.run()))
     try:
         for batch in batches:
             await service.pipeline.put(batch)
-        service._emit(EngineOutput(minutes, hours))  # aggregates and their outbox rows, one transaction
+        service.emit(EngineOutput(minutes, hours))  # aggregates and their outbox rows, one transaction
         n_stored = sum(len(b) for b in batches)
         assert await until(lambda: service.pipeline.stored_readings == n_stored, within_s=20)
         assert await until(lambda: exact_depth(service.store.connection).rows == 0, within_s=20)

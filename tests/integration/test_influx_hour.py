@@ -11,11 +11,12 @@ from numpy.testing import assert_allclose
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter, aggregate_outbox_rows
-from collector.outbox import exact_depth
-from collector.store import LocalStore, StoreReader
+from collector.outputs.historian.line_protocol import ReadingFormatter, aggregate_outbox_rows
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore
+from collector.store.outbox import exact_depth
+from collector.store.reader import StoreReader
 from tests.fixtures.victoria import (
     Victoria,
     aggregates,
@@ -37,8 +38,7 @@ async def test_hour_of_two_kilns_arrives_exactly_once(victoria: Victoria, tmp_pa
     start = hour_start()
     batches = reading_batches(table, start, 3600)
     minutes, hours = aggregates(table, start)
-    store = LocalStore(tmp_path / "kw.sqlite3", table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
+    store = LocalStore(tmp_path / "kw.sqlite3", table.ids, outbox_formatter=ReadingFormatter(table.signals))
     registry = CollectorRegistry()
     metrics = InfluxMetrics(registry)
     writer = InfluxWriter(

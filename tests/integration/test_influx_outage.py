@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.health import HealthRegistry
-from collector.influx_metrics import InfluxMetrics
-from collector.influx_writer import InfluxTarget, InfluxWriter, WriterPolicy
-from collector.line_protocol import ReadingFormatter
-from collector.outbox import exact_depth
-from collector.store import LocalStore
+from collector.outputs.historian.line_protocol import ReadingFormatter
+from collector.outputs.historian.metrics import InfluxMetrics
+from collector.outputs.historian.writer import InfluxTarget, InfluxWriter, WriterPolicy
+from collector.store.local import LocalStore
+from collector.store.outbox import exact_depth
 from tests.fixtures.victoria import (
     Victoria,
     assert_resent_points_equal,
@@ -50,8 +50,7 @@ async def test_outage_is_reported_and_the_outbox_catches_up(
     up_s, after_s = 1200, 600
     batches = reading_batches(table, hour_start(3), up_s + down_s + after_s)  # batches of 10 s
     up, down = up_s // 10, (up_s + down_s) // 10
-    store = LocalStore(tmp_path / "kw.sqlite3", table.ids)
-    store.outbox_formatter = ReadingFormatter(table.signals)
+    store = LocalStore(tmp_path / "kw.sqlite3", table.ids, outbox_formatter=ReadingFormatter(table.signals))
     health = HealthRegistry()
     registry = CollectorRegistry()
     writer = InfluxWriter(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.outbox import INFLUX_SOURCE, Outbox, exact_depth
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.outbox import INFLUX_SOURCE, Outbox, exact_depth
+from collector.store.reader import StoreReader
 
 
 def _store(tmp_path: Path) -> tuple[LocalStore, Outbox]:

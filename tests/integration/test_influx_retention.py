@@ -12,8 +12,15 @@ import numpy as np
 
 from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import NS_PER_S, ReadingBatch
-from collector.retention import NS_PER_DAY, RetentionPolicy, keys, prune_chunk, prune_once, run_retention
-from collector.store import LocalStore
+from collector.store.local import LocalStore
+from collector.store.retention import (
+    NS_PER_DAY,
+    RetentionPolicy,
+    keys,
+    prune_chunk,
+    prune_once,
+    run_retention,
+)
 
 MINUTE_NS = 60 * NS_PER_S
 

@@ -28,7 +28,8 @@ from api.app import create_app
 from api.context import ApiContext
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import PlantFile, parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import Runtime, build_runtime
@@ -264,9 +265,12 @@ def test_late_data_through_the_service(service: tuple[Service, str, LoopThread])
         gap_hour = T0 + HOUR
         assert not rows[gap_hour]["valid"] and rows[gap_hour]["revision"] == 0
         cross_before = crosscheck(http, base)
+        counted = svc.metrics.registry.get_sample_value
+        assert counted("kilnwatch_late_readings_total", {"kiln": "kiln1"}) is None  # nothing late yet
         loop.run(svc.pipeline.put(late))
         revised = wait_for(lambda: (r := hourly_if(http, base, HOURS)) and r[gap_hour]["revision"] == 1 and r)
         assert revised[gap_hour]["valid"] and not revised[gap_hour]["co2_t_substituted"]
+        assert counted("kilnwatch_late_readings_total", {"kiln": "kiln1"}) == len(late)
         reference = EmissionsEngine(svc.runtime.table, svc.runtime.kilns, svc.runtime.engine_params)
         reference.ingest(everything)
         want = by_hour(reference.advance_all())[gap_hour]

@@ -13,7 +13,8 @@ import pytest
 
 from analytics import quality as q
 from collector.metrics import Metrics
-from collector.mqtt_spec import MqttBinding
+from collector.sources.mqtt.spec import MqttBinding
+from collector.sources.supervisor import ConfigurationError
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.mqtt_helpers import (
     NS,
@@ -161,7 +162,7 @@ async def test_messages_published_while_the_collector_is_down_are_stored(
 async def test_broker_restart_reconnects_and_resubscribes(
     broker: Mosquitto, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, worker: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="collector.mqtt")
+    caplog.set_level(logging.INFO, logger="collector.sources.mqtt")
     topic = f"{prefix}/k1/cems"
     start = base_ns()
     async with rig(tmp_path, RACK_NAMES) as r:
@@ -206,7 +207,7 @@ async def test_broker_restart_reconnects_and_resubscribes(
             )
             assert reconnects == 3
     # Each outage is logged once however many reconnect attempts fail, and so is each recovery.
-    messages = [rec.getMessage() for rec in caplog.records if rec.name == "collector.mqtt"]
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "collector.sources.mqtt.source"]
     assert sum("retrying with backoff" in m for m in messages) == 2
     assert sum("is back" in m for m in messages) == 2
 
@@ -242,21 +243,22 @@ async def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(
 
 
 @pytest.mark.parametrize("worker", ["process", "thread"])
-async def test_an_unreadable_tls_file_stops_the_source_with_its_name(
+async def test_an_unreadable_tls_file_fails_at_start_up_with_its_name(
     broker: Mosquitto, prefix: str, tmp_path: Path, worker: str
 ) -> None:
     missing = tmp_path / "no-such-ca.pem"
     async with rig(tmp_path, RACK_NAMES) as r:
-        source = r.source(
-            broker,
-            rack_bindings(f"{prefix}/k1/cems"),
-            f"{prefix}-c",
-            worker=worker,
-            tls=True,
-            ca_file=str(missing),
-        )
-        with pytest.raises(Exception, match="No such file"):
-            await asyncio.wait_for(source.run(), 20)
+        with pytest.raises(
+            ConfigurationError, match=r"MQTT source cems: ca_file .*no-such-ca.pem .*No such file"
+        ):
+            r.source(
+                broker,
+                rack_bindings(f"{prefix}/k1/cems"),
+                f"{prefix}-c",
+                worker=worker,
+                tls=True,
+                ca_file=str(missing),
+            )
 
 
 def _worker_of(source: str) -> multiprocessing.process.BaseProcess:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from analytics import quality as q
-from collector.mqtt_spec import MqttBinding
-from collector.store import connect
+from collector.sources.mqtt.spec import MqttBinding
+from collector.store.local import connect
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.mqtt_helpers import (
     CHANNELS,
@@ -188,7 +188,7 @@ async def test_random_and_malformed_payloads(
         *((s, b.model_copy(update={"topic": f"{prefix}/rack"})) for s, b in rack_bindings("x", "r")),
     ]
     client_id = f"{prefix}-c"
-    caplog.set_level(logging.WARNING, logger="collector.mqtt")
+    caplog.set_level(logging.WARNING, logger="collector.sources.mqtt")
     async with rig(tmp_path, FUZZ_NAMES) as r:
         # An older configuration subscribed to a topic that the current one no longer binds.
         stale = MqttBinding(broker="cems", topic=f"{prefix}/stale")

@@ -20,9 +20,10 @@ import orjson
 import pytest
 
 from collector.metrics import Metrics
-from collector.mqtt import MqttSource
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.sources.mqtt.source import MqttSource
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.mqtt_helpers import (
     NS,

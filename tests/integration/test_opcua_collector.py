@@ -23,8 +23,9 @@ from analytics import quality as q
 from analytics.batch import ReadingBatch
 from collector.health import SourceHealth
 from collector.metrics import Metrics
-from collector.opcua import OpcUaSource
-from collector.opcua_spec import OpcUaServerSpec
+from collector.sources.opcua.source import OpcUaSource
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.sources.supervisor import Supervisor
 from simulators.opcua_stop import stop_server
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,7 @@ async def start_source() -> AsyncIterator[StartSource]:
         sink, health, metrics = sink or MemorySink(), SourceHealth("plc1", "opcua"), Metrics()
         spec_ = OpcUaServerSpec(url=url, **settings)
         source = OpcUaSource("plc1", spec_, nodes, sink, health, metrics, "test", **(options or {}))
-        r = Running(source, sink, health, metrics, asyncio.create_task(source.run()))
+        r = Running(source, sink, health, metrics, asyncio.create_task(Supervisor(source).run()))
         running.append(r)
         return r
 
@@ -182,7 +183,7 @@ def sample(run: Running, name: str, **labels: str) -> float:
 
 
 def collector_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name.startswith("collector.opcua") and r.levelno == level]
+    return [r for r in caplog.records if r.name.startswith("collector.sources.opcua") and r.levelno == level]
 
 
 async def test_values_arrive_with_source_time_and_quality_by_namespace_uri(
@@ -454,7 +455,7 @@ async def test_values_missed_before_the_start_are_read_from_the_servers_history(
 ) -> None:
     """A restarted kilnwatch resumes each node after its newest stored value: what the server
     historised meanwhile arrives with its source times; a node without history is left alone."""
-    caplog.set_level(logging.INFO, logger="collector.opcua")
+    caplog.set_level(logging.INFO, logger="collector.sources.opcua")
     port = free_port()
     srv = await start_server(port)
     servers.append(srv)

@@ -25,10 +25,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collector.health import HealthRegistry, SourceHealth
 from collector.metrics import Metrics
-from collector.opcua import OpcUaSource
-from collector.opcua_certgen import create_client_certificate
-from collector.opcua_spec import OpcUaServerSpec
-from collector.opcua_trust import Thumbprint
+from collector.sources.opcua.certgen import create_client_certificate
+from collector.sources.opcua.source import OpcUaSource
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.sources.opcua.trust import Thumbprint
+from collector.sources.supervisor import Supervisor
 from tests.integration.test_opcua_collector import MemorySink, free_port, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -217,7 +218,7 @@ async def start_source(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         registry, sink = HealthRegistry(), MemorySink()
         health = registry.source("opcua:plc1", "opcua")
         source = OpcUaSource("opcua:plc1", OpcUaServerSpec(**settings), [(0, NODE)], sink, health, Metrics())
-        r = Running(source, sink, health, registry, asyncio.create_task(source.run()))
+        r = Running(source, sink, health, registry, asyncio.create_task(Supervisor(source).run()))
         running.append(r)
         return r
 

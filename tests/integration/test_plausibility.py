@@ -22,12 +22,13 @@ from analytics.batch import NS_PER_S
 from collector.conditioning import Conditioner
 from collector.health import SourceHealth
 from collector.metrics import Metrics
-from collector.mqtt_spec import MqttBinding
-from collector.opcua import OpcUaSource
-from collector.opcua_spec import OpcUaServerSpec
 from collector.pipeline import Pipeline
 from collector.plausibility import FUTURE, TOO_OLD, TimeWindow
-from collector.store import LocalStore, StoreReader
+from collector.sources.mqtt.spec import MqttBinding
+from collector.sources.opcua.source import OpcUaSource
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import Service

@@ -14,7 +14,7 @@ from analytics.aggregates import HourAggregate
 from analytics.batch import NS_PER_S, ReadingBatch
 from analytics.hours import HOUR_NS
 from analytics.minutes import MINUTE_NS
-from collector.store import LocalStore
+from collector.store.local import LocalStore
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.service import Service
@@ -77,7 +77,7 @@ async def test_a_run_killed_in_the_first_hour_of_an_old_replay_is_rebuilt(tmp_pa
     store.close()
 
     restarted = service(tmp_path / "run")
-    restarted._open_store()
+    restarted.open()
     await restarted._rebuild()
     try:
         assert restarted.engine.kilns[KILN].closed_until == crashed.engine.kilns[KILN].closed_until
@@ -99,7 +99,7 @@ async def test_readings_beyond_the_rebuild_bound_are_not_fed_back(tmp_path: Path
     for b in plant_readings(svc, old, 600):
         store.write(b)
     store.close()
-    svc._open_store()
+    svc.open()
     await asyncio.wait_for(svc._rebuild(), 30)
     try:
         assert svc.engine.kilns[KILN].closed_until is None

@@ -15,7 +15,8 @@ from analytics.engine import EmissionsEngine
 from api.context import ApiContext
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import Runtime, build_runtime

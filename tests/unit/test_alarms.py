@@ -17,7 +17,8 @@ from api.context import ApiContext
 from api.page_config import AlarmSettings, KilnThresholds
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 from .engine_helpers import T0, engine, series
 

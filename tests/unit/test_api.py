@@ -14,7 +14,8 @@ from api.app import create_app
 from api.context import ApiContext
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 from .engine_helpers import HOUR, SIGNALS, T0, engine, series
 

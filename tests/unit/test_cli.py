@@ -13,7 +13,7 @@ from kilnwatch.settings import Settings
 
 OWN = [
     "kilnwatch.service",
-    "collector.opcua",
+    "collector.sources.opcua.source",
     "collector.pipeline",
     "analytics.engine",
     "api.app",

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collector.dead_letters import HEAD_BYTES, DeadLetter
-from collector.retention import RetentionPolicy, dead_letter_bytes, prune_once
-from collector.store import LocalStore, StoreReader
+from analytics.batch import ReadingBatch
+from collector.store.dead_letters import HEAD_BYTES, DeadLetter
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
+from collector.store.retention import RetentionPolicy, dead_letter_bytes, prune_once
 
 NAMES = ("k.co2",)
 DAY_NS = 86_400 * 10**9
@@ -26,8 +28,9 @@ async def _run_here(fn: Callable[..., Any], *args: object) -> Any:
 def test_a_large_payload_is_cut_to_its_head_with_length_and_hash(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "kw.sqlite3", NAMES)
     big = bytes(range(256)) * 4096  # 1 MiB
-    store.write_dead_letters(
-        [DeadLetter("mqtt:cems", "not_json", big, "k.co2"), DeadLetter("x", "y", b"small")]
+    store.write(
+        ReadingBatch.empty(),
+        [DeadLetter("mqtt:cems", "not_json", big, "k.co2"), DeadLetter("x", "y", b"small")],
     )
     store.close()
     cut, small = StoreReader(tmp_path / "kw.sqlite3").dead_letters()
@@ -63,7 +66,7 @@ def test_dead_letters_are_pruned_by_age_and_to_the_budget_oldest_first(tmp_path:
     now = time.time_ns()
     old = [DeadLetter("s", f"old {i}", b"o" * 100, None, now - 40 * DAY_NS + i) for i in range(10)]
     recent = [DeadLetter("s", f"new {i:03d}", b"n" * 3000, None, now - DAY_NS + i) for i in range(100)]
-    store.write_dead_letters(old + recent)
+    store.write(ReadingBatch.empty(), old + recent)
     policy = RetentionPolicy(dead_letter_days=30, dead_letter_max_bytes=100_000, chunk_rows=7)
     deleted = asyncio.run(prune_once(_run_here, store.connection, policy))
     kept = StoreReader(store.path).dead_letters()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from collector.file_modes import private_dir
-from collector.mqtt import MqttSource
-from collector.store import LocalStore
+from collector.sources.mqtt.source import MqttSource
+from collector.store.local import LocalStore
 from kilnwatch.config import parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.installation import INSTALLATION_ID_FILE, installation_id
@@ -54,11 +54,12 @@ def _service(data_dir: Path, **settings: object) -> Service:
 def test_the_mqtt_client_id_carries_the_installation_id_across_restarts(tmp_path: Path) -> None:
     def client_ids(data_dir: Path) -> list[str]:
         service = _service(data_dir, instance_id="kw1")
-        service._open_store()
+        service.open()
         try:
-            sources = [getattr(run, "__self__", None) for run in service._sources()]
+            sources = [s.target for s in service.sources]
             return [s.client_id for s in sources if isinstance(s, MqttSource)]
         finally:
+            service.pipeline.close()
             service.store.close()
 
     one, again, other = client_ids(tmp_path / "a"), client_ids(tmp_path / "a"), client_ids(tmp_path / "b")
@@ -71,7 +72,7 @@ def test_the_mqtt_client_id_carries_the_installation_id_across_restarts(tmp_path
 def test_store_and_data_directory_modes(tmp_path: Path, group: bool, dir_mode: int, file_mode: int) -> None:
     data = tmp_path / "data"
     service = _service(data, data_group_readable=group)
-    service._open_store()
+    service.open()
     try:
         service.store.connection.execute("INSERT INTO signal(name) VALUES ('x')")  # WAL in use
         files = sorted(data.glob("kilnwatch-*.sqlite3*"))
@@ -79,6 +80,7 @@ def test_store_and_data_directory_modes(tmp_path: Path, group: bool, dir_mode: i
         assert {f.name: _mode(f) for f in files} == {f.name: file_mode for f in files}
         assert _mode(data) == dir_mode
     finally:
+        service.pipeline.close()
         service.store.close()
 
 

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
 from analytics.signals import Quantity, SignalInfo
-from collector.line_protocol import (
+from collector.outputs.historian.line_protocol import (
     ReadingFormatter,
     aggregate_outbox_rows,
     hour_line,

@@ -25,7 +25,7 @@ from api.routes_kilns import live_json
 from api.routes_stream import _events
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
-from collector.store import StoreReader
+from collector.store.reader import StoreReader
 
 from .engine_helpers import T0, engine, series
 

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from analytics import quality as q
-from collector import mqtt_decode as md
-from collector.mqtt import TopicRouter
-from collector.mqtt_spec import MqttBinding, MqttBrokerSpec
+from collector.sources.mqtt import decode as md
+from collector.sources.mqtt.source import TopicRouter
+from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
 
 NOW_NS = 1_795_852_800_000_000_000  # 2026-11-28T08:00:00Z
 NOW_ISO = "2026-11-28T08:00:00Z"

@@ -10,7 +10,7 @@ import pytest
 from asyncua import ua
 
 from analytics import quality as q
-from collector.opcua_quality import (
+from collector.sources.opcua.quality import (
     NO_TS,
     NodeStats,
     NotificationBuffer,

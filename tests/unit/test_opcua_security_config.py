@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import ValidationError
 
-from collector.opcua_security import application_uri
-from collector.opcua_spec import OpcUaServerSpec
+from collector.sources.opcua.security import application_uri
+from collector.sources.opcua.spec import OpcUaServerSpec
 from kilnwatch import cli
 from kilnwatch.demo import demo_plant
 

@@ -27,7 +27,7 @@ from collector.plausibility import (
     TimeWindow,
     screen,
 )
-from collector.store import DeadLetter
+from collector.store.local import DeadLetter
 from kilnwatch.config import ConfigError, parse_plant
 from kilnwatch.demo import demo_plant
 from kilnwatch.plant import build_runtime

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from analytics.aggregates import HourAggregate
 from api.app import create_app
 from api.limits import ApiLimits
-from collector.store import LocalStore
+from collector.store.local import LocalStore
 from kilnwatch import cli
 from kilnwatch.settings import Settings
 

@@ -46,7 +46,7 @@ NESTED = {"parameters": models.ParameterSummary, "ledger": models.LedgerEntry, "
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    from collector.store import LocalStore
+    from collector.store.local import LocalStore
 
     rt = demo_runtime()
     engine, hours = model_hours(rt, T0)
@@ -130,7 +130,7 @@ def test_a_column_added_to_the_hourly_schema_shows_everywhere(tmp_path: Path) ->
 
         from fastapi.testclient import TestClient
         from api.app import create_app
-        from collector.store import LocalStore
+        from collector.store.local import LocalStore
         from kilnwatch import report
         from tests.unit.report_store import context, demo_runtime, model_hours
 

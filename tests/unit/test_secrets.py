@@ -15,9 +15,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from collector.mqtt_spec import MqttBrokerSpec
-from collector.opcua_spec import OpcUaServerSpec
 from collector.secret_values import mask_urls
+from collector.sources.mqtt.spec import MqttBrokerSpec
+from collector.sources.opcua.spec import OpcUaServerSpec
 from kilnwatch.demo import demo_plant
 from kilnwatch.settings import Settings
 
@@ -164,7 +164,6 @@ async def test_the_historian_never_logs_the_influx_urls_credentials(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from kilnwatch.config import parse_plant
-    from kilnwatch.historian import attach_historian
     from kilnwatch.service import Service
 
     settings = Settings(  # type: ignore[call-arg]
@@ -172,8 +171,9 @@ async def test_the_historian_never_logs_the_influx_urls_credentials(
     )
     service = Service(parse_plant(demo_plant(), "demo"), settings)
     with caplog.at_level(logging.INFO):
-        service._open_store()
-        attach_historian(service)
+        service.open()
+    assert service.writer is not None
+    service.pipeline.close()
     service.store.close()
     assert "InfluxDB historian: http://***@127.0.0.1:9/" in caplog.text
     assert SECRET not in caplog.text

@@ -16,7 +16,8 @@ from analytics.batch import ReadingBatch
 from collector.conditioning import Conditioner, ValueCorrections
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 NAMES = ("k.co2", "k.pressure", "k.flow")
 NS = 1_000_000_000

@@ -15,7 +15,8 @@ from analytics.batch import ReadingBatch
 from collector.conditioning import Conditioner
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 NAMES = ("k.co2", "k.flow")
 NS = 1_000_000_000
@@ -73,8 +74,7 @@ def test_a_stored_reading_is_never_replaced(tmp_path: Path) -> None:
 
 
 def test_only_accepted_readings_reach_the_outbox_and_the_consumers(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "kw.sqlite3", NAMES)
-    store.outbox_formatter = lambda b: orjson.dumps(b.ts.tolist())
+    store = LocalStore(tmp_path / "kw.sqlite3", NAMES, outbox_formatter=lambda b: orjson.dumps(b.ts.tolist()))
     metrics = Metrics()
     pipeline = Pipeline(
         store, Conditioner([1.0] * 2, [0.0] * 2, [-math.inf] * 2, [math.inf] * 2), NAMES, metrics

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from analytics.batch import ReadingBatch
-from collector.store import LocalStore, StoreReader
+from collector.store.local import LocalStore
+from collector.store.reader import StoreReader
 
 T0 = 1_790_000_000_123_456_789  # not representable in float64
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from asyncua import Client, ua
 
-from .opcua_quality import datetime_to_ns
+from .quality import datetime_to_ns
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """The paho side of an MQTT source: connection, subscriptions, connection generations, acks.
 
 No asyncio and no numpy here: a :class:`PahoSession` runs either in kilnwatch's process (its
-callbacks on paho's network thread) or alone in a worker process (:mod:`collector.mqtt_worker`).
+callbacks on paho's network thread) or alone in a worker process (:mod:`collector.sources.mqtt.worker`).
 Whatever it learns goes to a :class:`SessionEvents`; the callbacks only hand over.
 
 A message larger than ``max_packet_size`` is not handed over: MQTT 5 asks the broker never to
@@ -30,8 +30,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .dead_letters import HEAD_BYTES
-from .mqtt_spec import MqttBrokerSpec
+from collector.store.dead_letters import HEAD_BYTES
+
+from .spec import MqttBrokerSpec
 
 
 @dataclass(frozen=True, slots=True)

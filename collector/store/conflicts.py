@@ -1,5 +1,5 @@
 """Conflicts: readings refused because another value or quality was stored first for their
-signal and time (:mod:`collector.first_write`). Each is kept in the ``conflict`` table, with the
+signal and time (:mod:`collector.store.first_write`). Each is kept in the ``conflict`` table, with the
 stored and the offered reading, and as a dead letter."""
 
 from __future__ import annotations

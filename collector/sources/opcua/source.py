@@ -2,13 +2,13 @@
 
 ``OpcUaSource.run`` connects, resolves the namespace URIs of its nodes to the server's current
 indexes, subscribes them and hands readings on as one :class:`ReadingBatch` per flush. asyncua's
-auto-reconnect handles a restarting server; the watchdog (:mod:`collector.opcua_supervisor`)
+auto-reconnect handles a restarting server; the watchdog (:mod:`collector.sources.opcua.connection`)
 tears the client down and builds a new one when the subscription goes quiet, the reconnect
 stalls or the namespaces moved. Whenever the connection is lost, every node gets one NaN
 reading with quality BAD | COMM_LOSS just after the newest source time seen, so that event
 time sees the signals go bad instead of holding their last values. After every connect, what
 the server's history holds since the newest value of each node is read back
-(:mod:`collector.opcua_history`), from the newest stored value at start-up (``resume_from_ns``).
+(:mod:`collector.sources.opcua.history`), from the newest stored value at start-up (``resume_from_ns``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -26,17 +26,19 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from analytics.batch import ReadingBatch
+from collector.health import SourceHealth
+from collector.metrics import Metrics
 
-from . import opcua_supervisor as conn
-from .health import SourceHealth
-from .metrics import Metrics
-from .opcua_history import read_missed
-from .opcua_quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
-from .opcua_security import configure_security
-from .opcua_spec import OpcUaServerSpec
-from .opcua_supervisor import Backoff, OutageLog, Rebuild, watchdog_verdict
-from .opcua_trust import SecuritySetupError, ServerTrust, UntrustedServer
+from ..registry import SourceContext, SourcePlan
+from ..sink import Sink
+from ..supervisor import Availability, ConfigurationError, Failed, check_readable
+from . import connection as conn
+from .connection import Rebuild, watchdog_verdict
+from .history import read_missed
+from .quality import NO_TS, NodeStats, Outbox, Readings, comm_loss_batch
+from .security import configure_security
+from .spec import OpcUaServerSpec
+from .trust import SecuritySetupError, ServerTrust, UntrustedServer
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,20 @@ EVENT_QUEUE_SIZE: Final = 100_000
 TEARDOWN_TIMEOUT_S: Final = 2.0
 
 
-class BatchSink(Protocol):
-    async def put(
-        self, batch: ReadingBatch, ack: Callable[[], None] | None = None, *, source: str = ...
-    ) -> None: ...
-
-
 class OpcUaSource:
-    """Readings of ``nodes`` on one OPC UA server, as batches into ``sink``, until cancelled."""
+    """Readings of ``nodes`` on one OPC UA server, as batches into ``sink``.
+
+    One ``run()`` is one client from connect to teardown; it raises :class:`Failed` when that
+    ends, and the supervisor runs it again. A node id that cannot be parsed or a certificate,
+    key or password file that cannot be read raises :class:`ConfigurationError` here.
+    """
 
     def __init__(
         self,
         name: str,
         spec: OpcUaServerSpec,
         nodes: Sequence[tuple[int, str]],
-        sink: BatchSink,
+        sink: Sink,
         health: SourceHealth,
         metrics: Metrics,
         instance_id: str = "kilnwatch",
@@ -78,7 +79,19 @@ class OpcUaSource:
         self.name, self.spec, self.sink = name, spec, sink
         self.health, self.metrics, self.instance_id = health, metrics, instance_id
         self.nodes = [(int(sig), node) for sig, node in nodes]
-        self._parsed = conn.parse_nodes([node for _, node in self.nodes])
+        try:
+            self._parsed = conn.parse_nodes([node for _, node in self.nodes])
+        except ValueError as err:
+            raise ConfigurationError(f"OPC UA source {name}: {err}") from err
+        if spec.security_policy != "None":
+            check_readable(
+                f"OPC UA source {name}",
+                {
+                    "certificate": spec.certificate,
+                    "private_key": spec.private_key,
+                    "private_key_password_file": spec.private_key_password_file,
+                },
+            )
         self._signals = np.array([sig for sig, _ in self.nodes], dtype=np.int32)
         self._labels = [signal_names[sig] if signal_names is not None else node for sig, node in self.nodes]
         self._flush_interval_s, self._flush_items = flush_interval_s, flush_items
@@ -97,40 +110,51 @@ class OpcUaSource:
         self._last_activity = time.monotonic()
         self._dropped = 0
         self._reported: set[str] = set()
-        self._outage = OutageLog(log, f"OPC UA source {name} ({conn.url_without_credentials(spec.url)})")
+        self.status = Availability(
+            f"OPC UA source {name} ({conn.url_without_credentials(spec.url)})",
+            log,
+            health,
+            metrics.source_connected.labels(name).set,
+        )
+        self._task: asyncio.Task[None] | None = None
         self._trust = ServerTrust(spec, name)
         #: A failure reason that was logged where it arose (a refused server certificate).
         self._logged_reason: str | None = None
-        metrics.source_connected.labels(name).set(0)
         if spec.security_policy == "None" and spec.username is not None:
             log.warning(
                 "OPC UA source %s sends the user's password in plain text (allow_plaintext_password)", name
             )
 
     async def run(self) -> None:
-        backoff = Backoff()
+        self._task = asyncio.current_task()
         try:
-            while True:
-                reason = await self._session(backoff)
-                self.health.mark_error(reason)
-                self._outage.failed(reason, logged=reason == self._logged_reason)
-                await asyncio.sleep(backoff.next())
-        finally:
+            reason = await self._session()
+        except asyncio.CancelledError:
             self._up = False
             self.metrics.source_connected.labels(self.name).set(0)
             self.health.mark_disconnected("stopped")
             await self._flush()
+            raise
+        finally:
+            self._task = None
+        raise Failed(reason, logged=reason == self._logged_reason)
 
-    async def _session(self, backoff: Backoff) -> str:
+    async def stop(self) -> None:
+        """End ``run()`` (what was collected goes to the sink first)."""
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _session(self) -> str:
         """One client from connect to teardown; returns why it ended."""
-        client = conn.make_client(self.spec, self.instance_id, backoff.cap)
+        client = conn.make_client(self.spec, self.instance_id, self.status.backoff.cap)
         reason = "subscription ended"
         try:
             async with asyncio.timeout(3 * self.spec.connect_timeout_s):
                 await configure_security(client, self.spec, self._trust)
                 await client.connect()
                 sub, namespaces = await self._subscribe(client)
-            backoff.reset()
             self._mark_up()
             await self._serve(client, sub, namespaces)
         except (Rebuild, SecuritySetupError) as err:
@@ -276,12 +300,8 @@ class OpcUaSource:
         self._up = True
         self._verified.set()
         self._last_activity = time.monotonic()
-        self.health.mark_connected()
-        self.metrics.source_connected.labels(self.name).set(1)
         self.metrics.reconnects.labels(self.name).inc()
-        if self._outage.failing:
-            self._outage.recovered()
-        else:
+        if not self.status.up():
             log.info("OPC UA source %s connected; %d nodes subscribed", self.name, len(self.nodes))
 
     async def _connection_lost(self, reason: str) -> None:
@@ -289,9 +309,7 @@ class OpcUaSource:
         if not self._up:
             return
         self._up = False
-        self.health.mark_disconnected(reason)
-        self.metrics.source_connected.labels(self.name).set(0)
-        self._outage.failed(reason)
+        self.status.down(reason)
         await self._flush(markers=True)
 
     def _drop(self, label: str, reason: str, count: int = 1) -> None:
@@ -356,3 +374,19 @@ class OpcUaSource:
             "last_event_ns": h.last_event_ns,
             "nodes": nodes,
         }
+
+
+def build(plan: SourcePlan, context: SourceContext) -> OpcUaSource:
+    """The registry's builder: one OPC UA server of the plant file."""
+    ids, newest = context.signal_names, context.newest_ns
+    return OpcUaSource(
+        name=plan.source_name,
+        spec=plan.spec,
+        nodes=[(i, b.node) for i, b in plan.bindings],
+        sink=context.sink,
+        health=context.health.source(plan.source_name, plan.kind),
+        metrics=context.metrics,
+        instance_id=context.instance_id,
+        signal_names=ids,
+        resume_from_ns={i: newest[ids[i]] for i, _ in plan.bindings if ids[i] in newest},
+    )

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from typing import Final
 
-from .mqtt_session import Incoming
+from .session import Incoming
 
 #: What a queued message costs besides its payload and topic (the tuple and its fields).
 ITEM_OVERHEAD_BYTES: Final = 200

@@ -25,7 +25,7 @@ from asyncua.crypto.validator import CertificateValidator, CertificateValidatorO
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .opcua_spec import OpcUaServerSpec, normalise_thumbprint
+from .spec import OpcUaServerSpec, normalise_thumbprint
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """MQTT payloads to readings: field paths, timestamps, status words.
 
-No I/O here: :mod:`collector.mqtt` hands over the messages of one batch and gets back a
-``ReadingBatch`` and the rejections. The mapping is data (:class:`~collector.mqtt_spec.MqttBinding`):
+No I/O here: :mod:`collector.sources.mqtt.source` hands over the messages of one batch and gets back a
+``ReadingBatch`` and the rejections. The mapping is data (:class:`~collector.sources.mqtt.spec.MqttBinding`):
 one topic may carry many signals, each with its own value, timestamp and status path.
 
 Rejection kinds (``reason`` label of ``kilnwatch_rejected_total``, first word of a dead letter's reason):
@@ -32,7 +32,7 @@ import orjson
 from analytics import quality as q
 from analytics.batch import ReadingBatch
 
-from .mqtt_spec import MqttBinding, MqttBrokerSpec, StatusWord, TimestampUnit
+from .spec import MqttBinding, MqttBrokerSpec, StatusWord, TimestampUnit
 
 NOT_JSON: Final = "not_json"
 VALUE_MISSING: Final = "value_missing"

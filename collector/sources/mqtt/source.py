@@ -1,7 +1,7 @@
 """The MQTT source: a persistent paho session; a message is acknowledged once it is durable.
 
-The paho session (:mod:`collector.mqtt_session`) runs in a worker process by default
-(:mod:`collector.mqtt_worker`, ``worker: process``) or on paho's thread in kilnwatch's process
+The paho session (:mod:`collector.sources.mqtt.session`) runs in a worker process by default
+(:mod:`collector.sources.mqtt.worker`, ``worker: process``) or on paho's thread in kilnwatch's process
 (``worker: thread``). Either way, messages reach the event loop in bursts; messages collected
 for ``batch_window_ms`` are decoded as one batch and put into the pipeline with one ack
 callback, called once the batch's readings and dead letters are committed. The source's inbox
@@ -23,15 +23,18 @@ from typing import Final, Protocol, TypeGuard
 
 import paho.mqtt.client as paho
 
-from .health import HealthRegistry, SourceHealth
-from .metrics import Metrics
-from .mqtt_decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
-from .mqtt_inbox import Inbox
-from .mqtt_session import AckToken, Incoming, Oversize, PahoSession
-from .mqtt_spec import MqttBinding, MqttBrokerSpec
-from .mqtt_worker import WorkerLink
-from .pipeline import Pipeline
-from .store import DeadLetter
+from collector.health import HealthRegistry, SourceHealth
+from collector.metrics import Metrics
+from collector.store.local import DeadLetter
+
+from ..registry import SourceContext, SourcePlan
+from ..sink import Sink
+from ..supervisor import Availability, check_readable
+from .decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
+from .inbox import Inbox
+from .session import AckToken, Incoming, Oversize, PahoSession
+from .spec import MqttBinding, MqttBrokerSpec
+from .worker import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,9 @@ class MqttSource:
     """One broker connection feeding the pipeline; ``run()`` until cancelled or ``stop()``.
 
     ``bindings``: (index into ``signal_names``, binding). ``health``: this source's SourceHealth or
-    the registry to take it from. ``subscribed`` is set while the subscriptions are granted.
+    the registry to take it from. ``subscribed`` is set while the subscriptions are granted. A TLS
+    file that cannot be read raises :class:`~..supervisor.ConfigurationError` here; a session that
+    cannot start ends ``run()`` with an error, and the supervisor runs it again.
     """
 
     def __init__(
@@ -79,7 +84,7 @@ class MqttSource:
         name: str,
         spec: MqttBrokerSpec,
         bindings: Sequence[tuple[int, MqttBinding]],
-        sink: Pipeline,
+        sink: Sink,
         health: SourceHealth | HealthRegistry,
         metrics: Metrics,
         signal_names: Sequence[str],
@@ -94,6 +99,11 @@ class MqttSource:
         )
         if not self.router.patterns:
             raise ValueError(f"MQTT source {name} has no signal bindings")
+        if spec.tls:
+            check_readable(
+                f"MQTT source {name}",
+                {"ca_file": spec.ca_file, "certfile": spec.certfile, "keyfile": spec.keyfile},
+            )
         self.sink = sink
         self.health = health if isinstance(health, SourceHealth) else health.source(name, "mqtt")
         self.metrics = metrics
@@ -104,9 +114,13 @@ class MqttSource:
         self._failure: Exception | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._outage_logged = False
         self._logged_kinds: set[str] = set()
-        self._where = f"{spec.host}:{spec.port}"
+        self.status = Availability(
+            f"MQTT source {name} at {spec.host}:{spec.port}",
+            log,
+            self.health,
+            metrics.source_connected.labels(name).set,
+        )
         self._future_ns = int(spec.max_future_skew_s * 1e9)
 
     @property
@@ -146,7 +160,16 @@ class MqttSource:
 
     def _make_link(self) -> _Link:
         if self.spec.worker == "thread":
-            return _ThreadLink(self, asyncio.get_running_loop())
+            return _ThreadLink(
+                self.spec,
+                self.client_id,
+                self.router.patterns,
+                self._inbox,
+                asyncio.get_running_loop(),
+                on_wake=self._wakeup.set,
+                on_down=self._down,
+                on_granted=self._granted,
+            )
         return WorkerLink(
             self.name,
             self.spec,
@@ -167,21 +190,16 @@ class MqttSource:
             self.health.mark_error(f"subscription refused: {'; '.join(refused)}")
             self._down(f"subscription refused: {'; '.join(refused)}")
             return
-        self.health.mark_connected()
         self.metrics.reconnects.labels(self.name).inc()
-        self.metrics.source_connected.labels(self.name).set(1)
         self.subscribed.set()
-        if self._outage_logged:
-            log.info("MQTT source %s is back: connected to %s and subscribed", self.name, self._where)
-            self._outage_logged = False
+        if not self.status.up():
+            log.info("MQTT source %s connected and subscribed", self.name)
 
     def _down(self, reason: str) -> None:
         if self._stopping:
             return
-        if not self._outage_logged:
-            log.warning("MQTT source %s at %s: %s; retrying with backoff", self.name, self._where, reason)
-            self._outage_logged = True
-        self._set_down(reason)
+        self.subscribed.clear()
+        self.status.down(reason)
 
     def _set_down(self, reason: str) -> None:
         self.subscribed.clear()
@@ -286,7 +304,7 @@ def _fits(item: Incoming) -> TypeGuard[tuple[str, bytes, int, int, int, int]]:
 
 
 class _Link(Protocol):
-    """Where the paho session runs: :class:`_ThreadLink` or :class:`~collector.mqtt_worker.WorkerLink`."""
+    """Where the paho session runs: :class:`_ThreadLink` or :class:`~.worker.WorkerLink`."""
 
     def start(self) -> None: ...
 
@@ -300,15 +318,26 @@ class _Link(Protocol):
 class _ThreadLink:
     """The paho session on paho's thread in kilnwatch's process: its events, handed to the loop.
 
-    Messages go into the source's inbox directly (paho's thread waits while it is full); the loop
-    is woken once per burst, not once per message.
+    Messages go into ``inbox`` directly (paho's thread waits while it is full); the loop is woken
+    (``on_wake``) once per burst, not once per message.
     """
 
-    def __init__(self, source: MqttSource, loop: asyncio.AbstractEventLoop) -> None:
-        self.source = source
-        self.inbox = source._inbox
+    def __init__(
+        self,
+        spec: MqttBrokerSpec,
+        client_id: str,
+        patterns: Sequence[str],
+        inbox: Inbox,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_wake: Callable[[], None],
+        on_down: Callable[[str], None],
+        on_granted: Callable[[list[str], list[str]], None],
+    ) -> None:
+        self.inbox = inbox
         self.loop = loop
-        self.session = PahoSession(source.spec, source.client_id, source.router.patterns, self)
+        self._on_wake, self._on_down, self._on_granted = on_wake, on_down, on_granted
+        self.session = PahoSession(spec, client_id, tuple(patterns), self)
         self._signalled = False  # a wake-up of the loop is pending
 
     def start(self) -> None:
@@ -334,10 +363,10 @@ class _ThreadLink:
             self._post(self._wake)
 
     def down(self, reason: str) -> None:
-        self._post(self.source._down, reason)
+        self._post(self._on_down, reason)
 
     def granted(self, refused: list[str], downgraded: list[str]) -> None:
-        self._post(self.source._granted, refused, downgraded)
+        self._post(self._on_granted, refused, downgraded)
 
     def _post(self, fn: Callable[..., None], *args: object) -> None:
         with contextlib.suppress(RuntimeError):  # a closed loop: what was not acked comes again
@@ -347,4 +376,18 @@ class _ThreadLink:
 
     def _wake(self) -> None:
         self._signalled = False  # cleared before the inbox is read: a later message signals again
-        self.source._wakeup.set()
+        self._on_wake()
+
+
+def build(plan: SourcePlan, context: SourceContext) -> MqttSource:
+    """The registry's builder: one MQTT broker connection of the plant file."""
+    return MqttSource(
+        name=plan.source_name,
+        spec=plan.spec,
+        bindings=plan.bindings,
+        sink=context.sink,
+        health=context.health.source(plan.source_name, plan.kind),
+        metrics=context.metrics,
+        signal_names=context.signal_names,
+        instance_id=f"{context.instance_id}-{context.installation_id}",
+    )

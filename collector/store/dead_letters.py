@@ -2,7 +2,7 @@
 
 A dead letter keeps at most the first :data:`HEAD_BYTES` of its payload, plus the payload's full
 length and SHA-256, so that a huge or hostile payload costs the store 4 KiB and can still be
-identified. Retention (:mod:`collector.retention`) prunes them by age and to a byte budget.
+identified. Retention (:mod:`collector.store.retention`) prunes them by age and to a byte budget.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from .opcua_trust import Thumbprint
+from .trust import Thumbprint
 
 CERTIFICATE_FILE: Final = "kilnwatch-client.der"
 KEY_FILE: Final = "kilnwatch-client-key.pem"

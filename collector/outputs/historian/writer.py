@@ -2,7 +2,7 @@
 
 A dispatcher hands consecutive outbox rows, oldest first, to a few workers (several requests
 in flight); a worker writes its batch and deletes the rows only when InfluxDB accepted them.
-What the writer does on each kind of error (:mod:`collector.influx_errors`)::
+What the writer does on each kind of error (:mod:`collector.outputs.historian.errors`)::
 
     WriteError
      +-- Retryable       connection error, timeout, 429, 5xx  -> back off (capped exponential,
@@ -32,12 +32,13 @@ from typing import Any, TypeVar
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
+from collector.health import HealthRegistry
 from collector.secret_values import mask_urls
+from collector.sources.supervisor import Availability, Backoff
+from collector.store.outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
 
-from .health import HealthRegistry
-from .influx_errors import ConfigRejected, Malformed, Retryable, backoff_delay, classify
-from .influx_metrics import InfluxMetrics
-from .outbox import Outbox, OutboxBatch, OutboxBudget, OutboxDepth
+from .errors import ConfigRejected, Malformed, Retryable, classify
+from .metrics import InfluxMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +77,10 @@ _CONFIG_TEXT = {
 
 
 class InfluxWriter:
+    """Runs under the shared supervisor (``name``, ``status``, ``run``, ``stop``), like a source."""
+
+    name = HEALTH_KEY
+
     def __init__(
         self,
         outbox_path: Path | str,
@@ -94,7 +99,9 @@ class InfluxWriter:
         self.budget = budget
         self.on_budget_reopen = on_budget_reopen
         self.depth = OutboxDepth()
-        self._outage_since: float | None = None
+        self.status = Availability("writing to InfluxDB", log)
+        self._outage_since = 0.0  # wall clock, for /readyz
+        self._task: asyncio.Task[None] | None = None
         self._config_error: str | None = None
         self._db_executor: ThreadPoolExecutor | None = None
         self._outbox: Outbox | None = None
@@ -106,6 +113,7 @@ class InfluxWriter:
     async def run(self) -> None:
         """Drain the outbox until cancelled; unacknowledged batches stay in the outbox."""
         self._db_executor = ThreadPoolExecutor(1, thread_name_prefix="kilnwatch-outbox")
+        self._task = asyncio.current_task()
         t = self.target
         try:
             self._outbox = await self._db(Outbox, self.outbox_path)
@@ -129,6 +137,13 @@ class InfluxWriter:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._db(self._outbox.close))
             self._db_executor.shutdown(wait=False)
+            self._task = None
+
+    async def stop(self) -> None:
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait([task])
 
     async def _dispatch(self, queue: asyncio.Queue[OutboxBatch]) -> None:
         assert self._outbox is not None
@@ -148,7 +163,7 @@ class InfluxWriter:
     async def _worker(self, queue: asyncio.Queue[OutboxBatch]) -> None:
         while True:
             batch = await queue.get()
-            attempt = 0
+            backoff = Backoff(initial=1.0, cap=self.policy.backoff_cap_s, jitter=0.5)
             while True:
                 try:
                     await self._deliver(batch)
@@ -159,8 +174,7 @@ class InfluxWriter:
                 except Exception:
                     # Not an InfluxDB answer (e.g. the local disk): keep the batch, try again later.
                     log.exception("delivering outbox rows %d..%d failed", batch.first_id, batch.last_id)
-                    await asyncio.sleep(backoff_delay(attempt, 1.0, self.policy.backoff_cap_s))
-                    attempt += 1
+                    await asyncio.sleep(backoff.next())
 
     async def _deliver(self, batch: OutboxBatch) -> None:
         assert self._outbox is not None
@@ -193,7 +207,8 @@ class InfluxWriter:
     async def _send(self, body: bytes, n_points: int) -> None:
         """Write until InfluxDB accepts; raises Malformed or ConfigRejected."""
         assert self._write is not None
-        attempt = 0
+        p = self.policy
+        backoff = Backoff(initial=p.backoff_base_s, cap=p.backoff_cap_s, jitter=0.5)
         while True:
             started = time.perf_counter()
             try:
@@ -205,11 +220,7 @@ class InfluxWriter:
                 if not isinstance(err, Retryable):
                     raise err from exc
                 self._retrying(err)
-                p = self.policy
-                await asyncio.sleep(
-                    backoff_delay(attempt, p.backoff_base_s, p.backoff_cap_s, err.retry_after)
-                )
-                attempt += 1
+                await asyncio.sleep(backoff.next(err.retry_after))
                 continue
             self.metrics.write_seconds.observe(time.perf_counter() - started)
             self.metrics.points_written.inc(n_points)
@@ -220,20 +231,16 @@ class InfluxWriter:
 
     def _retrying(self, err: Retryable) -> None:
         self.metrics.retries.labels(err.reason).inc()
-        if self._outage_since is None:
+        if not self.status.failing:
             self._outage_since = time.time()
-            log.warning(
-                "writing to InfluxDB failed (%s); retrying, the data stays in the outbox", err.message
-            )
+        self.status.down(f"{err.message} (the data stays in the outbox)")
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._outage_since))
         self.health.problems[HEALTH_KEY] = (
             f"InfluxDB writes failing since {since}: {err.message}; {self.depth.rows} outbox rows waiting"
         )
 
     def _accepted(self) -> None:
-        if self._outage_since is not None:
-            log.info("InfluxDB accepts writes again after %.0f s", time.time() - self._outage_since)
-            self._outage_since = None
+        if self.status.up():
             self.health.problems.pop(HEALTH_KEY, None)
         if self._config_error is not None:
             log.info("InfluxDB accepts writes again; the configuration problem is solved")

@@ -1,6 +1,6 @@
 """The InfluxDB outbox: read, acknowledge and dead-letter its rows; watch its depth and budget.
 
-Rows are written by :class:`collector.store.LocalStore` in the same transaction as the data
+Rows are written by :class:`collector.store.local.LocalStore` in the same transaction as the data
 they carry. :class:`Outbox` is the draining side, on a connection of its own; use one instance
 from one thread. It hands out consecutive rows oldest first and deletes them only when told
 that InfluxDB accepted them (or that they are dead letters), so a crash at any moment leaves
@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.health import HealthRegistry
+
 from .dead_letters import DeadLetter
 from .dead_letters import insert as insert_dead_letters
 from .dead_letters import migrate as migrate_dead_letters
-from .health import HealthRegistry
-from .store import SCHEMA, connect
+from .local import SCHEMA, connect
 
 log = logging.getLogger(__name__)
 

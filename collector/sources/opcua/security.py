@@ -14,8 +14,8 @@ from asyncua.crypto import security_policies, uacrypto
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .opcua_spec import OpcUaServerSpec
-from .opcua_trust import SecuritySetupError, ServerTrust
+from .spec import OpcUaServerSpec
+from .trust import SecuritySetupError, ServerTrust
 
 log = logging.getLogger(__name__)
 

@@ -1,52 +1,20 @@
-"""Supervision logic of the OPC UA source: backoff, log-once, watchdog verdict, node resolution."""
+"""The OPC UA connection: watchdog verdict, node resolution, subscription parameters."""
 
 from __future__ import annotations
-
-import logging
-import random
 
 import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from collector.opcua_spec import OpcUaServerSpec
-from collector.opcua_supervisor import (
-    Backoff,
-    OutageLog,
+from collector.sources.opcua.connection import (
     resolve_nodes,
     subscription_parameters,
     url_without_credentials,
     watchdog_verdict,
 )
+from collector.sources.opcua.spec import OpcUaServerSpec
 
 URL = "opc.tcp://127.0.0.1:4840/"
-
-
-def test_backoff_doubles_to_its_cap_with_jitter_and_resets() -> None:
-    b = Backoff(_rng=random.Random(1))
-    delays = [b.next() for _ in range(8)]
-    for delay, base in zip(delays, [0.5, 1, 2, 4, 8, 10, 10, 10], strict=True):
-        assert base * 0.8 <= delay <= base
-    assert len(set(delays)) == len(delays)  # jittered: no two clients retry in lockstep
-    b.reset()
-    assert 0.4 <= b.next() <= 0.5
-
-
-def test_outage_is_logged_once_and_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
-    log = logging.getLogger("test.outage")
-    outage = OutageLog(log, "source x")
-    with caplog.at_level(logging.DEBUG, logger="test.outage"):
-        for _ in range(5):
-            outage.failed("connection refused")
-        assert outage.failing
-        outage.recovered()
-        outage.recovered()
-    levels = [r.levelno for r in caplog.records]
-    assert levels.count(logging.ERROR) == 1
-    assert levels.count(logging.INFO) == 1
-    assert "connection refused" in caplog.records[0].getMessage()
-    assert "recovered" in next(r for r in caplog.records if r.levelno == logging.INFO).getMessage()
-    assert not outage.failing
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .mqtt_inbox import Inbox
-from .mqtt_session import AckToken, Incoming, PahoSession, paho_log
-from .mqtt_spec import MqttBrokerSpec
+from .inbox import Inbox
+from .session import AckToken, Incoming, PahoSession, paho_log
+from .spec import MqttBrokerSpec
 
 log = logging.getLogger(__name__)
 

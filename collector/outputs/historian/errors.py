@@ -10,7 +10,6 @@ Client errors are translated in one place (:func:`classify`)::
 
 from __future__ import annotations
 
-import random
 import time
 from email.utils import parsedate_to_datetime
 
@@ -70,12 +69,3 @@ def _retry_after(value: object) -> float | None:
         return max(0.0, parsedate_to_datetime(text).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after: float | None = None) -> float:
-    """Pause before retry ``attempt`` (0, 1, ...) [s]: what the server asked for, or capped
-    exponential backoff with jitter (half fixed, half random, so retries of many workers spread)."""
-    if retry_after is not None:
-        return retry_after + random.uniform(0.0, min(1.0, 0.1 * retry_after))
-    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 30))
-    return ceiling * random.uniform(0.5, 1.0)

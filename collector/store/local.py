@@ -4,8 +4,8 @@ Always present: readings with the value as it came (``raw``) beside the value ki
 computed from it, the QAL2 functions in force (``calibration``), the aggregates ledger (minutes
 and hours per kiln), the dead-letter table, and the readings refused because another value was
 stored first for their signal and time (``conflict``). A stored reading is never replaced: the
-first write wins (:mod:`collector.first_write`). The InfluxDB outbox lives in the same file
-(see :mod:`collector.outbox`), so a reading and its outbox row commit together.
+first write wins (:mod:`collector.store.first_write`). The InfluxDB outbox lives in the same file
+(see :mod:`collector.store.outbox`), so a reading and its outbox row commit together.
 
 One ``LocalStore`` owns one write connection and must be used from one thread at a time
 (the pipeline runs it on a single worker thread). Readers open their own connections.
@@ -14,9 +14,7 @@ One ``LocalStore`` owns one write connection and must be used from one thread at
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,16 +23,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict, minute_from_dict
+from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import ReadingBatch
+from collector.conditioning import ValueCorrections
 from collector.file_modes import private_file
 
-from .conditioning import ValueCorrections
-from .conflicts import Conflict, as_dead_letter, conflicts_of, insert_conflicts, read_conflicts
+from .conflicts import as_dead_letter, conflicts_of, insert_conflicts
 from .dead_letters import DeadLetter
 from .dead_letters import insert as insert_dead_letters
 from .dead_letters import migrate as migrate_dead_letters
-from .dead_letters import read as read_dead_letters
 from .first_write import judge
 
 SCHEMA = """
@@ -110,8 +107,6 @@ class Calibration:
     recorded_ns: int  # when kilnwatch first ran with it
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
 #: Turns a batch (or aggregates) into line-protocol bytes for the outbox; None: no InfluxDB.
 OutboxFormatter = Callable[[ReadingBatch], bytes]
 
@@ -131,8 +126,15 @@ class LocalStore:
     """Write side of the local store."""
 
     def __init__(
-        self, path: Path | str, signal_names: Sequence[str], *, group_readable: bool = False
+        self,
+        path: Path | str,
+        signal_names: Sequence[str],
+        outbox_formatter: OutboxFormatter | None = None,
+        *,
+        group_readable: bool = False,
     ) -> None:
+        """``outbox_formatter``: with an InfluxDB historian, the outbox row of accepted readings.
+        ``group_readable``: the database file's mode lets kilnwatch's group read it (0640, else 0600)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         private_file(self.path, group_readable, companions=("-wal", "-shm"))  # before SQLite creates it
@@ -147,7 +149,7 @@ class LocalStore:
         ids = dict(self._conn.execute("SELECT name, id FROM signal").fetchall())
         #: table index -> database signal id
         self.db_ids = np.array([ids[n] for n in signal_names], dtype=np.int64)
-        self.outbox_formatter: OutboxFormatter | None = None
+        self.outbox_formatter = outbox_formatter
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -230,10 +232,6 @@ class LocalStore:
         with self._transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO calibration VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def write_dead_letters(self, letters: Iterable[DeadLetter]) -> None:
-        with self._transaction() as c:
-            insert_dead_letters(c, letters)
-
     def write_aggregates(
         self,
         minutes: Iterable[MinuteAggregate] = (),
@@ -273,160 +271,3 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-class StoreReader:
-    """Read side: one read-only connection per thread, so API handlers never share a cursor."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, readonly=True)
-            self._local.conn = conn
-        return conn
-
-    def hours(self, kiln: str, start_ns: int, end_ns: int) -> list[HourAggregate]:
-        rows = self._conn().execute(
-            "SELECT data FROM hourly WHERE kiln = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            (kiln, start_ns, end_ns),
-        )
-        return [hour_from_dict(json.loads(d)) for (d,) in rows]
-
-    def minutes(self, kiln: str, start_ns: int, end_ns: int) -> list[MinuteAggregate]:
-        rows = self._conn().execute(
-            "SELECT data FROM minute WHERE kiln = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            (kiln, start_ns, end_ns),
-        )
-        return [minute_from_dict(json.loads(d)) for (d,) in rows]
-
-    def readings(
-        self,
-        signal_names: Sequence[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-    ) -> tuple[list[str], ReadingBatch]:
-        """Raw readings in [start, end) as (names, batch) where batch.signal indexes ``names``."""
-        names_by_id = dict(self._conn().execute("SELECT id, name FROM signal").fetchall())
-        wanted = list(names_by_id.values()) if signal_names is None else list(signal_names)
-        position: dict[str, int] = {}
-        for i, name in enumerate(wanted):
-            position.setdefault(name, i)
-        ids = [i for i, name in names_by_id.items() if name in position]
-        q = f"SELECT signal, ts, value, quality FROM reading WHERE signal IN ({','.join('?' * len(ids))})"
-        args: list[int] = list(ids)
-        if start_ns is not None:
-            q += " AND ts >= ?"
-            args.append(start_ns)
-        if end_ns is not None:
-            q += " AND ts < ?"
-            args.append(end_ns)
-        rows = self._conn().execute(q + " ORDER BY signal, ts", args).fetchall()
-        if not rows:
-            return wanted, ReadingBatch.empty()
-        # One object array, then typed columns: ts stays exact (not through float64), NULL -> NaN.
-        columns = np.array(rows, dtype=object)
-        lookup = np.zeros(max(ids) + 1, dtype=np.int32)
-        lookup[ids] = [position[names_by_id[i]] for i in ids]
-        return wanted, ReadingBatch(
-            lookup[columns[:, 0].astype(np.int64)],
-            columns[:, 1].astype(np.int64),
-            columns[:, 2].astype(np.float64),
-            columns[:, 3].astype(np.uint8),
-        )
-
-    def newest_timestamps(self) -> dict[str, int]:
-        """Per signal name, the source time of its newest stored reading [ns]."""
-        rows = self._conn().execute(
-            "SELECT name, (SELECT max(ts) FROM reading WHERE reading.signal = signal.id) FROM signal"
-        )
-        return {name: ts for name, ts in rows if ts is not None}
-
-    def first_timestamp(self, signal_names: Sequence[str], start_ns: int) -> int | None:
-        """The source time of the oldest stored reading of these signals at or after ``start_ns``
-        [ns]; None when there is none. One index seek per signal."""
-        q = (
-            "SELECT min((SELECT min(ts) FROM reading WHERE reading.signal = signal.id AND ts >= ?))"
-            f" FROM signal WHERE name IN ({','.join('?' * len(signal_names))})"
-        )
-        row = self._conn().execute(q, (start_ns, *signal_names)).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    def count_readings(self, signal_name: str | None = None) -> int:
-        if signal_name is None:
-            return int(self._conn().execute("SELECT count(*) FROM reading").fetchone()[0])
-        row = (
-            self._conn()
-            .execute(
-                "SELECT count(*) FROM reading JOIN signal ON signal.id = reading.signal"
-                " WHERE signal.name = ?",
-                (signal_name,),
-            )
-            .fetchone()
-        )
-        return int(row[0])
-
-    def audit(
-        self, signal_name: str, start_ns: int | None = None, end_ns: int | None = None
-    ) -> list[AuditRow]:
-        """One signal's stored readings in [start, end), in time order, with their raw values."""
-        rows = self._conn().execute(
-            "SELECT ts, raw, value, quality FROM reading JOIN signal ON signal.id = reading.signal"
-            " WHERE signal.name = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            (
-                signal_name,
-                _INT64_MIN if start_ns is None else start_ns,
-                _INT64_MAX if end_ns is None else end_ns,
-            ),
-        )
-        return [AuditRow(*row) for row in rows]
-
-    def calibrations(self) -> list[Calibration]:
-        """Every QAL2 function kilnwatch has run with, oldest first."""
-        rows = self._conn().execute("SELECT * FROM calibration ORDER BY recorded_ns, signal")
-        return [
-            Calibration(
-                signal,
-                a,
-                b,
-                None if math.isinf(lo) else lo,
-                None if math.isinf(hi) else hi,
-                None if since == _INT64_MIN else since,
-                None if until == _INT64_MAX else until,
-                bool(invalidate),
-                recorded,
-            )
-            for signal, a, b, lo, hi, since, until, invalidate, recorded in rows
-        ]
-
-    def dead_letters(self, source: str | None = None) -> list[DeadLetter]:
-        """Dead letters, oldest first; each payload cut to its first 4 KiB (``size``: its length)."""
-        return read_dead_letters(self._conn(), source)
-
-    def conflicts(
-        self, signal_name: str | None = None, start_ns: int | None = None, end_ns: int | None = None
-    ) -> list[Conflict]:
-        """Readings refused because another value was stored first, by signal time in [start, end)."""
-        return read_conflicts(self._conn(), signal_name, *_span(start_ns, end_ns))
-
-    def count_conflicts(
-        self,
-        signal_names: Sequence[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-    ) -> int:
-        """How many readings of these signals (None: all) in [start, end) were refused as conflicts."""
-        q = "SELECT count(*) FROM conflict JOIN signal ON signal.id = conflict.signal"
-        q += " WHERE ts >= ? AND ts < ?"
-        args: list[object] = [*_span(start_ns, end_ns)]
-        if signal_names is not None:
-            q += f" AND name IN ({','.join('?' * len(signal_names))})"
-            args.extend(signal_names)
-        return int(self._conn().execute(q, args).fetchone()[0])
-
-
-def _span(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
-    return (_INT64_MIN if start_ns is None else start_ns, _INT64_MAX if end_ns is None else end_ns)

@@ -1,5 +1,5 @@
-"""Supervision of one OPC UA connection: building the client, backoff, log-once outages and
-the watchdog's verdict.
+"""One OPC UA connection: building the client, resolving its nodes and the watchdog's verdict
+(backoff and outage logging are the shared supervisor's).
 
 The source runs one connection after another. asyncua's own auto-reconnect handles the
 common restart; the watchdog decides when that is not enough and the client is rebuilt:
@@ -14,71 +14,20 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
-from .opcua_spec import OpcUaServerSpec
+from .spec import OpcUaServerSpec
 
 log = logging.getLogger(__name__)
 
 
 class Rebuild(Exception):
     """The running client is to be torn down and built again; the message says why."""
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff [s]: 0.5, 1, 2, 4, 8, 10, 10, ..., each shortened by a random
-    fraction up to ``jitter`` so that many sources do not retry in step."""
-
-    initial: float = 0.5
-    cap: float = 10.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    _attempt: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    def next(self) -> float:
-        base = min(self.cap, self.initial * self.factor**self._attempt)
-        self._attempt += 1
-        return base * self._rng.uniform(1.0 - self.jitter, 1.0)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-
-class OutageLog:
-    """Logs the first failure of an outage and its recovery, once each; retries go to debug."""
-
-    def __init__(self, log: logging.Logger, what: str) -> None:
-        self._log = log
-        self._what = what
-        self._since: float | None = None
-
-    @property
-    def failing(self) -> bool:
-        return self._since is not None
-
-    def failed(self, reason: str, logged: bool = False) -> None:
-        """``logged``: the reason was already logged where it arose; only the outage starts."""
-        if self._since is None:
-            self._since = time.monotonic()
-            if not logged:
-                self._log.error("%s failed: %s; retrying in the background", self._what, reason)
-        else:
-            self._log.debug("%s still failing: %s", self._what, reason)
-
-    def recovered(self) -> None:
-        if self._since is not None:
-            self._log.info("%s recovered after %.1f s", self._what, time.monotonic() - self._since)
-            self._since = None
 
 
 def watchdog_verdict(

@@ -1,0 +1,1 @@
+"""Outputs: what leaves kilnwatch for other systems."""

@@ -1,0 +1,1 @@
+"""The InfluxDB historian: line protocol, the outbox writer, its error classes and metrics."""

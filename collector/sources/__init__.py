@@ -1,0 +1,1 @@
+"""Inputs: one sub-package per protocol; each hands ReadingBatches to the pipeline."""

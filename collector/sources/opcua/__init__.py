@@ -1,0 +1,1 @@
+"""OPC UA source: subscriptions, history read-back, security and the connection watchdog."""
