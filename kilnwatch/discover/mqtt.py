@@ -168,8 +168,12 @@ def _leaves(doc: Any, path: list[str], ts: str | None) -> list[_Leaf]:
     return out
 
 
+_KILN_LEVEL = re.compile(r"^(kiln|line|ofen|horno|four)[-_ ]?\d+[a-z]?$", re.IGNORECASE)
+
+
 def _kiln_of(topic: str, default: str) -> str:
-    return next((level for level in topic.split("/") if "kiln" in level.lower()), default)
+    """The first topic level that names a kiln (``kiln1``, ``Kiln_2``, ``line3``), else ``default``."""
+    return next((level for level in topic.split("/") if _KILN_LEVEL.match(level)), default)
 
 
 def candidates(
