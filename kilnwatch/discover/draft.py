@@ -52,6 +52,8 @@ def _signal_lines(c: Candidate, active: bool, why: str) -> list[str]:
         lines.append(f"  basis: {c.basis}  # {REVIEW}: usual moisture basis of {c.quantity}")
     if c.range is not None:
         lines.append(f"  range: {_s(list(c.range))}  # from the source (EURange)")
+    elif active:
+        lines.append("  # range: [min, max]  # none from the source: the instrument's, else the quantity's")
     lines.append("  source:")
     for kind, binding in c.source.items():
         lines.append(f"    {kind}:")

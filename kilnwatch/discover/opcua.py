@@ -121,6 +121,7 @@ async def walk(
     cut = False
     for depth in range(1, max_depth + 2):
         if depth > max_depth:  # past the bound: only the properties of the last variables
+            cut = cut or not all(is_var for _, _, is_var in level)
             level = [item for item in level if item[2]]
         if not level:
             break
@@ -137,7 +138,7 @@ async def walk(
                     continue
                 if nid.NamespaceIndex == 0 or nid in seen:
                     continue
-                if depth > max_depth or len(seen) >= max_nodes:
+                if depth > max_depth or len(seen) > max_nodes:  # seen holds the root too
                     cut = True
                     continue
                 seen.add(nid)

@@ -12,6 +12,7 @@ import pytest
 from kilnwatch.cli import main
 from kilnwatch.config import PlantFile, load_plant_file, parse_plant
 from kilnwatch.demo import demo_plant
+from kilnwatch.discover import opcua
 from simulators.clock import SimClock
 from simulators.model import build_models
 from simulators.opcua_server import SimOpcUaServer
@@ -117,6 +118,19 @@ async def test_root_narrows_the_browse_to_one_kiln(tmp_path: Path) -> None:
     assert kiln.id == "kiln2"
     assert {s.id for s in kiln.signals} >= {"kiln2.stack.flow", "kiln2.stack.co2", "kiln2.clinker.rate"}
     assert all(s.source.opcua and "s=kiln2." in s.source.opcua.node for s in kiln.signals)
+
+
+async def test_the_browse_is_bounded_and_says_so() -> None:
+    port = free_port()
+    said: list[str] = []
+    server = SimOpcUaServer(build_models(["kiln1", "kiln2"], seed=5), SimClock(backfill_s=60), port=port)
+    async with server:
+        url = f"opc.tcp://127.0.0.1:{port}"
+        few = await opcua.discover(url, "sim", None, 8, 10, 5.0, progress=said.append)
+        shallow = await opcua.discover(url, "sim", None, 1, 5000, 5.0, progress=said.append)
+    assert len(few) == 8  # 10 nodes: two kiln objects and eight of their variables
+    assert shallow == []  # the kiln objects, not their variables
+    assert sum("browse cut short" in line for line in said) == 2
 
 
 def test_a_server_that_is_not_there_is_a_clear_error(
