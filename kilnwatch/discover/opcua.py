@@ -168,7 +168,7 @@ async def discover(
     try:
         await asyncio.wait_for(client.connect(), timeout_s)
     except (OSError, TimeoutError, ua.UaError) as err:
-        raise Unreachable(f"cannot connect to {url}: {err or type(err).__name__}") from err
+        raise Unreachable(f"cannot connect to {url}: {_why(err, timeout_s)}") from err
     try:
         namespaces = await client.get_namespace_array()
         root = parse_root(root_text, namespaces) if root_text else _std(ua.ObjectIds.ObjectsFolder)
@@ -189,7 +189,7 @@ async def discover(
         kiln = root_name if root_text else default_kiln  # variables right under a root that is a kiln
         return await _candidates(client, variables, namespaces, server_name, kiln)
     except (OSError, TimeoutError, ua.UaError) as err:
-        raise Unreachable(f"browsing {url} failed: {err or type(err).__name__}") from err
+        raise Unreachable(f"browsing {url} failed: {_why(err, timeout_s)}") from err
     finally:
         with contextlib.suppress(OSError, TimeoutError, ua.UaError):
             await asyncio.wait_for(client.disconnect(), timeout_s)
@@ -237,6 +237,12 @@ async def _candidates(
             c.range = (float(rng.Low), float(rng.High))
         out.append(c)
     return out
+
+
+def _why(err: BaseException, timeout_s: float) -> str:
+    if isinstance(err, TimeoutError):
+        return f"no OPC UA answer within {timeout_s:g} s"
+    return str(err) or type(err).__name__
 
 
 def _value(dv: ua.DataValue | None) -> object:
