@@ -11,6 +11,7 @@ from analytics.units import conversion
 
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.\-]+")
 _KILN_BAD = re.compile(r"[^A-Za-z0-9_\-]+")
+_KILN_NAME = re.compile(r"^(kiln|line|ofen|horno|four)[-_ ]?\d+[a-z]?$", re.IGNORECASE)
 
 #: (quantity, name tokens that suggest it, tokens that must also appear, if any), first match wins:
 #: the analyser components before the generic names that also contain them.
@@ -112,3 +113,17 @@ def signal_id(*parts: str) -> str:
 def kiln_id(name: str) -> str:
     """A plant-file kiln id from a name (characters the plant file rejects become '_')."""
     return _KILN_BAD.sub("_", name).strip("_") or "kiln1"
+
+
+def looks_like_kiln(name: str) -> bool:
+    """A browse name or topic level that names a kiln: ``kiln1``, ``Kiln_2``, ``line3``."""
+    return bool(_KILN_NAME.match(name))
+
+
+def split_kiln(path: tuple[str, ...], default: str) -> tuple[str, tuple[str, ...]]:
+    """(kiln, the rest of the path): the first element that looks like a kiln, else the first
+    of a longer path, else ``default``."""
+    for i, part in enumerate(path[:-1]):
+        if looks_like_kiln(part):
+            return part, path[i + 1 :]
+    return (path[0], path[1:]) if len(path) > 1 else (default, path)

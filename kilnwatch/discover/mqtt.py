@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 
 from . import units
-from .candidates import Candidate, kiln_id, signal_id
+from .candidates import Candidate, kiln_id, looks_like_kiln, signal_id
 from .errors import DiscoverError, Unreachable
 
 _VALUE_KEYS = ("value", "val", "v")
@@ -168,12 +168,9 @@ def _leaves(doc: Any, path: list[str], ts: str | None) -> list[_Leaf]:
     return out
 
 
-_KILN_LEVEL = re.compile(r"^(kiln|line|ofen|horno|four)[-_ ]?\d+[a-z]?$", re.IGNORECASE)
-
-
 def _kiln_of(topic: str, default: str) -> str:
-    """The first topic level that names a kiln (``kiln1``, ``Kiln_2``, ``line3``), else ``default``."""
-    return next((level for level in topic.split("/") if _KILN_LEVEL.match(level)), default)
+    """The first topic level that names a kiln, else ``default``."""
+    return next((level for level in topic.split("/") if looks_like_kiln(level)), default)
 
 
 def candidates(

@@ -12,7 +12,7 @@ from typing import TypeVar
 from asyncua import Client, ua
 
 from . import units
-from .candidates import Candidate, kiln_id, signal_id
+from .candidates import Candidate, kiln_id, signal_id, split_kiln
 from .errors import DiscoverError, Unreachable
 
 #: Built-in numeric data types (Part 6): SByte .. Double, and Number/Integer/UInteger/Duration.
@@ -186,8 +186,8 @@ async def discover(
                 f"browse cut short at depth {max_depth} or {max_nodes} nodes: raise --max-depth/--max-nodes "
                 "or narrow --root"
             )
-        kiln = root_name if root_text else default_kiln  # variables right under a root that is a kiln
-        return await _candidates(client, variables, namespaces, server_name, kiln)
+        root_path = (root_name,) if root_text else ()  # a root may be the kiln itself
+        return await _candidates(client, variables, namespaces, server_name, root_path, default_kiln)
     except (OSError, TimeoutError, ua.UaError) as err:
         raise Unreachable(f"browsing {url} failed: {_why(err, timeout_s)}") from err
     finally:
@@ -196,8 +196,14 @@ async def discover(
 
 
 async def _candidates(
-    client: Client, found: list[Found], namespaces: Sequence[str], server: str, default_kiln: str
+    client: Client,
+    found: list[Found],
+    namespaces: Sequence[str],
+    server: str,
+    root_path: tuple[str, ...],
+    default_kiln: str,
 ) -> list[Candidate]:
+    """Candidates of the numeric scalars; the kiln from the browse path (see ``split_kiln``)."""
     types = await _read(client, [f.nodeid for f in found], ua.AttributeIds.DataType)
     ranks = await _read(client, [f.nodeid for f in found], ua.AttributeIds.ValueRank)
     numeric = [
@@ -219,7 +225,7 @@ async def _candidates(
         node = node_string(f.nodeid, namespaces)
         if node is None:
             continue  # a ByteString id cannot be written in the plant file
-        kiln, rest = (f.path[0], f.path[1:]) if len(f.path) > 1 else (default_kiln, f.path)
+        kiln, rest = split_kiln((*root_path, *f.path), default_kiln)
         c = Candidate(
             kiln=kiln_id(kiln),
             signal_id=signal_id(kiln_id(kiln), *rest),

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from analytics.signals import Quantity
-from kilnwatch.discover.candidates import Candidate, propose
+from kilnwatch.discover.candidates import Candidate, propose, split_kiln
 from kilnwatch.discover.draft import SourceEntry, problems, render
 from kilnwatch.discover.mqtt import Sample, candidates
 from kilnwatch.discover.units import UNECE_URI, from_eu_information, unece_code
@@ -142,3 +142,17 @@ def test_the_draft_keeps_one_signal_per_single_role_quantity_and_says_what_is_mi
     assert [s["id"] for s in kiln["signals"]] == ["k1.co2_a"]
     assert "#   quantity: ?  # another co2 candidate beside k1.co2_a" in text
     assert problems(text) == ["plants[0].kilns[0]: kiln k1 lacks signals for: flow, clinker_rate"]
+
+
+@pytest.mark.parametrize(
+    ("path", "kiln", "rest"),
+    [
+        (("kiln1", "stack.flow"), "kiln1", ("stack.flow",)),
+        (("Plant", "Kiln_2", "Stack", "CO2"), "Kiln_2", ("Stack", "CO2")),  # a plant folder above
+        (("Kiln2", "Stack", "CO2"), "Kiln2", ("Stack", "CO2")),  # --root is the kiln
+        (("PLC1", "Stack", "CO2"), "PLC1", ("Stack", "CO2")),  # no kiln name: the first level
+        (("CO2",), "kiln9", ("CO2",)),
+    ],
+)
+def test_kiln_from_the_browse_path(path: tuple[str, ...], kiln: str, rest: tuple[str, ...]) -> None:
+    assert split_kiln(path, "kiln9") == (kiln, rest)
