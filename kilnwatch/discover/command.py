@@ -9,6 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+from pydantic import ValidationError
+
+from collector.opcua_spec import OpcUaServerSpec
+
+from ..config import SourcesConfig, format_validation_error
 from .candidates import Candidate, propose
 from .draft import SourceEntry, problems, render
 from .errors import DiscoverError
@@ -43,6 +49,13 @@ def add_discover_parser(sub: Any, formatter_class: type[argparse.HelpFormatter])
         "--root",
         help="OPC UA: node to browse from, e.g. 'nsu=urn:plant;s=Kiln1' (default: the Objects folder)",
     )
+    p.add_argument(
+        "--opcua-settings",
+        type=Path,
+        help="OPC UA: YAML file with the server's settings as under sources.opcua.<name> in the plant "
+        "file, without url (security_policy, security_mode, certificate, private_key, trust_dir or "
+        "server_certificate, username, password_env, ...); copied into the draft (default: no security)",
+    )
     p.add_argument("--max-depth", type=int, default=8, help="OPC UA: levels to browse below the root")
     p.add_argument("--max-nodes", type=int, default=5000, help="OPC UA: nodes to browse at most")
     p.add_argument("--topic", default="#", help="MQTT: topic filter to subscribe to")
@@ -70,11 +83,15 @@ def _discover_one(args: argparse.Namespace, url: str, name: str) -> tuple[list[C
     if url.startswith("opc.tcp://"):
         from . import opcua
 
+        settings, spec = _opcua_settings(args.opcua_settings, url, name)
         found = asyncio.run(
-            opcua.discover(url, name, args.root, args.max_depth, args.max_nodes, args.timeout, args.kiln)
+            opcua.discover(
+                url, name, args.root, args.max_depth, args.max_nodes, args.timeout, args.kiln, spec=spec
+            )
         )
-        entry = SourceEntry("opcua", name, {"url": url})
-        entry.notes.append("browsed without security: add security_policy, certificates and user here")
+        entry = SourceEntry("opcua", name, settings or {"url": url})
+        if settings is None:
+            entry.notes.append("browsed without security: add security_policy, certificates and user here")
         return found, entry
     if url.startswith("mqtt://"):
         from . import mqtt
@@ -92,9 +109,35 @@ def _discover_one(args: argparse.Namespace, url: str, name: str) -> tuple[list[C
     raise DiscoverError(f"{url!r}: give an opc.tcp:// or mqtt:// URL")
 
 
+def _opcua_settings(
+    path: Path | None, url: str, name: str
+) -> tuple[dict[str, Any] | None, OpcUaServerSpec | None]:
+    """The --opcua-settings file with ``url``, checked as the plant file would check it. A literal
+    password is refused: the draft is a file to pass around, name password_file or password_env."""
+    if path is None:
+        return None, None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise DiscoverError(f"--opcua-settings {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise DiscoverError(f"--opcua-settings {path}: expected a mapping of server settings")
+    if "password" in data:
+        raise DiscoverError(f"--opcua-settings {path}: give password_file or password_env, not password")
+    settings = {"url": url, **{k: v for k, v in data.items() if k != "url"}}
+    try:
+        spec = SourcesConfig.model_validate({"opcua": {name: settings}}).opcua[name]
+    except ValidationError as err:
+        lines = format_validation_error(err)
+        raise DiscoverError(f"--opcua-settings {path}: " + "; ".join(lines)) from err
+    return settings, spec
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
-    # asyncua warns of every policy it lacks and every session timeout it negotiates
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    # asyncua warns of every policy it lacks and logs an untrusted certificate with its traceback;
+    # what stops discovery is said once, by the error below
+    for name in ("asyncua", "asyncuagds"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     out = Path(args.output) if args.output != "-" else None
     if out is not None and out.exists() and not args.force:
         print(f"kilnwatch discover: {out} exists (--force to overwrite)", file=sys.stderr)

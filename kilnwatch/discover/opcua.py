@@ -11,6 +11,10 @@ from typing import TypeVar
 
 from asyncua import Client, ua
 
+from collector.opcua_security import configure_security
+from collector.opcua_spec import OpcUaServerSpec
+from collector.opcua_trust import SecuritySetupError, ServerTrust, UntrustedServer
+
 from . import units
 from .candidates import Candidate, kiln_id, signal_id, split_kiln
 from .errors import DiscoverError, Unreachable
@@ -161,13 +165,21 @@ async def discover(
     timeout_s: float,
     default_kiln: str = "kiln1",
     progress: Callable[[str], None] | None = None,
+    spec: OpcUaServerSpec | None = None,
 ) -> list[Candidate]:
-    """The numeric variables under ``root_text`` (default: the Objects folder) as candidates."""
+    """The numeric variables under ``root_text`` (default: the Objects folder) as candidates.
+
+    ``spec``: security policy, certificates, trust and user as in the plant file, set up as the
+    OPC UA collector does (the server's certificate checked before anything is sent)."""
     say = progress or (lambda msg: print(f"discover {url}: {msg}", file=sys.stderr))
     client = Client(url, timeout=timeout_s)
     try:
+        if spec is not None:
+            await asyncio.wait_for(
+                configure_security(client, spec, ServerTrust(spec, server_name)), timeout_s
+            )
         await asyncio.wait_for(client.connect(), timeout_s)
-    except (OSError, TimeoutError, ua.UaError) as err:
+    except (OSError, TimeoutError, ua.UaError, SecuritySetupError, UntrustedServer) as err:
         raise Unreachable(f"cannot connect to {url}: {_why(err, timeout_s)}") from err
     try:
         namespaces = await client.get_namespace_array()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 COMMAND_TIMEOUT_S = 60.0
 
 
-async def discover(*args: str) -> tuple[int, str]:
+async def discover(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``kilnwatch discover`` in its own process (the server keeps serving in this loop)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -32,6 +32,7 @@ async def discover(*args: str) -> tuple[int, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), COMMAND_TIMEOUT_S)
