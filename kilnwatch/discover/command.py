@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from collector.mqtt_spec import MqttBrokerSpec
 from collector.opcua_spec import OpcUaServerSpec
 
 from ..config import SourcesConfig, format_validation_error
@@ -58,6 +59,13 @@ def add_discover_parser(sub: Any, formatter_class: type[argparse.HelpFormatter])
     )
     p.add_argument("--max-depth", type=int, default=8, help="OPC UA: levels to browse below the root")
     p.add_argument("--max-nodes", type=int, default=5000, help="OPC UA: nodes to browse at most")
+    p.add_argument(
+        "--mqtt-settings",
+        type=Path,
+        help="MQTT: YAML file with the broker's settings as under sources.mqtt.<name> in the plant "
+        "file, without host and port (tls, ca_file, certfile, keyfile, username, password_env, ...); "
+        "copied into the draft (default: plain MQTT, anonymous)",
+    )
     p.add_argument("--topic", default="#", help="MQTT: topic filter to subscribe to")
     p.add_argument("--seconds", type=float, default=30.0, help="MQTT: how long to sample [s]")
     p.add_argument("--max-messages", type=int, default=10_000, help="MQTT: stop sampling after this many")
@@ -83,7 +91,8 @@ def _discover_one(args: argparse.Namespace, url: str, name: str) -> tuple[list[C
     if url.startswith("opc.tcp://"):
         from . import opcua
 
-        settings, spec = _opcua_settings(args.opcua_settings, url, name)
+        settings = _settings(args.opcua_settings, "opcua", name, {"url": url})
+        spec = None if settings is None else OpcUaServerSpec.model_validate(settings)
         found = asyncio.run(
             opcua.discover(
                 url, name, args.root, args.max_depth, args.max_nodes, args.timeout, args.kiln, spec=spec
@@ -97,9 +106,11 @@ def _discover_one(args: argparse.Namespace, url: str, name: str) -> tuple[list[C
         from . import mqtt
 
         host, port = mqtt.broker_address(url)
-        samples = mqtt.sample(url, args.topic, args.seconds, args.max_messages, args.timeout)
+        given = _settings(args.mqtt_settings, "mqtt", name, {"host": host, "port": port})
+        broker = None if given is None else MqttBrokerSpec.model_validate(given)
+        samples = mqtt.sample(url, args.topic, args.seconds, args.max_messages, args.timeout, spec=broker)
         found, statuses = mqtt.candidates(samples, name, args.kiln)
-        entry = SourceEntry("mqtt", name, {"host": host, "port": port})
+        entry = SourceEntry("mqtt", name, given or {"host": host, "port": port})
         if statuses:
             entry.notes.append(
                 f"status values seen that need a status_map (ok/maintenance/calibration/fault): "
@@ -109,28 +120,27 @@ def _discover_one(args: argparse.Namespace, url: str, name: str) -> tuple[list[C
     raise DiscoverError(f"{url!r}: give an opc.tcp:// or mqtt:// URL")
 
 
-def _opcua_settings(
-    path: Path | None, url: str, name: str
-) -> tuple[dict[str, Any] | None, OpcUaServerSpec | None]:
-    """The --opcua-settings file with ``url``, checked as the plant file would check it. A literal
-    password is refused: the draft is a file to pass around, name password_file or password_env."""
+def _settings(path: Path | None, kind: str, name: str, address: dict[str, Any]) -> dict[str, Any] | None:
+    """The --opcua-settings / --mqtt-settings file with the URL's ``address``, checked as the plant
+    file would check it (SourcesConfig raises for what it would refuse). A literal password is
+    refused: the draft is a file to pass around, it names password_file or password_env."""
     if path is None:
-        return None, None
+        return None
+    option = f"--{kind}-settings {path}"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
-        raise DiscoverError(f"--opcua-settings {path}: {err}") from err
+        raise DiscoverError(f"{option}: {err}") from err
     if not isinstance(data, dict):
-        raise DiscoverError(f"--opcua-settings {path}: expected a mapping of server settings")
+        raise DiscoverError(f"{option}: expected a mapping of {kind} source settings")
     if "password" in data:
-        raise DiscoverError(f"--opcua-settings {path}: give password_file or password_env, not password")
-    settings = {"url": url, **{k: v for k, v in data.items() if k != "url"}}
+        raise DiscoverError(f"{option}: give password_file or password_env, not password")
+    settings = {**address, **{k: v for k, v in data.items() if k not in address}}
     try:
-        spec = SourcesConfig.model_validate({"opcua": {name: settings}}).opcua[name]
+        SourcesConfig.model_validate({kind: {name: settings}})
     except ValidationError as err:
-        lines = format_validation_error(err)
-        raise DiscoverError(f"--opcua-settings {path}: " + "; ".join(lines)) from err
-    return settings, spec
+        raise DiscoverError(f"{option}: " + "; ".join(format_validation_error(err))) from err
+    return settings
 
 
 def cmd_discover(args: argparse.Namespace) -> int:

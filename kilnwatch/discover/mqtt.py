@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from collector.mqtt_spec import MqttBrokerSpec
+
 from . import units
 from .candidates import Candidate, kiln_id, looks_like_kiln, signal_id
 from .errors import DiscoverError, Unreachable
@@ -56,8 +58,10 @@ def sample(
     max_messages: int,
     timeout_s: float,
     progress: Callable[[str], None] | None = None,
+    spec: MqttBrokerSpec | None = None,
 ) -> dict[str, Sample]:
-    """Subscribe to ``topic`` for ``seconds`` or until ``max_messages`` arrived; payloads per topic."""
+    """Subscribe to ``topic`` for ``seconds`` or until ``max_messages`` arrived; payloads per topic.
+    ``spec``: TLS and user as in the plant file's broker entry."""
     say = progress or (lambda msg: print(f"discover {url}: {msg}", file=sys.stderr))
     host, port = broker_address(url)
     inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
@@ -72,6 +76,14 @@ def sample(
         connected.put(None)
 
     client.on_connect = on_connect
+    if spec is not None and spec.tls:
+        try:
+            client.tls_set(ca_certs=spec.ca_file, certfile=spec.certfile, keyfile=spec.keyfile)
+        except (OSError, ValueError) as err:
+            raise DiscoverError(f"TLS settings of {url}: {err}") from err
+    if spec is not None and spec.username is not None:
+        password = spec.password.get_secret_value() if spec.password is not None else None
+        client.username_pw_set(spec.username, password)
     client.on_message = lambda _c, _u, m: inbox.put((m.topic, bytes(m.payload)))
     try:
         client.connect(host, port, keepalive=max(5, round(timeout_s)))
