@@ -20,6 +20,7 @@ from collector.sources.supervisor import ConfigurationError
 from .access import AccessError, build_auth
 from .config import ConfigError, PlantFile, format_validation_error, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
+from .discover.command import add_discover_parser
 from .report import add_report_parser
 from .settings import Settings
 
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, help="plant file (YAML)")
     check.set_defaults(func=cmd_check_config)
+    add_discover_parser(sub, formatter_class=HelpFormatter)
 
     demo = sub.add_parser("demo-config", help="print the demo plant file", formatter_class=HelpFormatter)
     demo.add_argument("--opcua-only", action="store_true", help="analysers over OPC UA instead of MQTT")

@@ -38,6 +38,22 @@ SIGNAL_UNITS: dict[str, str] = {
     "fuel.rate": "t/h",
 }
 """Instrument signals and their units; the keys become OPC UA node names `<kiln>.<key>`."""
+SIGNAL_RANGES: dict[str, tuple[float, float]] = {
+    "stack.flow": (0.0, 1_500_000.0),
+    "stack.temperature": (0.0, 400.0),
+    "stack.static_pressure": (-10.0, 10.0),
+    "stack.barometric_pressure": (80.0, 110.0),
+    "stack.h2o": (0.0, 30.0),
+    "stack.co2": (0.0, 30.0),
+    "stack.o2": (0.0, 25.0),
+    "stack.co": (0.0, 5000.0),
+    "stack.nox": (0.0, 2000.0),
+    "stack.so2": (0.0, 1000.0),
+    "stack.dust": (0.0, 100.0),
+    "clinker.rate": (0.0, 400.0),
+    "fuel.rate": (0.0, 100.0),
+}
+"""Instrument ranges, served as each OPC UA node's EURange."""
 SIGNAL_KEYS: tuple[str, ...] = tuple(SIGNAL_UNITS)
 TRUTH_KEY = "truth.co2_t_per_h"
 ANALYSER_CHANNELS: dict[str, str] = {

@@ -22,10 +22,10 @@ from types import TracebackType
 from typing import cast
 
 import numpy as np
-from asyncua import Server, ua
+from asyncua import Node, Server, ua
 
 from simulators.clock import SimClock
-from simulators.model import SIGNAL_KEYS, TRUTH_KEY, KilnModel
+from simulators.model import SIGNAL_KEYS, SIGNAL_RANGES, SIGNAL_UNITS, TRUTH_KEY, KilnModel
 from simulators.opcua_stop import STOP_STEP_S, bounded, stop_server
 from simulators.scenarios import Scenario
 
@@ -33,12 +33,47 @@ NAMESPACE_URI = "urn:kilnwatch:simulator"
 STATUS_KEY = "cems.status"
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: UNECE Rec. 20 codes of the units, for the nodes' EngineeringUnits (the rest give a display name only).
+_UNECE = {"m3/h": "MQH", "degC": "CEL", "kPa": "KPA", "vol%": "P1", "t/h": "E18"}
+_UNECE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
 _log = logging.getLogger(__name__)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _log.error("%s stopped publishing", task.get_name(), exc_info=task.exception())
+
+
+def unece_unit_id(code: str) -> int:
+    """EUInformation.UnitId of a UNECE code: its characters as bytes of one integer (OPC UA Part 8)."""
+    out = 0
+    for ch in code:
+        out = (out << 8) | ord(ch)
+    return out
+
+
+async def _add_eu_properties(var: Node, idx: int, unit: str, rng: tuple[float, float]) -> None:
+    """The AnalogItem properties a plant's server gives its measurements: EngineeringUnits, EURange."""
+    code = _UNECE.get(unit)
+    eu = ua.EUInformation(
+        NamespaceUri=_UNECE_URI if code else None,
+        UnitId=ua.Int32(unece_unit_id(code) if code else -1),
+        DisplayName=ua.LocalizedText(unit),
+        Description=ua.LocalizedText(unit),
+    )
+    ns, name = ua.Int16(idx), str(var.nodeid.Identifier)
+    await var.add_property(
+        ua.NodeId(ua.String(f"{name}.EngineeringUnits"), ns),
+        ua.QualifiedName("EngineeringUnits", 0),
+        eu,
+        datatype=ua.NodeId(ua.Int32(ua.ObjectIds.EUInformation)),
+    )
+    await var.add_property(
+        ua.NodeId(ua.String(f"{name}.EURange"), ns),
+        ua.QualifiedName("EURange", 0),
+        ua.Range(Low=rng[0], High=rng[1]),
+        datatype=ua.NodeId(ua.Int32(ua.ObjectIds.Range)),
+    )
 
 
 def node_string_id(kiln: str, key: str) -> str:
@@ -167,9 +202,11 @@ class SimOpcUaServer:
             ids = []
             for key in (*SIGNAL_KEYS, TRUTH_KEY):
                 nodeid = ua.NodeId(ua.String(node_string_id(kiln, key)), ns)
-                await obj.add_variable(
+                var = await obj.add_variable(
                     nodeid, ua.QualifiedName(key, idx), ua.Variant(0.0, ua.VariantType.Double)
                 )
+                if key in SIGNAL_UNITS:
+                    await _add_eu_properties(var, idx, SIGNAL_UNITS[key], SIGNAL_RANGES[key])
                 ids.append(nodeid)
             self._nodeids[kiln] = ids
             status_id = ua.NodeId(ua.String(node_string_id(kiln, STATUS_KEY)), ns)
