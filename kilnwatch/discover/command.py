@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from collector.mqtt_spec import MqttBrokerSpec
-from collector.opcua_spec import OpcUaServerSpec
+from collector.sources.mqtt.spec import MqttBrokerSpec
+from collector.sources.opcua.spec import OpcUaServerSpec
 
 from ..config import SourcesConfig, format_validation_error
 from .candidates import Candidate, propose

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
-from collector.mqtt_spec import MqttBrokerSpec
+from collector.sources.mqtt.spec import MqttBrokerSpec
 
 from . import units
 from .candidates import Candidate, kiln_id, looks_like_kiln, signal_id
@@ -33,7 +33,8 @@ _STATUS_KEYS = ("status", "quality", "state", "q")
 _UNIT_KEYS = ("unit", "units", "eu", "uom")
 _TS_KEYS = ("ts", "timestamp", "time", "datetime", "@timestamp")
 _STOP_S = 5.0
-#: Status words the MQTT collector knows without a status_map (collector.mqtt_spec.DEFAULT_STATUS_MAP).
+#: Status words the MQTT collector knows without a status_map (DEFAULT_STATUS_MAP of
+#: collector.sources.mqtt.spec).
 _KNOWN_STATUS = frozenset({"ok", "maint", "cal", "flt"})
 
 

@@ -11,9 +11,9 @@ from typing import TypeVar
 
 from asyncua import Client, ua
 
-from collector.opcua_security import configure_security
-from collector.opcua_spec import OpcUaServerSpec
-from collector.opcua_trust import SecuritySetupError, ServerTrust, UntrustedServer
+from collector.sources.opcua.security import configure_security
+from collector.sources.opcua.spec import OpcUaServerSpec
+from collector.sources.opcua.trust import SecuritySetupError, ServerTrust, UntrustedServer
 
 from . import units
 from .candidates import Candidate, kiln_id, signal_id, split_kiln

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.mqtt_decode import FieldDecoder, decode_batch
+from collector.sources.mqtt.decode import FieldDecoder, decode_batch
 from kilnwatch.cli import main
 from kilnwatch.config import PlantFile, SignalConfig, load_plant_file, parse_plant
 from kilnwatch.demo import demo_plant
