@@ -347,7 +347,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--messages", type=int, default=30_000, help="queued per run (2 kilns, 7 channels)")
+    parser.add_argument("--messages", type=int, default=20_000, help="queued per run (2 kilns, 7 channels)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between counts in victoria-metrics")
     parser.add_argument(
