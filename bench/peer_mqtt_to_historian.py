@@ -127,7 +127,10 @@ def node_red(
         "KW_NR_INFLUX_URL": influx_url,
         "KW_NR_BATCH_MESSAGES": str(batch),
     }
-    args = ["node", str(red), "--settings", str(FLOW_DIR / "settings.js")]
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise RuntimeError("Node.js is not installed (Debian: apt-get install nodejs npm)")
+    args = [node, str(red), "--settings", str(FLOW_DIR / "settings.js")]
     with _env(env), process(args, workdir / "node-red.log", lambda: accepting(port), "node-red") as proc:
         yield proc.pid
 
