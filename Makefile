@@ -40,7 +40,7 @@ check: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## make bench: benchmark figures 1-7 (prints RESULT lines)
+## make bench: benchmark figures 1-7, 9 and 14 (prints RESULT lines; installs Node-RED from npm into bench/.peer/ for 14)
 bench: venv system-bench
 	$(PY) bench/run_all.py
 

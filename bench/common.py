@@ -180,13 +180,19 @@ def mosquitto(workdir: Path) -> Iterator[Broker]:
 
 
 @contextlib.contextmanager
-def victoria_metrics(workdir: Path) -> Iterator[str]:
-    """victoria-metrics (InfluxDB's v2 write API); yields its URL."""
+def victoria_metrics(workdir: Path, *flags: str) -> Iterator[str]:
+    """victoria-metrics (InfluxDB's v2 write API), with extra command-line ``flags``; yields its URL."""
     binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
     port = free_port()
     data = workdir / "victoria"
     data.mkdir(parents=True, exist_ok=True)
-    args = [binary, f"-storageDataPath={data}", f"-httpListenAddr={HOST}:{port}", "-loggerLevel=ERROR"]
+    args = [
+        binary,
+        f"-storageDataPath={data}",
+        f"-httpListenAddr={HOST}:{port}",
+        "-loggerLevel=ERROR",
+        *flags,
+    ]
     with process(args, data / "victoria.log", lambda: accepting(port), "victoria-metrics"):
         yield f"http://{HOST}:{port}"
 

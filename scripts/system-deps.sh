@@ -2,12 +2,13 @@
 # Debian packages kilnwatch needs. As root they are installed; otherwise the missing ones are named.
 #   system-deps.sh run   the demo (mosquitto)
 #   system-deps.sh test  the test suite (mosquitto, victoria-metrics, chromium, chromium-driver, docker-compose)
-#   system-deps.sh bench the benchmarks (mosquitto, victoria-metrics, wrk)
+#   system-deps.sh bench the benchmarks (mosquitto, victoria-metrics, wrk; nodejs and npm for the
+#                        Node-RED peer, which bench/peer_mqtt_to_historian.py installs from npm)
 set -euo pipefail
 case "${1:-test}" in
   run)  packages=(mosquitto) ;;
   test) packages=(mosquitto victoria-metrics chromium chromium-driver docker-compose) ;;
-  bench) packages=(mosquitto victoria-metrics wrk) ;;
+  bench) packages=(mosquitto victoria-metrics wrk nodejs npm) ;;
   *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 missing=()

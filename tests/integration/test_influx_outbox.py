@@ -66,3 +66,18 @@ def test_acks_in_any_order_with_reused_ids_lose_nothing(tmp_path: Path) -> None:
     assert _check_depth(store, outbox) == 0
     letters = StoreReader(store.path).dead_letters(INFLUX_SOURCE)
     assert [(d.payload, d.reason) for d in letters] == [(b"line 5", "HTTP 400: unable to parse")]
+
+
+def test_deleting_sent_rows_does_not_write_their_bodies_again(tmp_path: Path) -> None:
+    """A sent row's freed pages are not zeroed through the WAL (Debian's SQLite default)."""
+    store, outbox = _store(tmp_path)
+    body = b"reading,kiln=k1 value=1 1\n" * 80_000  # ~2 MB, nearly all overflow pages
+    store.write_aggregates(outbox=[(0, 80_000, body)])
+    store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = Path(f"{store.path}-wal")
+    assert wal.stat().st_size == 0
+    batch = outbox.next_batch(100_000, 10**7)
+    assert batch is not None and batch.n_points == 80_000
+    outbox.ack(batch)
+    assert _check_depth(store, outbox) == 0
+    assert wal.stat().st_size < len(body) // 10

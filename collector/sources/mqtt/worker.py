@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -129,6 +130,19 @@ def worker_main(
 # -- kilnwatch's end -----------------------------------------------------------------------
 
 
+def _add_reader(
+    loop: asyncio.AbstractEventLoop, conn: Connection, callback: Callable[[Connection], None]
+) -> None:
+    """``loop.add_reader`` for a pipe read with ``conn.recv()``, which needs a blocking descriptor.
+
+    uvloop makes the descriptor non-blocking; a message then arriving in pieces (a burst of a
+    backlog) raises BlockingIOError in ``recv()`` and looked like a lost worker: it was replaced
+    every second or two and the broker sent its unacknowledged messages again.
+    """
+    loop.add_reader(conn.fileno(), callback, conn)
+    os.set_blocking(conn.fileno(), True)
+
+
 class WorkerLink:
     """Runs a :class:`PahoSession` in a worker process and relays its events on the event loop.
 
@@ -183,7 +197,7 @@ class WorkerLink:
         """Read the pipe again after ``on_messages`` returned False."""
         if self._paused and self._conn is not None and self._loop is not None:
             self._paused = False
-            self._loop.add_reader(self._conn.fileno(), self._readable, self._conn)
+            _add_reader(self._loop, self._conn, self._readable)
 
     async def close(self) -> None:
         """Stop the worker (it disconnects cleanly) and wait for it."""
@@ -229,7 +243,7 @@ class WorkerLink:
         child.close()
         self._conn, self._process, self._paused = parent, proc, False
         assert self._loop is not None
-        self._loop.add_reader(parent.fileno(), self._readable, parent)
+        _add_reader(self._loop, parent, self._readable)
 
     def _readable(self, conn: Connection) -> None:
         try:

@@ -1,0 +1,365 @@
+"""Issue 16 item 5: readings/s from mosquitto into victoria-metrics, kilnwatch against Node-RED.
+
+Both take the same queued analyser messages from the same mosquitto and write them to the same
+victoria-metrics through InfluxDB's v2 write API:
+
+- value: ``kilnwatch run`` with the demo plant (its analysers over MQTT at QoS 1; its OPC UA
+  server absent) and ``KILNWATCH_INFLUX_*`` set: MQTT -> conditioning -> SQLite store -> outbox ->
+  historian writer, ack to the broker after the commit, minute and hourly aggregates beside;
+- peer: Node-RED (npm ``node-red`` with ``node-red-contrib-influxdb``, installed by this script into
+  ``bench/.peer/``) running ``bench/peer/flow.json``: ``mqtt in`` (QoS 1, parsed JSON) -> ``join``
+  (batches of ``--batch-messages`` messages, 1 s at most) -> ``function`` (one point per channel)
+  -> ``influxdb batch`` (v2 API). MQTT.js acknowledges on receipt; nothing is stored locally.
+
+Per run, both persistent sessions (MQTT 5, QoS 1) are created offline, paho publishers queue
+``--messages`` simulator messages (``simulators.cems_payload``: two kilns, 7 channels each, hours
+old) for both, then each consumer is started in turn (order alternating) and drains its queue.
+Points arriving are counted in victoria-metrics (``count_over_time`` of ``reading_quality``, the
+peer's points carry ``writer="node-red"``) every ``--poll`` s; the rate is taken between 10 % and
+90 % of the expected points, so start-up and the last flush are left out. A run checks that every
+point arrived. Prints the medians of ``--repeats`` runs:
+
+    RESULT peer_mqtt_to_historian value=<readings/s> unit=readings/s baseline=<Node-RED readings/s>
+        ratio=<value/baseline>
+
+When Node-RED cannot be installed (no Node.js or npm, no registry), the script stops and says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import paho.mqtt.client as paho
+import yaml
+from common import (
+    Broker,
+    accepting,
+    cpu_seconds,
+    free_port,
+    kilnwatch_service,
+    log,
+    mosquitto,
+    process,
+    result_line,
+    victoria_metrics,
+)
+from mqtt_ingest import connect_properties, fill
+from paho.mqtt.enums import CallbackAPIVersion
+
+from kilnwatch.demo import DEMO_KILNS, demo_plant
+from simulators.cems_payload import build_messages
+from simulators.model import ANALYSER_CHANNELS, build_models
+from simulators.scenarios import Scenario
+
+HERE = Path(__file__).resolve().parent
+PEER_DIR = HERE / ".peer"
+FLOW_DIR = HERE / "peer"
+#: The peer's packages, pinned so that runs compare like with like.
+NODE_RED = "node-red@4.1.15"
+INFLUX_NODES = "node-red-contrib-influxdb@0.7.0"
+NPM_TIMEOUT_S = 600.0
+CHANNELS = len(ANALYSER_CHANNELS)
+NS = 1_000_000_000
+#: Points of a consumer in victoria-metrics: kilnwatch's readings have no ``writer`` tag.
+SELECTORS = {"kilnwatch": 'reading_quality{writer=""}', "node-red": 'reading_quality{writer="node-red"}'}
+STALL_S = 20.0
+INFLUX_ROWS = b'vm_rows_inserted_total{type="influx"}'
+
+Message = tuple[str, bytes]
+
+
+# -- the peer -----------------------------------------------------------------------------
+
+
+def node_red_script() -> Path:
+    """``red.js`` of the cached Node-RED, installed from npm on first use."""
+    red = PEER_DIR / "node_modules" / "node-red" / "red.js"
+    if red.exists() and (PEER_DIR / "node_modules" / "node-red-contrib-influxdb").is_dir():
+        return red
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError("Node.js and npm are not installed (Debian: apt-get install nodejs npm)")
+    PEER_DIR.mkdir(parents=True, exist_ok=True)
+    log(f"peer: npm install {NODE_RED} {INFLUX_NODES} into {PEER_DIR}")
+    args = [npm, "install", "--prefix", str(PEER_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
+    done = subprocess.run(
+        [*args, NODE_RED, INFLUX_NODES], capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
+    )
+    if done.returncode != 0 or not red.exists():
+        raise RuntimeError(f"npm install failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
+    return red
+
+
+@contextlib.contextmanager
+def node_red(
+    workdir: Path, red: Path, broker: Broker, influx_url: str, client_id: str, batch: int
+) -> Iterator[int]:
+    """Node-RED running ``bench/peer/flow.json``; yields its pid."""
+    user_dir = workdir / "node-red"
+    user_dir.mkdir(parents=True, exist_ok=True)
+    flow = user_dir / "flow.json"
+    shutil.copyfile(FLOW_DIR / "flow.json", flow)
+    # credentialSecret false: Node-RED reads the influx node's token from this plain file
+    (user_dir / "flow_cred.json").write_text(json.dumps({"kw-influx": {"token": "bench"}}), encoding="utf-8")
+    port = free_port()
+    env = {
+        "KW_NR_PORT": str(port),
+        "KW_NR_USER_DIR": str(user_dir),
+        "KW_NR_FLOW_FILE": str(flow),
+        "KW_NR_NODES_DIR": str(PEER_DIR / "node_modules" / "node-red-contrib-influxdb"),
+        "KW_NR_MQTT_PORT": str(broker.port),
+        "KW_NR_CLIENT_ID": client_id,
+        "KW_NR_INFLUX_URL": influx_url,
+        "KW_NR_BATCH_MESSAGES": str(batch),
+    }
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise RuntimeError("Node.js is not installed (Debian: apt-get install nodejs npm)")
+    args = [node, str(red), "--settings", str(FLOW_DIR / "settings.js")]
+    with _env(env), process(args, workdir / "node-red.log", lambda: accepting(port), "node-red") as proc:
+        yield proc.pid
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the child processes started inside (``common.bench_env``)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# -- kilnwatch ----------------------------------------------------------------------------
+
+
+def kilnwatch_plant(workdir: Path, broker: Broker, client_id: str) -> Path:
+    plant = demo_plant(opcua_port=free_port(), mqtt_port=broker.port)
+    plant["sources"]["mqtt"]["cems"]["client_id"] = client_id
+    path = workdir / "plant.yaml"
+    path.write_text(yaml.safe_dump(plant, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def kilnwatch(workdir: Path, broker: Broker, influx_url: str, client_id: str) -> Iterator[int]:
+    """``kilnwatch run`` writing to ``influx_url``; yields its pid."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    plant = kilnwatch_plant(workdir, broker, client_id)
+    env = {
+        "KILNWATCH_INFLUX_URL": influx_url,
+        "KILNWATCH_INFLUX_TOKEN": "bench",
+        "KILNWATCH_INFLUX_ORG": "bench",
+        "KILNWATCH_INFLUX_BUCKET": "bench",
+    }
+    with _env(env), kilnwatch_service(workdir, plant, free_port()) as proc:
+        yield proc.pid
+
+
+def kilnwatch_topics() -> list[str]:
+    return sorted({f"kilnwatch/sim/{k}/cems" for k in DEMO_KILNS})
+
+
+# -- messages and sessions ----------------------------------------------------------------
+
+
+def analyser_messages(n: int, end_s: int) -> list[Message]:
+    """``n`` simulator messages of the demo kilns, one per kiln and second, ending at ``end_s``."""
+    models = build_models(DEMO_KILNS)
+    ticks = -(-n // len(models))
+    t_ns = (end_s - ticks) * NS + np.arange(ticks, dtype=np.int64) * NS
+    per_kiln = []
+    for m in models:
+        applied = Scenario().apply(m, t_ns, m.sample(t_ns))
+        per_kiln.append([(f"kilnwatch/sim/{m.kiln_id}/cems", x.payload) for x in build_messages(applied)])
+    return [msg for tick in zip(*per_kiln, strict=True) for msg in tick][:n]
+
+
+def expected_points(messages: list[Message]) -> int:
+    """Channels with a finite value: what both consumers write."""
+    total = 0
+    for _, payload in messages:
+        doc = json.loads(payload)
+        total += sum(isinstance(ch.get("value"), int | float) for ch in doc.get("channels", {}).values())
+    return total
+
+
+def create_session(broker: Broker, client_id: str, topics: list[str]) -> None:
+    """A persistent MQTT 5 session subscribed at QoS 1, left offline: the broker queues for it."""
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect(broker.host, broker.port, clean_start=False, properties=connect_properties())
+    client.loop_start()
+    try:
+        if not subscribed.wait(10):
+            raise TimeoutError(f"session {client_id}: not subscribed within 10 s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# -- counting in victoria-metrics ---------------------------------------------------------
+
+
+def points_in(url: str, selector: str) -> int:
+    """Samples of ``selector`` victoria-metrics can search (visible about a second after the write)."""
+    query = f"sum(count_over_time({selector}[30d]))"
+    address = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(address, timeout=10) as r:
+        result = json.load(r)["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def rows_inserted(url: str) -> int:
+    """Field values victoria-metrics took in over the InfluxDB API (counted as they come)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        for line in r:
+            if line.startswith(INFLUX_ROWS):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+class Drain(NamedTuple):
+    readings_per_s: float
+    arrived: int
+    """readings that arrived of those expected"""
+    cpu_us_per_reading: float
+    seconds: float
+    """from the first point to the last"""
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children (kilnwatch's MQTT worker)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        total += cpu_seconds(pid)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total += sum(process_tree_cpu(int(c)) for c in children)
+    return total
+
+
+def drain(url: str, selector: str, expected: int, pid: int, poll_s: float, timeout_s: float) -> Drain:
+    """Follow victoria-metrics' row counter until the ``expected`` readings of ``selector`` are there.
+
+    The counter counts every field value (a reading has two; kilnwatch also writes aggregates),
+    so the rate over the middle 80 % of the rows is scaled by readings / rows of the whole drain.
+    """
+    rows0, readings0 = rows_inserted(url), points_in(url, selector)
+    samples: list[tuple[float, int, float]] = []
+    started = time.monotonic()
+    last_progress, next_check, readings = started, started, 0
+    while True:
+        rows = rows_inserted(url) - rows0
+        samples.append((time.perf_counter(), rows, process_tree_cpu(pid)))
+        now = time.monotonic()
+        if len(samples) > 1 and rows > samples[-2][1]:
+            last_progress = now
+        if now >= next_check and rows > 0:  # searching costs victoria-metrics more than /metrics
+            readings, next_check = points_in(url, selector) - readings0, now + 0.5
+            if readings >= expected:
+                break
+        if now - started > timeout_s or (rows > 0 and now - last_progress > STALL_S):
+            log(f"  stopped waiting: {readings:,} of {expected:,} readings after {now - started:.0f} s")
+            break
+        time.sleep(poll_s)
+    total = samples[-1][1]
+    first = next((s for s in samples if s[1] > 0), samples[-1])
+    lo = next((s for s in samples if s[1] >= 0.1 * total), samples[-1])
+    hi = next((s for s in samples if s[1] >= 0.9 * total), samples[-1])
+    if hi[0] <= lo[0] or total == 0:
+        return Drain(0.0, readings, 0.0, 0.0)
+    per_row = readings / total
+    rate = (hi[1] - lo[1]) / (hi[0] - lo[0]) * per_row
+    cpu = (hi[2] - lo[2]) / max((hi[1] - lo[1]) * per_row, 1) * 1e6
+    return Drain(rate, readings, cpu, samples[-1][0] - first[0])
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+def one_run(
+    run: int, workdir: Path, broker: Broker, url: str, red: Path, args: argparse.Namespace
+) -> tuple[Drain, Drain]:
+    end_s = time.time_ns() // NS - 3600 - run * (args.messages // len(DEMO_KILNS) + 60)
+    messages = analyser_messages(args.messages, end_s)
+    expected = expected_points(messages)
+    kw_id, nr_id = f"bench-kilnwatch-{run}", f"bench-node-red-{run}"
+    create_session(broker, kw_id, kilnwatch_topics())
+    create_session(broker, nr_id, ["kilnwatch/sim/+/cems"])
+    filled = fill(broker, messages)
+    log(f"run {run}: {len(messages):,} messages ({expected:,} readings) queued at {filled:,.0f} messages/s")
+
+    def ours() -> Drain:
+        with kilnwatch(workdir / f"kilnwatch{run}", broker, url, kw_id) as pid:
+            return drain(url, SELECTORS["kilnwatch"], expected, pid, args.poll, 300)
+
+    def peer() -> Drain:
+        with node_red(workdir / f"node-red{run}", red, broker, url, nr_id, args.batch_messages) as pid:
+            return drain(url, SELECTORS["node-red"], expected, pid, args.poll, 300)
+
+    if run % 2:
+        kw, nr = ours(), peer()
+    else:
+        nr, kw = peer(), ours()
+    for name, d in (("kilnwatch", kw), ("node-red", nr)):
+        log(
+            f"  {name:9}: {d.readings_per_s:9,.0f} readings/s, {d.arrived:,}/{expected:,} arrived "
+            f"in {d.seconds:.1f} s, CPU {d.cpu_us_per_reading:.1f} µs per reading"
+        )
+        if d.arrived < expected:
+            log(f"  {name}: {expected - d.arrived:,} readings did not arrive")
+    return kw, nr
+
+
+def measure(workdir: Path, args: argparse.Namespace) -> None:
+    red = node_red_script()
+    kw_rates: list[float] = []
+    nr_rates: list[float] = []
+    with mosquitto(workdir) as broker, victoria_metrics(workdir, "-search.disableCache") as url:
+        for run in range(1, args.repeats + 1):
+            kw, nr = one_run(run, workdir, broker, url, red, args)
+            kw_rates.append(kw.readings_per_s)
+            nr_rates.append(nr.readings_per_s)
+    v, b = statistics.median(kw_rates), statistics.median(nr_rates)
+    result_line("peer_mqtt_to_historian", v, "readings/s", b, v / b if b else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000, help="queued per run (2 kilns, 7 channels)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--poll", type=float, default=0.05, help="seconds between counts in victoria-metrics")
+    parser.add_argument(
+        "--batch-messages", type=int, default=700, help="Node-RED: messages per write (7 points each)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kw-bench-peer-") as tmp:
+        measure(Path(tmp), args)
+
+
+if __name__ == "__main__":
+    main()
