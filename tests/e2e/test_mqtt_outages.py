@@ -95,13 +95,27 @@ def test_readings_published_while_the_collector_is_stopped_are_stored(
         f"{len(ticks) * len(CEMS_SIGNALS)} readings stored"
     )
 
+    last: dict[str, Any] = {}
+
     def hour_with_the_gap() -> dict[str, Any] | None:
         """Every kiln's row of the hour once it includes the redelivered readings: the hour may
         close before they are recomputed, and is then revised."""
         rows = hour_of_every_kiln(svc.get, hour)
+        last.update(rows or {})
         return rows if rows and all(r["completeness"] > 0.99 for r in rows.values()) else None
 
-    rows = svc.wait_for(hour_with_the_gap, timeout=60, interval=1.0)
+    try:
+        rows = svc.wait_for(hour_with_the_gap, timeout=60, interval=1.0)
+    except TimeoutError:
+        minutes = svc.get(
+            "/api/v1/kilns/kiln1/minutes", params={"start": iso(hour), "end": iso(hour + HOUR_NS)}
+        ).json()
+        pytest.fail(
+            "the hour never included the redelivered readings: "
+            + str({k: (r["completeness"], r["revision"], r["valid"]) for k, r in last.items()})
+            + " kiln1 minutes (minute, revision, completeness): "
+            + str([(m["minute"][11:16], m["revision"], m.get("completeness")) for m in minutes])
+        )
     minutes = svc.get(
         "/api/v1/kilns/kiln1/minutes", params={"start": iso(hour), "end": iso(hour + HOUR_NS)}
     ).json()

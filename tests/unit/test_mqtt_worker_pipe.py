@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 import pytest
 import uvloop
 
-from collector.mqtt_worker import _add_reader
+from collector.sources.mqtt.worker import _add_reader
 
 BIG = 8_000_000  # larger than a pipe's buffer: it arrives in pieces
 
