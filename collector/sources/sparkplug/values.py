@@ -1,0 +1,134 @@
+"""Sparkplug B metrics to readings, a payload at a time, in columns.
+
+A payload's metrics are read once into arrays (alias, timestamp, is_null, value, quality code);
+resolution to signals, signedness, timestamps and quality are array operations on them.
+
+Quality: a metric property ``Quality`` (any case; an integer) holds an OPC DA quality code, as
+Ignition and most Sparkplug edge gateways send it: bits 7-6 the class (11 good, 01 uncertain,
+00 bad), bits 5-2 the sub-status. Sub-statuses that name a reason map to kilnwatch's flags; a
+code above 255 (not OPC DA) is kept as uncertain and counted. ``is_null`` gives NaN, quality bad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics import quality as q
+
+from .sparkplug_b_pb2 import Payload
+
+#: Sparkplug data types that carry a number kilnwatch can store.
+INT8, INT16, INT32, INT64 = 1, 2, 3, 4
+NUMERIC_TYPES: Final = frozenset(range(1, 12)) | {13}  # Int8 … Boolean, DateTime
+_NUMERIC_FIELDS: Final = frozenset(
+    {"int_value", "long_value", "float_value", "double_value", "boolean_value"}
+)
+#: OPC DA quality codes with a named reason (severity bits 7-6, sub-status bits 5-2).
+DA_GOOD: Final = 192
+DA_CODES: Final[Mapping[int, int]] = {
+    4: q.BAD | q.FAULT,  # configuration error
+    8: q.BAD | q.COMM_LOSS,  # not connected
+    12: q.STATUS_QUALITY["fault"],  # device failure
+    16: q.STATUS_QUALITY["fault"],  # sensor failure
+    20: q.BAD | q.COMM_LOSS,  # last known value
+    24: q.BAD | q.COMM_LOSS,  # communication failure
+    28: q.STATUS_QUALITY["maintenance"],  # out of service
+    68: q.UNCERTAIN | q.COMM_LOSS,  # last usable value
+    80: q.STATUS_QUALITY["calibration"],  # sensor not accurate
+    84: q.UNCERTAIN | q.OUT_OF_RANGE,  # engineering units exceeded
+    216: q.GOOD | q.SUBSTITUTED,  # local override
+}
+#: No Quality property.
+NO_CODE: Final = -1
+
+
+def _table() -> npt.NDArray[np.uint8]:
+    classes = np.array([q.BAD, q.UNCERTAIN, q.BAD, q.GOOD], np.uint8)
+    table = classes[np.arange(256) >> 6]
+    for code, quality in DA_CODES.items():
+        table[code] = quality
+    # index 0: no property (good); 1..256: codes 0..255; 257: beyond OPC DA
+    return np.concatenate([[q.GOOD], table, [q.UNCERTAIN]]).astype(np.uint8)
+
+
+_QUALITY: Final = _table()
+UNKNOWN_CODE_INDEX: Final = 257
+
+
+@dataclass(frozen=True, slots=True)
+class MetricColumns:
+    """One payload's metrics as columns (``n`` rows)."""
+
+    alias: npt.NDArray[np.uint64]
+    has_alias: npt.NDArray[np.bool_]
+    names: Sequence[str]
+    ts_ms: npt.NDArray[np.uint64]  # 0: no metric timestamp
+    is_null: npt.NDArray[np.bool_]
+    value: npt.NDArray[np.float64]
+    numeric: npt.NDArray[np.bool_]
+    code: npt.NDArray[np.int64]  # Quality property, NO_CODE when absent
+
+
+def _quality_code(props: Any) -> int:
+    for key, value in zip(props.keys, props.values, strict=False):
+        if key.lower() == "quality":
+            field = value.WhichOneof("value")
+            if field in ("int_value", "long_value"):
+                return int(getattr(value, field))
+    return NO_CODE
+
+
+def _row(m: Any) -> tuple[int, bool, str, int, bool, float, bool, int]:
+    field = m.WhichOneof("value")
+    numeric = field in _NUMERIC_FIELDS
+    code = _quality_code(m.properties) if m.HasField("properties") else NO_CODE
+    has_alias = m.HasField("alias")
+    return (
+        m.alias,
+        has_alias,
+        "" if has_alias else m.name,
+        m.timestamp,
+        m.is_null,
+        float(getattr(m, field)) if numeric else np.nan,
+        numeric,
+        code,
+    )
+
+
+def columns(payload: Payload) -> MetricColumns:
+    """The metrics of ``payload`` (parsed) as columns."""
+    rows = [_row(m) for m in payload.metrics]
+    alias, has_alias, names, ts, null, value, numeric, code = zip(*rows, strict=True) if rows else ([],) * 8
+    return MetricColumns(
+        np.array(alias, np.uint64),
+        np.array(has_alias, bool),
+        names,
+        np.array(ts, np.uint64),
+        np.array(null, bool),
+        np.array(value, np.float64),
+        np.array(numeric, bool),
+        np.array(code, np.int64),
+    )
+
+
+def signed(value: npt.NDArray[np.float64], datatype: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Int8/16/32 travel as two's complement in a uint32, Int64 in a uint64: give them their sign."""
+    out = value.copy()
+    small = np.isin(datatype, (INT8, INT16, INT32)) & (value >= 2.0**31)
+    out[small] -= 2.0**32
+    big = (datatype == INT64) & (value >= 2.0**63)
+    out[big] -= 2.0**64
+    return out
+
+
+def quality(code: npt.NDArray[np.int64], is_null: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    """kilnwatch quality of each metric from its Quality property and ``is_null``."""
+    index = np.where(code < 0, 0, np.where(code > 255, UNKNOWN_CODE_INDEX, code + 1))
+    out = _QUALITY[index]
+    out[is_null] = (out[is_null] & ~np.uint8(q.CLASS_MASK)) | q.BAD
+    return out
