@@ -1,0 +1,237 @@
+"""Sparkplug B: the simulator's edge node -> a real mosquitto -> kilnwatch's host source -> the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from analytics import quality as q
+from collector.health import HealthRegistry
+from collector.sources.mqtt.spec import MqttBinding
+from collector.sources.registry import SourceContext, SourcePlan
+from collector.sources.sparkplug.source import SparkplugSource
+from collector.sources.supervisor import Supervisor
+from simulators.clock import SimClock
+from simulators.model import ANALYSER_CHANNELS, build_models
+from simulators.mqtt_publisher import SimMqttPublisher
+from simulators.sparkplug_b_pb2 import Payload
+from simulators.sparkplug_node import SimSparkplugNode
+from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.paho import stop_client
+from tests.integration.mqtt_helpers import Rig, rig, until
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_fixtures"]
+CHANNELS = tuple(ANALYSER_CHANNELS)
+KILNS = ("k1", "k2")
+SP = [f"sp.{k}.{c}" for k in KILNS for c in CHANNELS]
+JS = [f"js.{k}.{c}" for k in KILNS for c in CHANNELS]
+
+
+def sparkplug_source(r: Rig, broker: Mosquitto, group: str, edge: str = "sim-cems") -> SparkplugSource:
+    index = {n: i for i, n in enumerate(r.names)}
+    bindings = [
+        (index[f"sp.{k}.{c}"], {"source": "h", "group": group, "edge_node": edge, "device": k, "metric": c})
+        for k in KILNS
+        for c in CHANNELS
+    ]
+    spec = {
+        "host": broker.host,
+        "port": broker.port,
+        "host_id": f"kw-{group}",
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.5,
+        "rebirth_interval_s": 0.5,
+    }
+    context = SourceContext(r.pipeline, HealthRegistry(), r.metrics, r.names, "test", {})
+    return SparkplugSource(SourcePlan("sparkplug", "h", spec, bindings), context)
+
+
+@contextlib.asynccontextmanager
+async def running(source: SparkplugSource) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(Supervisor(source).run())
+    try:
+        await asyncio.wait_for(source.subscribed.wait(), 10)
+        yield task
+    finally:
+        await source.stop()
+        assert task.done()
+
+
+def rows(r: Rig, names: list[str], start_ns: int, end_ns: int) -> list[tuple[str, int, float, int]]:
+    got, batch = r.reader().readings(names, start_ns, end_ns)
+    return sorted(
+        (got[s].split(".", 1)[1], t, v, qq)
+        for s, t, v, qq in zip(
+            batch.signal.tolist(),
+            batch.ts.tolist(),
+            batch.value.tolist(),
+            batch.quality.tolist(),
+            strict=True,
+        )
+    )
+
+
+def rebirths(r: Rig) -> float:
+    total = 0.0
+    for metric in r.metrics.registry.collect():
+        if metric.name == "kilnwatch_sparkplug_rebirth_requests":
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+    return total
+
+
+async def test_sparkplug_and_json_paths_store_the_same_readings(broker: Mosquitto, tmp_path: Path) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    clock = SimClock(start=start, speed=300)
+    models = build_models(KILNS, seed=7)
+    async with rig(tmp_path, SP + JS) as r, running(sparkplug_source(r, broker, group)) as task:
+        index = {n: i for i, n in enumerate(r.names)}
+        bindings = [
+            (
+                index[f"js.{k}.{c}"],
+                MqttBinding(
+                    broker="cems",
+                    topic=f"{group}/{k}/cems",
+                    value_path=f"channels.{c}.value",
+                    status_path=f"channels.{c}.status",
+                ),
+            )
+            for k in KILNS
+            for c in CHANNELS
+        ]
+        js_source = r.source(broker, [(r.names[i], b) for i, b in bindings], f"{group}-js", worker="thread")
+        js_task = asyncio.create_task(Supervisor(js_source).run())
+        await asyncio.wait_for(js_source.subscribed.wait(), 10)
+        node = SimSparkplugNode(models, clock, broker.host, broker.port, group=group, client_id=f"{group}-sp")
+        gateway = SimMqttPublisher(
+            models, clock, broker.host, broker.port, topic_prefix=group, client_id=f"{group}-j"
+        )
+        try:
+            async with node, gateway:
+                await until(lambda: r.reader().count_readings() > 2 * 300 * len(SP), "readings on both paths")
+        finally:
+            await js_source.stop()
+            await asyncio.wait_for(js_task, 10)
+        assert not task.done()
+        _, sp = r.reader().readings(SP)
+        _, js = r.reader().readings(JS)
+        lo = max(int(sp.ts.min()), int(js.ts.min()))
+        hi = min(int(b.ts[b.signal == s].max()) for b in (sp, js) for s in range(len(SP)))  # all before it
+        assert hi - lo >= 60 * 1_000_000_000
+        sparkplug, json_path = rows(r, SP, lo, hi), rows(r, JS, lo, hi)
+        assert len(sparkplug) >= 60 * len(SP)
+        assert sparkplug == json_path
+        assert r.reader().dead_letters() == []
+
+
+async def test_ndeath_marks_the_node_signals_comm_loss(broker: Mosquitto, tmp_path: Path) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    clock = SimClock(start=datetime.now(UTC) - timedelta(hours=1), speed=60)
+    async with rig(tmp_path, SP) as r, running(source := sparkplug_source(r, broker, group)):
+        node = SimSparkplugNode(build_models(KILNS), clock, broker.host, broker.port, group=group)
+        async with node:
+            await until(lambda: r.reader().count_readings() >= 5 * len(SP), "readings")
+            assert source.host.online(group, "sim-cems", "k1")
+        # the clean stop sent the NDEATH, with the bdSeq of the NBIRTH
+        await until(lambda: not source.host.online(group, "sim-cems"), "the NDEATH")
+        await until(lambda: "NDEATH" in (source.health.last_error or ""), "the NDEATH in health")
+        _, batch = r.reader().readings(SP)
+        marked = batch.quality == (q.BAD | q.COMM_LOSS)
+        assert sorted(set(batch.signal[marked].tolist())) == list(range(len(SP)))
+        newest = {s: int(batch.ts[batch.signal == s].max()) for s in range(len(SP))}
+        assert all(int(t) == max(newest.values()) for t in batch.ts[marked])  # after the newest reading
+
+
+async def test_a_lost_message_asks_for_a_rebirth_and_nothing_is_misassigned(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    clock = SimClock(start=datetime.now(UTC) - timedelta(hours=1), speed=60)
+    models = build_models(KILNS, seed=3)
+    async with rig(tmp_path, SP) as r, running(sparkplug_source(r, broker, group)):
+        node = SimSparkplugNode(models, clock, broker.host, broker.port, group=group)
+        async with node:
+            await until(lambda: r.reader().count_readings() >= 5 * len(SP), "readings")
+            node.lose_message()
+            await until(lambda: node.births >= 2, "a rebirth of the edge node")
+            seen = r.reader().count_readings()
+            await until(
+                lambda: r.reader().count_readings() >= seen + 5 * len(SP), "readings after the rebirth"
+            )
+        assert rebirths(r) >= 1
+        reasons = [d.reason for d in r.reader().dead_letters()]
+        assert reasons and reasons[0].startswith("seq_gap")
+        names, batch = r.reader().readings(SP)
+        keep = batch.quality != (q.BAD | q.COMM_LOSS)
+        for k, model in zip(KILNS, models, strict=True):
+            for c in CHANNELS:
+                mine = keep & (batch.signal == names.index(f"sp.{k}.{c}"))
+                ts = batch.ts[mine]
+                expected = model.sample(ts)[ANALYSER_CHANNELS[c]]
+                np.testing.assert_array_equal(batch.value[mine], expected)
+
+
+class EdgeNode:
+    """A hand-driven edge node: raw NBIRTH / DBIRTH / DDATA, and what it is sent (NCMD)."""
+
+    def __init__(self, broker: Mosquitto, group: str) -> None:
+        self.group, self.commands = group, queue.Queue[bytes]()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-{group}")
+        self.client.on_message = lambda _c, _u, m: self.commands.put(m.payload)
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(f"spBv1.0/{group}/NCMD/e1", qos=1)
+        self.client.loop_start()
+
+    def send(self, kind: str, seq: int, metrics: list[dict[str, object]], device: str | None = None) -> None:
+        payload = Payload(timestamp=int(datetime.now(UTC).timestamp() * 1000), seq=seq)
+        for m in metrics:
+            payload.metrics.add(**m)  # type: ignore[arg-type]
+        tail = f"/{device}" if device else ""
+        self.client.publish(f"spBv1.0/{self.group}/{kind}/e1{tail}", payload.SerializeToString(), qos=1)
+
+
+async def test_ddata_before_its_dbirth_is_not_stored_under_a_guessed_name(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    async with rig(tmp_path, SP) as r, running(sparkplug_source(r, broker, group, edge="e1")):
+        source_edge = EdgeNode(broker, group)
+        try:
+            await asyncio.sleep(0.2)  # the subscription to NCMD
+            source_edge.send("NBIRTH", 0, [{"name": "bdSeq", "datatype": 4, "long_value": 0}])
+            # alias 1 would be co2 on k1, but k1 has not been born: nothing may be stored for it
+            source_edge.send(
+                "DDATA", 1, [{"alias": 1, "timestamp": now_ms, "datatype": 10, "double_value": 9.0}], "k1"
+            )
+            ask = await asyncio.to_thread(source_edge.commands.get, True, 10)
+            assert any(
+                m.name == "Node Control/Rebirth" and m.boolean_value for m in Payload.FromString(ask).metrics
+            )
+            birth = [
+                {"name": c, "alias": i, "datatype": 10, "is_null": True} for i, c in enumerate(CHANNELS, 1)
+            ]
+            source_edge.send("NBIRTH", 0, [{"name": "bdSeq", "datatype": 4, "long_value": 0}])
+            source_edge.send("DBIRTH", 1, birth[::-1], "k1")  # declared in another order: aliases decide
+            source_edge.send(
+                "DDATA", 2, [{"alias": 2, "timestamp": now_ms, "datatype": 10, "double_value": 4.5}], "k1"
+            )
+            await until(lambda: r.reader().count_readings() == 1, "the reading after the DBIRTH")
+        finally:
+            stop_client(source_edge.client)
+        names, batch = r.reader().readings(SP)
+        assert [names[s] for s in batch.signal.tolist()] == [f"sp.k1.{CHANNELS[1]}"]
+        assert batch.value.tolist() == [4.5] and batch.ts.tolist() == [now_ms * 1_000_000]
+        reasons = [d.reason for d in r.reader().dead_letters()]
+        assert len(reasons) == 1 and reasons[0].startswith("no_birth")
