@@ -188,7 +188,7 @@ class EdgeNode:
     def __init__(self, broker: Mosquitto, group: str) -> None:
         self.group, self.commands = group, queue.Queue[bytes]()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-{group}")
-        self.client.on_message = lambda _c, _u, m: self.commands.put(m.payload)
+        self.client.on_message = lambda _c, _u, m: self.commands.put(bytes(m.payload))
         self.client.connect(broker.host, broker.port)
         self.client.subscribe(f"spBv1.0/{group}/NCMD/e1", qos=1)
         self.client.loop_start()
@@ -196,7 +196,7 @@ class EdgeNode:
     def send(self, kind: str, seq: int, metrics: list[dict[str, object]], device: str | None = None) -> None:
         payload = Payload(timestamp=int(datetime.now(UTC).timestamp() * 1000), seq=seq)
         for m in metrics:
-            payload.metrics.add(**m)  # type: ignore[arg-type]
+            payload.metrics.add(**m)
         tail = f"/{device}" if device else ""
         self.client.publish(f"spBv1.0/{self.group}/{kind}/e1{tail}", payload.SerializeToString(), qos=1)
 
