@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import uuid
 from collections.abc import AsyncIterator
@@ -235,3 +236,25 @@ async def test_ddata_before_its_dbirth_is_not_stored_under_a_guessed_name(
         assert batch.value.tolist() == [4.5] and batch.ts.tolist() == [now_ms * 1_000_000]
         reasons = [d.reason for d in r.reader().dead_letters()]
         assert len(reasons) == 1 and reasons[0].startswith("no_birth")
+
+
+async def test_the_host_state_is_online_while_connected_and_offline_after(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}"
+    states: queue.Queue[tuple[dict[str, object], bool]] = queue.Queue()
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"watch-{group}")
+    watcher.on_message = lambda _c, _u, m: states.put((json.loads(m.payload), m.retain))
+    watcher.connect(broker.host, broker.port)
+    watcher.loop_start()
+    try:
+        async with rig(tmp_path, SP) as r:
+            source = sparkplug_source(r, broker, group)
+            async with running(source):
+                watcher.subscribe(f"spBv1.0/STATE/kw-{group}", qos=1)
+                online, retained = await asyncio.to_thread(states.get, True, 10)
+                assert online["online"] is True and retained
+            offline, _ = await asyncio.to_thread(states.get, True, 10)
+            assert offline == {"online": False, "timestamp": online["timestamp"]}
+    finally:
+        stop_client(watcher)
