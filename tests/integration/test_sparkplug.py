@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import json
 import queue
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as paho
@@ -17,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from analytics import quality as q
+from analytics.batch import ReadingBatch
 from collector.health import HealthRegistry
 from collector.sources.mqtt.spec import MqttBinding
 from collector.sources.registry import SourceContext, SourcePlan
@@ -30,8 +33,11 @@ from simulators.sparkplug_node import SimSparkplugNode
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
 from tests.integration.mqtt_helpers import Rig, rig, until
+from tests.unit.engine_helpers import SIGNALS, engine, series
 
 pytestmark = pytest.mark.integration
+S = 1_000_000_000
+HOUR = 3600 * S
 pytest_plugins = ["tests.fixtures.mosquitto", "tests.integration.mqtt_fixtures"]
 CHANNELS = tuple(ANALYSER_CHANNELS)
 KILNS = ("k1", "k2")
@@ -91,49 +97,81 @@ def rebirths(r: Rig) -> float:
     return total
 
 
-async def test_sparkplug_and_json_paths_store_the_same_readings(broker: Mosquitto, tmp_path: Path) -> None:
+async def test_sparkplug_and_json_paths_give_the_same_readings_and_hour(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """One simulated hour of kiln k1 through both paths at 1800x (5-s ticks): the same stored
+    readings, and the engine's hourly CO2 of the same hour from each within 1e-9."""
     group = f"g{uuid.uuid4().hex[:8]}"
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    clock = SimClock(start=start, speed=300)
-    models = build_models(KILNS, seed=7)
+    hour = (time.time_ns() // HOUR - 3) * HOUR
+    models = build_models(["k1"], seed=7)
     async with rig(tmp_path, SP + JS) as r, running(sparkplug_source(r, broker, group)) as task:
-        index = {n: i for i, n in enumerate(r.names)}
         bindings = [
             (
-                index[f"js.{k}.{c}"],
+                f"js.k1.{c}",
                 MqttBinding(
                     broker="cems",
-                    topic=f"{group}/{k}/cems",
+                    topic=f"{group}/k1/cems",
                     value_path=f"channels.{c}.value",
                     status_path=f"channels.{c}.status",
                 ),
             )
-            for k in KILNS
             for c in CHANNELS
         ]
-        js_source = r.source(broker, [(r.names[i], b) for i, b in bindings], f"{group}-js", worker="thread")
+        js_source = r.source(broker, bindings, f"{group}-js", worker="thread")
         js_task = asyncio.create_task(Supervisor(js_source).run())
         await asyncio.wait_for(js_source.subscribed.wait(), 10)
-        node = SimSparkplugNode(models, clock, broker.host, broker.port, group=group, client_id=f"{group}-sp")
-        gateway = SimMqttPublisher(
-            models, clock, broker.host, broker.port, topic_prefix=group, client_id=f"{group}-j"
+        clock = SimClock(start=datetime.fromtimestamp(hour / S - 600, UTC), speed=1800)
+        kw: dict[str, Any] = {"rate_s": 5.0}
+        node = SimSparkplugNode(
+            models, clock, broker.host, broker.port, group=group, client_id=f"{group}-s", **kw
         )
+        gateway = SimMqttPublisher(
+            models, clock, broker.host, broker.port, topic_prefix=group, client_id=f"{group}-j", **kw
+        )
+        enough = (600 + 3600 + 180) // 5
+
+        def both_past_the_hour() -> bool:
+            reader = r.reader()
+            return min(reader.count_readings(f"{p}.k1.co2") for p in ("sp", "js")) >= enough
+
         try:
             async with node, gateway:
-                await until(lambda: r.reader().count_readings() > 2 * 300 * len(SP), "readings on both paths")
+                await until(both_past_the_hour, "an hour on both paths", within_s=60)
         finally:
             await js_source.stop()
             await asyncio.wait_for(js_task, 10)
         assert not task.done()
-        _, sp = r.reader().readings(SP)
-        _, js = r.reader().readings(JS)
+        sp_names, js_names = [f"sp.k1.{c}" for c in CHANNELS], [f"js.k1.{c}" for c in CHANNELS]
+        _, sp = r.reader().readings(sp_names)
+        _, js = r.reader().readings(js_names)
         lo = max(int(sp.ts.min()), int(js.ts.min()))
-        hi = min(int(b.ts[b.signal == s].max()) for b in (sp, js) for s in range(len(SP)))  # all before it
-        assert hi - lo >= 60 * 1_000_000_000
-        sparkplug, json_path = rows(r, SP, lo, hi), rows(r, JS, lo, hi)
-        assert len(sparkplug) >= 60 * len(SP)
+        hi = min(
+            int(b.ts[b.signal == s].max()) for b in (sp, js) for s in range(len(CHANNELS))
+        )  # all before it
+        assert lo <= hour and hi >= hour + HOUR
+        sparkplug, json_path = rows(r, sp_names, lo, hi), rows(r, js_names, lo, hi)
+        assert len(sparkplug) >= 720 * len(CHANNELS)
         assert sparkplug == json_path
         assert r.reader().dead_letters() == []
+        co2 = {p: r.reader().readings([f"{p}.k1.co2"], lo, hi)[1] for p in ("sp", "js")}
+        hours = {p: engine_hour(batch, lo, hi, hour) for p, batch in co2.items()}
+        assert hours["sp"].valid and hours["js"].valid
+        assert hours["sp"].co2_t == pytest.approx(hours["js"].co2_t, abs=1e-9)
+
+
+def engine_hour(co2: ReadingBatch, lo: int, hi: int, hour: int) -> Any:
+    """The engine's hour starting at ``hour`` from these CO2 readings, flow and clinker held constant."""
+    eng, table = engine()
+    n = (hi - lo) // S
+    eng.ingest(series(table, "flow", lo, np.full(n, 397_500.0)))
+    eng.ingest(series(table, "clinker", lo, np.full(n, 208.0)))
+    eng.ingest(
+        ReadingBatch(
+            np.full(len(co2), table.index(SIGNALS["co2"].id), np.int32), co2.ts, co2.value, co2.quality
+        )
+    )
+    return next(h for h in eng.advance_all().hours if h.start_ns == hour)
 
 
 async def test_ndeath_marks_the_node_signals_comm_loss(broker: Mosquitto, tmp_path: Path) -> None:
@@ -147,6 +185,11 @@ async def test_ndeath_marks_the_node_signals_comm_loss(broker: Mosquitto, tmp_pa
         # the clean stop sent the NDEATH, with the bdSeq of the NBIRTH
         await until(lambda: not source.host.online(group, "sim-cems"), "the NDEATH")
         await until(lambda: "NDEATH" in (source.health.last_error or ""), "the NDEATH in health")
+
+        def marked_readings() -> int:
+            return int((r.reader().readings(SP)[1].quality == (q.BAD | q.COMM_LOSS)).sum())
+
+        await until(lambda: marked_readings() == len(SP), "the comm-loss markers in the store")
         _, batch = r.reader().readings(SP)
         marked = batch.quality == (q.BAD | q.COMM_LOSS)
         assert sorted(set(batch.signal[marked].tolist())) == list(range(len(SP)))
