@@ -57,7 +57,7 @@ def born(bdseq: int = 7) -> h.Host:
 
 
 def feed(hh: h.Host, message: tuple[str, bytes]) -> h.Outcome:
-    return hh.handle(message[0], message[1], NOW, NOW)
+    return hh.handle_now(message[0], message[1], NOW, NOW)
 
 
 def kinds(out: h.Outcome) -> list[str]:
@@ -174,7 +174,7 @@ def test_null_text_and_future_values() -> None:
 
 def test_a_payload_that_is_not_sparkplug_is_refused_and_commands_are_ignored() -> None:
     hh = born()
-    out = hh.handle("spBv1.0/g/DDATA/e/d1", b"\xff\xff\xff", NOW, NOW)
+    out = hh.handle_now("spBv1.0/g/DDATA/e/d1", b"\xff\xff\xff", NOW, NOW)
     assert out.dropped and kinds(out) == [h.NOT_SPARKPLUG]
     command = feed(hh, msg("NCMD", None, [{"name": h.REBIRTH_METRIC, "boolean_value": True}]))
     assert (

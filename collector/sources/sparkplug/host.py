@@ -13,10 +13,16 @@ readings to store, the rejections to count and dead-letter, whether to ask the n
   or a metric the birth did not name: nothing is stored for it, a rebirth is asked for.
 - NDEATH (its ``bdSeq`` equal to the NBIRTH's; an older session's will is ignored) and DDEATH:
   one NaN reading with quality bad + comm_loss per bound signal of the node or device.
+
+State changes happen message by message in :meth:`Host.handle`; the metrics of data and birth
+messages are only queued there, and :meth:`Host.flush` turns all queued metrics of a batch of
+messages into one ``ReadingBatch`` with array operations (alias resolution per birth, values,
+timestamps, quality), with the rejections attributed to their messages by the caller's tags.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -62,6 +68,8 @@ class Rejection:
 
 @dataclass
 class Outcome:
+    """What :meth:`Host.handle` decided at once; the message's metrics come with :meth:`Host.flush`."""
+
     batch: ReadingBatch = field(default_factory=ReadingBatch.empty)
     rejections: list[Rejection] = field(default_factory=list)
     #: True: the message is not used (dead-letter it)
@@ -83,17 +91,40 @@ class Birth:
     signal: npt.NDArray[np.int32]  # -1: no signal bound
     units: list[str | None]
 
-    def resolve(self, cols: v.MetricColumns) -> npt.NDArray[np.int64]:
-        """Slot of each metric; -1 for an alias or name the birth did not declare."""
-        slot = np.full(len(cols.alias), -1, np.int64)
+    def resolve(self, cols: v.MetricColumns, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        """Slot of each of ``rows``; -1 for an alias or name the birth did not declare."""
+        alias, has_alias = cols.alias[rows], cols.has_alias[rows]
+        slot = np.full(len(rows), -1, np.int64)
         keys = self.alias_keys
         if len(keys):
-            at = np.minimum(np.searchsorted(keys, cols.alias), len(keys) - 1)
-            hit = cols.has_alias & (keys[at] == cols.alias)
+            at = np.minimum(np.searchsorted(keys, alias), len(keys) - 1)
+            hit = has_alias & (keys[at] == alias)
             slot[hit] = self.alias_slots[at[hit]]
-        for i in np.flatnonzero(~cols.has_alias).tolist():  # metrics sent by name (no aliases in use)
-            slot[i] = self.names.get(cols.names[i], -1)
+        for i in np.flatnonzero(~has_alias).tolist():  # metrics sent by name (no aliases in use)
+            slot[i] = self.names.get(cols.names.get(int(rows[i]), ""), -1)
         return slot
+
+
+@dataclass
+class Flushed:
+    """The queued metrics as readings; rejections and rebirths by the tag of their message."""
+
+    batch: ReadingBatch
+    rejections: list[tuple[int, Rejection]]
+    rebirths: list[tuple[int, NodeKey]]
+
+
+@dataclass
+class _Queued:
+    """A message whose metrics wait for :meth:`Host.flush`."""
+
+    tag: int
+    key: NodeKey
+    node: Node
+    birth: Birth
+    fallback_ns: int
+    in_birth: bool
+    count: int
 
 
 @dataclass
@@ -120,12 +151,16 @@ class Host:
             self.bound.setdefault((b.group, b.edge_node, b.device), {})[b.metric] = index
         self.groups = tuple(sorted({g for g, _, _ in self.bound}))
         self.nodes: dict[NodeKey, Node] = {}
+        self._queued: list[_Queued] = []
+        self._rows = v.Columns()
+        self._flushed: list[Flushed] = []  # flushed early (before a death), not yet taken
 
     def online(self, group: str, edge_node: str, device: str | None = None) -> bool:
         node = self.nodes.get((group, edge_node))
         return node is not None and (device is None or device in node.devices)
 
-    def handle(self, topic: str, data: bytes, received_ns: int, now_ns: int) -> Outcome:
+    def handle(self, topic: str, data: bytes, received_ns: int, tag: int = 0) -> Outcome:
+        """Take one message; its metrics are queued for :meth:`flush` under ``tag``."""
         parts = topic.split("/")
         if len(parts) not in (4, 5) or parts[0] != NAMESPACE:
             return Outcome(dropped=True, rejections=[Rejection(NOT_SPARKPLUG, f"topic {topic}")])
@@ -139,7 +174,7 @@ class Host:
             return Outcome(dropped=True, rejections=[Rejection(NOT_SPARKPLUG, f"payload: {err}")])
         key = (group, edge)
         if kind == "NBIRTH":
-            return self._node_birth(key, payload, received_ns, now_ns)
+            return self._node_birth(key, payload, received_ns, tag)
         if kind == "NDEATH":
             return self._node_death(key, payload, received_ns)
         node = self.nodes.get(key)
@@ -154,13 +189,14 @@ class Host:
             return _refuse(key, SEQ_GAP, detail)
         node.seq = expected
         if kind == "NDATA":
-            return self._data(key, node, node.birth, payload, received_ns, now_ns)
+            return self._queue(tag, key, node, node.birth, payload, received_ns)
         if device is None or kind not in ("DBIRTH", "DDATA", "DDEATH"):
             return Outcome(dropped=True, rejections=[Rejection(NOT_SPARKPLUG, f"topic {topic}")])
         if kind == "DBIRTH":
             birth = node.devices[device] = self._learn(payload, (group, edge, device))
-            return self._data(key, node, birth, payload, received_ns, now_ns, in_birth=True)
+            return self._queue(tag, key, node, birth, payload, received_ns, in_birth=True)
         if kind == "DDEATH":
+            self._flush_early()  # the markers go after the newest reading, queued ones included
             node.devices.pop(device, None)
             out = Outcome(event=f"DDEATH of {group}/{edge}/{device}: its signals are in comm loss")
             out.batch = self._markers([(group, edge, device)], node.newest_ns or received_ns)
@@ -168,17 +204,27 @@ class Host:
         found = node.devices.get(device)
         if found is None:
             return _refuse(key, NO_BIRTH, f"DDATA of {group}/{edge}/{device} before its DBIRTH")
-        return self._data(key, node, found, payload, received_ns, now_ns)
+        return self._queue(tag, key, node, found, payload, received_ns)
+
+    def handle_now(self, topic: str, data: bytes, received_ns: int, now_ns: int) -> Outcome:
+        """:meth:`handle` and :meth:`flush` of one message, in one Outcome (tests, tools)."""
+        out = self.handle(topic, data, received_ns)
+        flushed = self.flush(now_ns)
+        out.batch = ReadingBatch.concat([out.batch, flushed.batch])
+        out.rejections += [r for _, r in flushed.rejections]
+        out.rebirth = out.rebirth or next((k for _, k in flushed.rebirths), None)
+        return out
 
     # births and deaths
 
-    def _node_birth(self, key: NodeKey, payload: Payload, received_ns: int, now_ns: int) -> Outcome:
+    def _node_birth(self, key: NodeKey, payload: Payload, received_ns: int, tag: int) -> Outcome:
         bdseq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
         birth = self._learn(payload, (*key, None))
         node = self.nodes[key] = Node(bdseq, int(payload.seq), birth)
-        return self._data(key, node, birth, payload, received_ns, now_ns, in_birth=True)
+        return self._queue(tag, key, node, birth, payload, received_ns, in_birth=True)
 
     def _node_death(self, key: NodeKey, payload: Payload, received_ns: int) -> Outcome:
+        self._flush_early()
         node = self.nodes.get(key)
         bdseq = next((int(m.long_value) for m in payload.metrics if m.name == "bdSeq"), None)
         where = "/".join(key)
@@ -217,56 +263,100 @@ class Host:
 
     # data
 
-    def _data(
+    def _queue(
         self,
+        tag: int,
         key: NodeKey,
         node: Node,
         declared: Birth,
         payload: Payload,
         received_ns: int,
-        now_ns: int,
         *,
         in_birth: bool = False,
     ) -> Outcome:
-        cols = v.columns(payload)
-        out = Outcome()
-        slot = declared.resolve(cols)
-        unknown = slot < 0
-        if unknown.any():
+        count = self._rows.add(payload)
+        if count:
+            fallback = int(payload.timestamp) * _MS if payload.timestamp else received_ns
+            self._queued.append(_Queued(tag, key, node, declared, fallback, in_birth, count))
+        return Outcome()
+
+    def _flush_early(self) -> None:
+        if self._queued:
+            self._flushed.append(self._decode(self._now_ns()))
+
+    def flush(self, now_ns: int) -> Flushed:
+        """Readings of every queued message; timestamps beyond ``now_ns`` + the skew are refused."""
+        parts = [*self._flushed, self._decode(now_ns)]
+        self._flushed = []
+        return Flushed(
+            ReadingBatch.concat(p.batch for p in parts),
+            [r for p in parts for r in p.rejections],
+            [r for p in parts for r in p.rebirths],
+        )
+
+    @staticmethod
+    def _now_ns() -> int:
+        return time.time_ns()
+
+    def _decode(self, now_ns: int) -> Flushed:
+        queued, cols = self._queued, self._rows.take()
+        self._queued = []
+        out = Flushed(ReadingBatch.empty(), [], [])
+        if not queued:
+            return out
+        counts = [m.count for m in queued]
+        message = np.repeat(np.arange(len(queued)), counts)
+        births = {id(m.birth): m.birth for m in queued}
+        birth_of = np.repeat([id(m.birth) for m in queued], counts)
+        slot = np.full(len(message), -1, np.int64)
+        signal = np.full(len(message), -1, np.int32)
+        datatype = np.zeros(len(message), np.int64)
+        for ident, birth in births.items():
+            rows = np.flatnonzero(birth_of == ident)
+            found = birth.resolve(cols, rows)
+            slot[rows] = found
+            known = rows[found >= 0]
+            signal[known] = birth.signal[found[found >= 0]]
+            datatype[known] = birth.datatype[found[found >= 0]]
+        for i in np.unique(message[slot < 0]).tolist():
+            n = int(np.count_nonzero(message[slot < 0] == i))
             out.rejections.append(
-                Rejection(UNKNOWN_METRIC, f"{int(unknown.sum())} metric(s) not declared in the birth")
+                (queued[i].tag, Rejection(UNKNOWN_METRIC, f"{n} metric(s) not in the birth"))
             )
-            out.rebirth = key
-        slot = np.where(unknown, 0, slot)
-        signal = np.where(unknown, -1, declared.signal[slot] if len(declared.signal) else -1)
-        # A birth declares metrics; its null values are "no value yet", not bad readings.
-        keep = (signal >= 0) & ~(cols.is_null if in_birth else np.zeros(len(signal), bool))
+            out.rebirths.append((queued[i].tag, queued[i].key))
+        in_birth = np.repeat([m.in_birth for m in queued], counts)
+        keep = (signal >= 0) & ~(in_birth & cols.is_null)  # a birth's nulls: "no value yet"
         if not keep.any():
             return out
         idx = np.flatnonzero(keep)
-        sig, datatype = signal[idx].astype(np.int32), declared.datatype[slot[idx]]
-        numeric = cols.numeric[idx] | cols.is_null[idx]
-        numeric &= np.isin(datatype, list(v.NUMERIC_TYPES)) | cols.is_null[idx]
+        sig, dtype, null, msg = signal[idx], datatype[idx], cols.is_null[idx], message[idx]
+        numeric = null | (cols.numeric[idx] & np.isin(dtype, list(v.NUMERIC_TYPES)))
         ts_ms = cols.ts_ms[idx].astype(np.int64)
-        fallback = int(payload.timestamp) * _MS if payload.timestamp else received_ns
+        fallback = np.repeat([m.fallback_ns for m in queued], counts)[idx]
         ts = np.where(ts_ms > 0, ts_ms * _MS, fallback)
-        future = ts > now_ns + self.future_ns
-        for kind, bad in ((VALUE_NOT_NUMERIC, ~numeric), (TIMESTAMP_FUTURE, future & numeric)):
-            if bad.any():
-                names = tuple(self.names[i] for i in np.unique(sig[bad]).tolist())
-                out.rejections.append(
-                    Rejection(kind, f"{int(bad.sum())} metric(s) of {'/'.join(key)}", names)
-                )
+        future = numeric & (ts > now_ns + self.future_ns)
+        code = cols.code[idx]
         ok = numeric & ~future
-        value = v.signed(cols.value[idx], datatype)
-        quality = v.quality(cols.code[idx], cols.is_null[idx])
-        if (odd := ok & (cols.code[idx] > 255)).any():
-            names = tuple(self.names[i] for i in np.unique(sig[odd]).tolist())
-            out.rejections.append(Rejection(UNKNOWN_QUALITY, "Quality code outside OPC DA", names))
-        out.batch = ReadingBatch(sig[ok], ts[ok], np.where(cols.is_null[idx], np.nan, value)[ok], quality[ok])
+        for kind, bad in (
+            (VALUE_NOT_NUMERIC, ~numeric),
+            (TIMESTAMP_FUTURE, future),
+            (UNKNOWN_QUALITY, ok & (code > 255)),
+        ):
+            for i in np.unique(msg[bad]).tolist():
+                mine = bad & (msg == i)
+                names = tuple(self.names[s] for s in np.unique(sig[mine]).tolist())
+                where = "/".join(queued[i].key)
+                out.rejections.append(
+                    (queued[i].tag, Rejection(kind, f"{int(mine.sum())} metric(s) of {where}", names))
+                )
+        value = np.where(null, np.nan, v.signed(cols.value[idx], dtype))
+        out.batch = ReadingBatch(sig[ok], ts[ok], value[ok], v.quality(code, null)[ok])
         if len(out.batch):
-            newest = int(out.batch.ts.max())
-            node.newest_ns = newest if node.newest_ns is None else max(node.newest_ns, newest)
+            newest = np.full(len(queued), np.iinfo(np.int64).min, np.int64)
+            np.maximum.at(newest, msg[ok], ts[ok])
+            for i in np.flatnonzero(newest > np.iinfo(np.int64).min).tolist():
+                node, t = queued[i].node, int(newest[i])
+                node.newest_ns = t if node.newest_ns is None else max(node.newest_ns, t)
         return out
 
 

@@ -33,7 +33,7 @@ from ..mqtt.source import _ThreadLink
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
 from ..supervisor import Availability, ConfigurationError, check_readable
-from .host import UNKNOWN_QUALITY, Host, NodeKey, ncmd_topic, rebirth_request, state_topic
+from .host import UNKNOWN_QUALITY, Host, NodeKey, Rejection, ncmd_topic, rebirth_request, state_topic
 from .spec import SparkplugBinding, SparkplugHostSpec
 
 log = logging.getLogger(__name__)
@@ -200,28 +200,29 @@ class SparkplugSource:
                 await self._process(items)
 
     async def _process(self, items: list[Incoming]) -> None:
-        now = time.time_ns()
         batches: list[ReadingBatch] = []
-        for topic, payload, *_, received_ns in items:
+        rebirths: list[NodeKey] = []
+        for tag, (topic, payload, *_, received_ns) in enumerate(items):
             if isinstance(payload, Oversize):
                 reason = (
                     f"{TOO_LARGE}: {payload.size} bytes, above max_packet_size {self.spec.max_packet_size}"
                 )
                 self._reject(TOO_LARGE, reason, topic, payload.head, received_ns, (), payload.size)
                 continue
-            out = self.host.handle(topic, payload, received_ns, now)
+            out = self.host.handle(topic, payload, received_ns, tag)
             batches.append(out.batch)
-            for r in out.rejections:
-                if r.kind == UNKNOWN_QUALITY:
-                    for signal in r.signals:
-                        self.metrics.flagged.labels(signal, r.kind).inc()
-                    continue
-                self._reject(r.kind, f"{r.kind}: {r.detail}", topic, payload, received_ns, r.signals)
+            self._rejected(items[tag], out.rejections)
             if out.event is not None:
                 log.warning("Sparkplug source %s: %s", self.name, out.event)
                 self.health.mark_error(out.event)
             if out.rebirth is not None:
-                self._ask_rebirth(out.rebirth)
+                rebirths.append(out.rebirth)
+        flushed = self.host.flush(time.time_ns())
+        batches.append(flushed.batch)
+        for tag, rejection in flushed.rejections:
+            self._rejected(items[tag], [rejection])
+        for key in [*rebirths, *(k for _, k in flushed.rebirths)]:
+            self._ask_rebirth(key)
         batch = ReadingBatch.concat(batches)
         acks: list[AckToken] = [(m[2], m[3], m[4]) for m in items if m[3]]
         if len(batch) or acks:
@@ -229,6 +230,16 @@ class SparkplugSource:
         if len(batch):
             self.metrics.readings.labels(self.name).inc(len(batch))
             self.health.mark_values(int(batch.ts.max()))
+
+    def _rejected(self, item: Incoming, rejections: list[Rejection]) -> None:
+        topic, payload, received_ns = item[0], item[1], item[5]
+        assert isinstance(payload, bytes)
+        for r in rejections:
+            if r.kind == UNKNOWN_QUALITY:
+                for signal in r.signals:
+                    self.metrics.flagged.labels(signal, r.kind).inc()
+            else:
+                self._reject(r.kind, f"{r.kind}: {r.detail}", topic, payload, received_ns, r.signals)
 
     def _ack(self, acks: list[AckToken]) -> None:
         if self._link is not None:

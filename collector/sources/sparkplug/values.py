@@ -11,7 +11,7 @@ code above 255 (not OPC DA) is kept as uncertain and counted. ``is_null`` gives 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,11 +62,11 @@ UNKNOWN_CODE_INDEX: Final = 257
 
 @dataclass(frozen=True, slots=True)
 class MetricColumns:
-    """One payload's metrics as columns (``n`` rows)."""
+    """Metrics (of one or many payloads) as columns."""
 
     alias: npt.NDArray[np.uint64]
     has_alias: npt.NDArray[np.bool_]
-    names: Sequence[str]
+    names: Mapping[int, str]  # row -> name, for the rows without an alias
     ts_ms: npt.NDArray[np.uint64]  # 0: no metric timestamp
     is_null: npt.NDArray[np.bool_]
     value: npt.NDArray[np.float64]
@@ -83,37 +83,71 @@ def _quality_code(props: Any) -> int:
     return NO_CODE
 
 
-def _row(m: Any) -> tuple[int, bool, str, int, bool, float, bool, int]:
-    field = m.WhichOneof("value")
-    numeric = field in _NUMERIC_FIELDS
-    code = _quality_code(m.properties) if m.HasField("properties") else NO_CODE
-    has_alias = m.HasField("alias")
-    return (
-        m.alias,
-        has_alias,
-        "" if has_alias else m.name,
-        m.timestamp,
-        m.is_null,
-        float(getattr(m, field)) if numeric else np.nan,
-        numeric,
-        code,
-    )
+class Columns:
+    """Collects the metrics of many payloads, a field at a time, for :meth:`take` as arrays.
 
+    Each field of a payload's metrics is read in one pass (protobuf access is the only
+    per-metric step); names and Quality properties only where a metric has them."""
 
-def columns(payload: Payload) -> MetricColumns:
-    """The metrics of ``payload`` (parsed) as columns."""
-    rows = [_row(m) for m in payload.metrics]
-    alias, has_alias, names, ts, null, value, numeric, code = zip(*rows, strict=True) if rows else ([],) * 8
-    return MetricColumns(
-        np.array(alias, np.uint64),
-        np.array(has_alias, bool),
-        names,
-        np.array(ts, np.uint64),
-        np.array(null, bool),
-        np.array(value, np.float64),
-        np.array(numeric, bool),
-        np.array(code, np.int64),
-    )
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._alias: list[int] = []
+        self._has_alias: list[bool] = []
+        self._names: dict[int, str] = {}
+        self._ts: list[int] = []
+        self._null: list[bool] = []
+        self._value: list[float] = []
+        self._numeric: list[bool] = []
+        self._codes: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._alias)
+
+    def add(self, payload: Payload) -> int:
+        """Append the metrics of ``payload``; returns how many."""
+        ms = payload.metrics
+        base, n = len(self._alias), len(ms)
+        which = [m.WhichOneof("value") for m in ms]
+        self._alias += [m.alias for m in ms]
+        has = [m.HasField("alias") for m in ms]
+        self._has_alias += has
+        if not all(has):
+            self._names.update((base + i, m.name) for i, m in enumerate(ms) if not has[i])
+        self._ts += [m.timestamp for m in ms]
+        self._null += [m.is_null for m in ms]
+        if all(w == "double_value" for w in which):
+            self._value += [m.double_value for m in ms]
+            self._numeric += [True] * n
+        else:
+            numeric = [w in _NUMERIC_FIELDS for w in which]
+            self._value += [
+                float(getattr(m, w)) if ok else np.nan for m, w, ok in zip(ms, which, numeric, strict=True)
+            ]
+            self._numeric += numeric
+        props = [m.HasField("properties") for m in ms]
+        if any(props):
+            self._codes.update((base + i, _quality_code(ms[i].properties)) for i in range(n) if props[i])
+        return n
+
+    def take(self) -> MetricColumns:
+        """Everything added so far, as arrays; the collector is empty afterwards."""
+        code = np.full(len(self._alias), NO_CODE, np.int64)
+        if self._codes:
+            code[list(self._codes)] = list(self._codes.values())
+        out = MetricColumns(
+            np.array(self._alias, np.uint64),
+            np.array(self._has_alias, bool),
+            self._names,
+            np.array(self._ts, np.uint64),
+            np.array(self._null, bool),
+            np.array(self._value, np.float64),
+            np.array(self._numeric, bool),
+            code,
+        )
+        self._reset()
+        return out
 
 
 def signed(value: npt.NDArray[np.float64], datatype: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
