@@ -9,6 +9,7 @@ import signal
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import uvloop
 import yaml
@@ -83,10 +84,17 @@ def _critical_or_plaintext_password(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.CRITICAL or "plain-text password" in str(record.msg)
 
 
+def _kind(source: Any) -> str:
+    """The kind of a signal's source registered besides opcua and mqtt (e.g. sparkplug)."""
+    return next(iter(source.model_extra or {}), "?")
+
+
 def _summary(plant: PlantFile) -> list[str]:
     lines = []
     for p, k in plant.kilns():
-        sources = sorted({"opcua" if s.source.opcua else "mqtt" for s in k.signals})
+        sources = sorted(
+            {"opcua" if s.source.opcua else "mqtt" if s.source.mqtt else _kind(s.source) for s in k.signals}
+        )
         quantities = ", ".join(s.quantity.value for s in k.signals)
         lines.append(
             f"  {p.id}/{k.id} ({k.name or k.id}): {len(k.signals)} signals "
