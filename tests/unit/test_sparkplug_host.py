@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics import quality as q
 from collector.sources.sparkplug import host as h
@@ -170,6 +172,43 @@ def test_null_text_and_future_values() -> None:
     future = NOW // 1_000_000 + 3_600_000
     out = feed(hh, msg("DDATA", 5, [{"alias": 1, "timestamp": future, "double_value": 1.0}], "d1"))
     assert not len(out.batch) and kinds(out) == [h.TIMESTAMP_FUTURE]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["NBIRTH", "NDEATH", "NDATA", "DBIRTH", "DDATA", "DDEATH", "STATE", "X"]),
+    device=st.sampled_from([None, "d1", "d9"]),
+    data=st.binary(max_size=200),
+)
+def test_any_bytes_on_any_sparkplug_topic_never_raise(kind: str, device: str | None, data: bytes) -> None:
+    hh = born()
+    topic = f"spBv1.0/g/{kind}/e" + (f"/{device}" if device else "")
+    out = hh.handle_now(topic, data, NOW, NOW)
+    assert len(out.batch.signal) == len(out.batch.value)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    metrics=st.lists(
+        st.fixed_dictionaries(
+            {"alias": st.integers(0, 2**64 - 1), "timestamp": st.integers(0, 2**64 - 1)},
+            optional={
+                "datatype": st.integers(0, 2**32 - 1),
+                "is_null": st.booleans(),
+                "int_value": st.integers(0, 2**32 - 1),
+                "double_value": st.floats(),
+                "string_value": st.text(max_size=5),
+                "quality": st.integers(0, 2**31 - 1),
+            },
+        ),
+        max_size=8,
+    ),
+    seq=st.integers(0, 255),
+)
+def test_any_metrics_never_raise(metrics: list[dict[str, Any]], seq: int) -> None:
+    hh = born()
+    out = feed(hh, msg("DDATA", seq, metrics, "d1"))
+    assert set(out.batch.signal.tolist()) <= {1, 2}
 
 
 def test_a_payload_that_is_not_sparkplug_is_refused_and_commands_are_ignored() -> None:

@@ -330,7 +330,7 @@ class Host:
             return out
         idx = np.flatnonzero(keep)
         sig, dtype, null, msg = signal[idx], datatype[idx], cols.is_null[idx], message[idx]
-        numeric = null | (cols.numeric[idx] & np.isin(dtype, list(v.NUMERIC_TYPES)))
+        numeric = null | cols.numeric[idx]  # the value field decides: a data type only names it
         ts_ms = cols.ts_ms[idx].astype(np.int64)
         fallback = np.repeat([m.fallback_ns for m in queued], counts)[idx]
         ts = np.where(ts_ms > 0, ts_ms * _MS, fallback)

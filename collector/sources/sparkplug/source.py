@@ -32,12 +32,14 @@ from ..mqtt.session import AckToken, Incoming, Oversize, PahoSession
 from ..mqtt.source import _ThreadLink
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
-from ..supervisor import Availability, ConfigurationError, check_readable
+from ..supervisor import Availability, ConfigurationError, check_readable, describe_error
 from .host import UNKNOWN_QUALITY, Host, NodeKey, Rejection, ncmd_topic, rebirth_request, state_topic
 from .spec import SparkplugBinding, SparkplugHostSpec
 
 log = logging.getLogger(__name__)
 TOO_LARGE: Final = "too_large"
+#: A message whose handling raised (a defect, not an input rule): dead-lettered, the source goes on.
+HANDLER_ERROR: Final = "handler_error"
 _REBIRTHS: dict[int, Counter] = {}
 
 
@@ -209,7 +211,12 @@ class SparkplugSource:
                 )
                 self._reject(TOO_LARGE, reason, topic, payload.head, received_ns, (), payload.size)
                 continue
-            out = self.host.handle(topic, payload, received_ns, tag)
+            try:
+                out = self.host.handle(topic, payload, received_ns, tag)
+            except Exception as err:  # a message no rule foresaw must not stop the source
+                log.exception("Sparkplug source %s: cannot handle a message on %s", self.name, topic)
+                self._rejected(items[tag], [Rejection(HANDLER_ERROR, describe_error(err))])
+                continue
             batches.append(out.batch)
             self._rejected(items[tag], out.rejections)
             if out.event is not None:

@@ -22,9 +22,8 @@ from analytics import quality as q
 
 from .sparkplug_b_pb2 import Payload
 
-#: Sparkplug data types that carry a number kilnwatch can store.
+#: Sparkplug data types whose unsigned wire value needs its sign back.
 INT8, INT16, INT32, INT64 = 1, 2, 3, 4
-NUMERIC_TYPES: Final = frozenset(range(1, 12)) | {13}  # Int8 … Boolean, DateTime
 _NUMERIC_FIELDS: Final = frozenset(
     {"int_value", "long_value", "float_value", "double_value", "boolean_value"}
 )
