@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import queue
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -301,3 +302,29 @@ async def test_the_host_state_is_online_while_connected_and_offline_after(
             assert offline == {"online": False, "timestamp": online["timestamp"]}
     finally:
         stop_client(watcher)
+
+
+async def test_the_edge_nodes_will_is_its_ndeath_and_it_is_born_again(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The node's connection breaks without a DISCONNECT: the broker sends its will (NDEATH with
+    the session's bdSeq), kilnwatch marks comm loss; the node reconnects with its next bdSeq."""
+    group = f"g{uuid.uuid4().hex[:8]}"
+    clock = SimClock(start=datetime.now(UTC) - timedelta(hours=1), speed=60)
+    async with rig(tmp_path, SP) as r, running(source := sparkplug_source(r, broker, group)):
+
+        def marked() -> int:
+            return int(np.count_nonzero(r.reader().readings(SP)[1].quality == (q.BAD | q.COMM_LOSS)))
+
+        node = SimSparkplugNode(build_models(KILNS), clock, broker.host, broker.port, group=group)
+        async with node:  # its clean stop sends an NDEATH too: everything is checked before
+            await until(lambda: r.reader().count_readings() >= 2 * len(SP), "readings")
+            assert node._client is not None
+            sock = node._client.socket()
+            assert isinstance(sock, socket.socket)
+            sock.shutdown(socket.SHUT_RDWR)  # a broken connection, as when the gateway loses power
+            await until(lambda: "NDEATH" in (source.health.last_error or ""), "the will's NDEATH")
+            await until(lambda: marked() == len(SP), "one comm-loss marker per signal")
+            await until(
+                lambda: node.births >= 2 and source.host.nodes[(group, "sim-cems")].bdseq == 1, "a new birth"
+            )
