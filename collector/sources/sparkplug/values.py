@@ -105,29 +105,35 @@ class Columns:
         return len(self._alias)
 
     def add(self, payload: Payload) -> int:
-        """Append the metrics of ``payload``; returns how many."""
+        """Append the metrics of ``payload``; returns how many. All or nothing: every field is read
+        before any column grows, so the columns keep one length whatever happens."""
         ms = payload.metrics
         base, n = len(self._alias), len(ms)
         which = [m.WhichOneof("value") for m in ms]
-        self._alias += [m.alias for m in ms]
+        alias = [m.alias for m in ms]
         has = [m.HasField("alias") for m in ms]
-        self._has_alias += has
-        if not all(has):
-            self._names.update((base + i, m.name) for i, m in enumerate(ms) if not has[i])
-        self._ts += [m.timestamp for m in ms]
-        self._null += [m.is_null for m in ms]
+        names = {base + i: m.name for i, m in enumerate(ms) if not has[i]} if not all(has) else {}
+        ts = [m.timestamp for m in ms]
+        null = [m.is_null for m in ms]
         if all(w == "double_value" for w in which):
-            self._value += [m.double_value for m in ms]
-            self._numeric += [True] * n
+            value, numeric = [m.double_value for m in ms], [True] * n
         else:
             numeric = [w in _NUMERIC_FIELDS for w in which]
-            self._value += [
+            value = [
                 float(getattr(m, w)) if ok else np.nan for m, w, ok in zip(ms, which, numeric, strict=True)
             ]
-            self._numeric += numeric
         props = [m.HasField("properties") for m in ms]
-        if any(props):
-            self._codes.update((base + i, _quality_code(ms[i].properties)) for i in range(n) if props[i])
+        codes = (
+            {base + i: _quality_code(ms[i].properties) for i in range(n) if props[i]} if any(props) else {}
+        )
+        self._alias += alias
+        self._has_alias += has
+        self._names.update(names)
+        self._ts += ts
+        self._null += null
+        self._value += value
+        self._numeric += numeric
+        self._codes.update(codes)
         return n
 
     def take(self) -> MetricColumns:
