@@ -153,7 +153,9 @@ class SimSparkplugNode(SimMqttPublisher):
     # data
 
     async def _run(self) -> None:
-        await asyncio.to_thread(self._connected.wait)  # births first: no data before the NBIRTH
+        # births first: no data before the NBIRTH (a threading.Event, set on paho's thread)
+        while not self._connected.is_set():  # noqa: ASYNC110 - a thread's event, polled
+            await asyncio.sleep(self.wall_interval_s)
         await super()._run()
 
     def _schedule(self, k0: int, k1: int) -> None:

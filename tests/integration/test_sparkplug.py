@@ -33,6 +33,7 @@ from simulators.sparkplug_b_pb2 import Payload
 from simulators.sparkplug_node import SimSparkplugNode
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
+from tests.fixtures.ports import free_port
 from tests.integration.mqtt_helpers import Rig, rig, until
 from tests.unit.engine_helpers import SIGNALS, engine, series
 
@@ -328,3 +329,13 @@ async def test_the_edge_nodes_will_is_its_ndeath_and_it_is_born_again(
             await until(
                 lambda: node.births >= 2 and source.host.nodes[(group, "sim-cems")].bdseq == 1, "a new birth"
             )
+
+
+async def test_the_edge_node_stops_in_bounded_time_without_a_broker() -> None:
+    clock = SimClock(start=datetime.now(UTC) - timedelta(hours=1), speed=60)
+    node = SimSparkplugNode(build_models(["k1"]), clock, "127.0.0.1", free_port())
+    await node.start()
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await asyncio.wait_for(node.stop(), 10)
+    assert time.monotonic() - started < 6 and node.stats.messages == 0  # nothing before a birth
