@@ -9,6 +9,7 @@ import signal
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import uvloop
 import yaml
@@ -87,10 +88,17 @@ def _critical_or_plaintext_password(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.CRITICAL or "plain-text password" in str(record.msg)
 
 
+def _kind(source: Any) -> str:
+    """The kind of a signal's source registered besides opcua and mqtt (e.g. sparkplug)."""
+    return next(iter(source.model_extra or {}), "?")
+
+
 def _summary(plant: PlantFile) -> list[str]:
     lines = []
     for p, k in plant.kilns():
-        sources = sorted({"opcua" if s.source.opcua else "mqtt" for s in k.signals})
+        sources = sorted(
+            {"opcua" if s.source.opcua else "mqtt" if s.source.mqtt else _kind(s.source) for s in k.signals}
+        )
         quantities = ", ".join(s.quantity.value for s in k.signals)
         lines.append(
             f"  {p.id}/{k.id} ({k.name or k.id}): {len(k.signals)} signals "
@@ -113,7 +121,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_config(args: argparse.Namespace) -> int:
-    print(yaml.safe_dump(demo_plant(mqtt_port=None if args.opcua_only else args.mqtt_port), sort_keys=False))
+    plant = demo_plant(mqtt_port=None if args.opcua_only else args.mqtt_port, cems=args.cems)
+    print(yaml.safe_dump(plant, sort_keys=False))
     return 0
 
 
@@ -172,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
                 backfill_h=args.backfill_hours,
                 opcua_port=args.sim_opcua_port,
                 mqtt_port=args.sim_mqtt_port,
+                cems=args.cems,
             )
             service = await unless_stopped(start, stopping)
         if service is None:
@@ -263,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backfill-hours", type=float, default=6.0, help="demo history before now [h]")
     run.add_argument("--sim-opcua-port", type=int, default=DEMO_OPCUA_PORT, help="demo OPC UA simulator port")
     run.add_argument("--sim-mqtt-port", type=int, default=DEMO_MQTT_PORT, help="demo MQTT broker port")
+    run.add_argument(
+        "--cems", choices=("json", "sparkplug"), default="json", help="demo analysers: JSON or Sparkplug B"
+    )
     run.add_argument("--host", help="API address (default: KILNWATCH_HOST, else 127.0.0.1)")
     run.add_argument("--port", type=int, help="API port (default: KILNWATCH_PORT, else 8000)")
     run.add_argument(
@@ -293,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-config", help="print the demo plant file", formatter_class=HelpFormatter)
     demo.add_argument("--opcua-only", action="store_true", help="analysers over OPC UA instead of MQTT")
     demo.add_argument("--mqtt-port", type=int, default=18830, help="port of the demo MQTT broker")
+    demo.add_argument(
+        "--cems", choices=("json", "sparkplug"), default="json", help="analysers' MQTT payloads"
+    )
     demo.set_defaults(func=cmd_demo_config)
 
     cert = sub.add_parser(

@@ -8,6 +8,9 @@ SIM_NAMESPACE = "urn:kilnwatch:simulator"
 DEMO_OPCUA_PORT = 48400
 DEMO_MQTT_PORT = 18830
 DEMO_KILNS = ("kiln1", "kiln2")
+#: The demo's Sparkplug B edge node (simulators.sparkplug_node): group and edge node id.
+DEMO_SPARKPLUG_GROUP = "kilnwatch"
+DEMO_SPARKPLUG_NODE = "sim-cems"
 
 # (key on the simulator, quantity, unit, basis, valid range)
 _OPCUA_SIGNALS = [
@@ -34,8 +37,10 @@ def demo_plant(
     mqtt_port: int | None = DEMO_MQTT_PORT,
     kilns: tuple[str, ...] = DEMO_KILNS,
     mqtt_host: str = "127.0.0.1",
+    cems: str = "json",
 ) -> dict[str, Any]:
-    """The demo plant file as a dict. With ``mqtt_port=None`` the analysers are read over OPC UA too."""
+    """The demo plant file as a dict. With ``mqtt_port=None`` the analysers are read over OPC UA too;
+    ``cems="sparkplug"`` reads them from the simulator's Sparkplug B edge node instead of JSON."""
     kiln_list = []
     for n, kiln in enumerate(kilns, start=1):
         signals: list[dict[str, Any]] = []
@@ -45,6 +50,16 @@ def demo_plant(
             sid = f"{kiln}.stack.{channel}"
             if mqtt_port is None:
                 source = _opcua(kiln, f"stack.{channel}")
+            elif cems == "sparkplug":
+                source = {
+                    "sparkplug": {
+                        "source": "cems",
+                        "group": DEMO_SPARKPLUG_GROUP,
+                        "edge_node": DEMO_SPARKPLUG_NODE,
+                        "device": kiln,
+                        "metric": channel,
+                    }
+                }
             else:
                 source = {
                     "mqtt": {
@@ -78,7 +93,9 @@ def demo_plant(
         )
     sources: dict[str, Any] = {"opcua": {"sim": {"url": f"opc.tcp://127.0.0.1:{opcua_port}"}}}
     if mqtt_port is not None:
-        sources["mqtt"] = {"cems": {"host": mqtt_host, "port": mqtt_port}}
+        sources["sparkplug" if cems == "sparkplug" else "mqtt"] = {
+            "cems": {"host": mqtt_host, "port": mqtt_port}
+        }
     return {
         "plants": [{"id": "demo", "name": "Demo cement plant", "kilns": kiln_list}],
         "sources": sources,

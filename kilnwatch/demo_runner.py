@@ -12,6 +12,7 @@ from simulators.demo_broker import DemoBroker, start_demo_broker
 from simulators.model import build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.opcua_server import SimOpcUaServer
+from simulators.sparkplug_node import SimSparkplugNode
 
 from .config import PlantFile, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
@@ -30,15 +31,17 @@ async def demo_service(
     backfill_h: float = 6.0,
     opcua_port: int = DEMO_OPCUA_PORT,
     mqtt_port: int = DEMO_MQTT_PORT,
+    cems: str = "json",
 ) -> Service:
-    """The demo plant's service, its simulators and MQTT broker already running (stopped with the service).
+    """The demo plant's service, its simulators and MQTT broker already running (stopped with the service);
+    ``cems``: the analysers' JSON gateway or their Sparkplug B edge node (``sparkplug``).
 
     Cancelled or failing while it starts, it stops what it had started."""
     broker = await start_demo_broker(mqtt_port, settings.data_dir / "demo-broker")
     stops: list[tuple[str, Callable[[], Awaitable[None]]]] = [("MQTT broker", broker.stop)]
     try:
         plant, opcua = await _start_simulators(
-            settings, broker, speed, backfill_h, opcua_port, mqtt_port, stops
+            settings, broker, speed, backfill_h, opcua_port, mqtt_port, stops, cems
         )
     except BaseException:
         await _stop_all(stops)
@@ -68,21 +71,25 @@ async def _start_simulators(
     opcua_port: int,
     mqtt_port: int,
     stops: list[tuple[str, Callable[[], Awaitable[None]]]],
+    cems: str = "json",
 ) -> tuple[PlantFile, SimOpcUaServer]:
     """Start the simulators; ``stops`` gets, first, how to stop each one started."""
-    plant = demo_plant(opcua_port=opcua_port, mqtt_port=mqtt_port)
-    plant["sources"]["mqtt"]["cems"]["protocol"] = broker.protocol
+    plant = demo_plant(opcua_port=opcua_port, mqtt_port=mqtt_port, cems=cems)
+    kind = "sparkplug" if cems == "sparkplug" else "mqtt"
+    plant["sources"][kind]["cems"]["protocol"] = broker.protocol
     parsed = parse_plant(plant, "demo plant")
     clock = SimClock(backfill_s=backfill_h * 3600.0, speed=speed)
     models = build_models(DEMO_KILNS, seed=1)
     # Above 120x, 5-s ticks keep the simulated OPC UA server within its means on a small machine.
     tick_s = 1.0 if speed <= 120 else 5.0
     opcua = SimOpcUaServer(models, clock, port=opcua_port, tick_s=tick_s)
-    cems = SimMqttPublisher(models, clock, port=mqtt_port, rate_s=tick_s, client_id="kilnwatch-demo-cems")
+    publisher = (SimSparkplugNode if cems == "sparkplug" else SimMqttPublisher)(
+        models, clock, port=mqtt_port, rate_s=tick_s, client_id="kilnwatch-demo-cems"
+    )
     stops.insert(0, ("OPC UA simulator", opcua.stop))
     await opcua.start()
-    stops.insert(0, ("CEMS publisher", cems.stop))
-    await cems.start()
+    stops.insert(0, ("CEMS publisher", publisher.stop))
+    await publisher.start()
     return parsed, opcua
 
 

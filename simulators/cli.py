@@ -1,7 +1,7 @@
 """Command line and in-process entry point of the kiln simulator (OPC UA server + MQTT CEMS publisher).
 
     python -m simulators --kilns kiln1,kiln2 --opcua-port 4840 --mqtt-host 127.0.0.1 --mqtt-port 1883 \\
-        --speed 60 --backfill-hours 6 --tick 1 --seed 1 [--no-mqtt] [--scenario demo]
+        --speed 60 --backfill-hours 6 --tick 1 --seed 1 [--no-mqtt] [--scenario demo] [--cems sparkplug]
 
 `main(argv)` is what `kilnwatch simulate` calls; `run_simulator(config)` runs the same in an existing
 event loop until cancelled or until `stop` is set.
@@ -25,6 +25,7 @@ from simulators.model import KilnModel, KilnParams, build_models
 from simulators.mqtt_publisher import SimMqttPublisher
 from simulators.opcua_server import NAMESPACE_URI, SimOpcUaServer
 from simulators.scenario_presets import PRESET_RATES, preset
+from simulators.sparkplug_node import SimSparkplugNode
 
 _NS = 1_000_000_000
 SCENARIO_HORIZON_DAYS = 30
@@ -44,6 +45,10 @@ class SimulatorConfig:
     mqtt_client_id: str = "kilnwatch-sim-cems"
     mqtt_topic_prefix: str = "kilnwatch/sim"
     mqtt_rate_s: float | None = None
+    cems: str = "json"
+    """The analysers' payloads: ``json`` (gateway documents) or ``sparkplug`` (a Sparkplug B edge node)."""
+    sparkplug_group: str = "kilnwatch"
+    sparkplug_node: str = "sim-cems"
     """Simulated seconds between analyser messages [s]; None = `tick_s`."""
     speed: float = 60.0
     backfill_hours: float = 6.0
@@ -88,8 +93,20 @@ async def run_simulator(
         scenario,
         history_values=config.opcua_history,
     )
-    mqtt = None
-    if config.mqtt:
+    mqtt: SimMqttPublisher | None = None
+    if config.mqtt and config.cems == "sparkplug":
+        mqtt = SimSparkplugNode(
+            models,
+            clock,
+            config.mqtt_host,
+            config.mqtt_port,
+            config.sparkplug_group,
+            config.sparkplug_node,
+            config.mqtt_rate_s or config.tick_s,
+            scenario,
+            client_id=config.mqtt_client_id,
+        )
+    elif config.mqtt:
         mqtt = SimMqttPublisher(
             models,
             clock,
@@ -166,6 +183,18 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
     p.add_argument("--mqtt-rate", type=float, default=None, help="simulated s between analyser messages")
     p.add_argument("--no-mqtt", action="store_true", help="serve OPC UA only")
     p.add_argument(
+        "--cems",
+        choices=("json", "sparkplug"),
+        default="json",
+        help="analysers as JSON gateway messages or as a Sparkplug B edge node (one device per kiln)",
+    )
+    p.add_argument(
+        "--sparkplug-group", default="kilnwatch", help="Sparkplug group id (with --cems sparkplug)"
+    )
+    p.add_argument(
+        "--sparkplug-node", default="sim-cems", help="Sparkplug edge node id (with --cems sparkplug)"
+    )
+    p.add_argument(
         "--opcua-history", type=int, default=0, help="past values per node kept for HistoryRead (0: none)"
     )
     p.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s until caught up")
@@ -197,6 +226,9 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         mqtt_client_id=a.mqtt_client_id,
         mqtt_topic_prefix=a.mqtt_topic_prefix,
         mqtt_rate_s=a.mqtt_rate,
+        cems=a.cems,
+        sparkplug_group=a.sparkplug_group,
+        sparkplug_node=a.sparkplug_node,
         speed=a.speed,
         backfill_hours=a.backfill_hours,
         tick_s=a.tick,

@@ -115,12 +115,16 @@ class SimMqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self._prepare(client)
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()
         self._client = client
         self._next_k = -(-self.clock.now_ns() // self.rate_ns)
         self._task = asyncio.create_task(self._run(), name=f"mqtt-sim-{self.client_id}")
         self._task.add_done_callback(_log_crash)
+
+    def _prepare(self, client: mqtt.Client) -> None:
+        """Set what must be set before connecting (a subclass's will message)."""
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await asyncio.to_thread(self._connected.wait, timeout_s)

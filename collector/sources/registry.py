@@ -22,6 +22,7 @@ from .supervisor import ConfigurationError, Source, Supervisor
 BUILT_IN: Final[Mapping[str, str]] = {
     "opcua": "collector.sources.opcua.source",
     "mqtt": "collector.sources.mqtt.source",
+    "sparkplug": "collector.sources.sparkplug.source",
 }
 
 

@@ -23,12 +23,13 @@ from tests.fixtures.ports import free_port
 pytestmark = pytest.mark.integration
 
 
-def test_demo_serves_live_co2_matching_ground_truth_within_30_s(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cems", ["json", "sparkplug"])
+def test_demo_serves_live_co2_matching_ground_truth_within_30_s(tmp_path: Path, cems: str) -> None:
     api = free_port()
     cmd = [
         sys.executable, "-m", "kilnwatch", "run",
         "--port", str(api), "--data-dir", str(tmp_path),
-        "--sim-opcua-port", str(free_port()), "--sim-mqtt-port", str(free_port()),
+        "--sim-opcua-port", str(free_port()), "--sim-mqtt-port", str(free_port()), "--cems", cems,
     ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -333,11 +333,12 @@ class _ThreadLink:
         on_wake: Callable[[], None],
         on_down: Callable[[str], None],
         on_granted: Callable[[list[str], list[str]], None],
+        session_type: type[PahoSession] = PahoSession,
     ) -> None:
         self.inbox = inbox
         self.loop = loop
         self._on_wake, self._on_down, self._on_granted = on_wake, on_down, on_granted
-        self.session = PahoSession(spec, client_id, tuple(patterns), self)
+        self.session = session_type(spec, client_id, tuple(patterns), self)
         self._signalled = False  # a wake-up of the loop is pending
 
     def start(self) -> None:
