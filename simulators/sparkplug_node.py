@@ -116,7 +116,7 @@ class SimSparkplugNode(SimMqttPublisher):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            command = Payload.FromString(message.payload)
+            command = Payload.FromString(bytes(message.payload))
         except Exception:
             return
         if any(m.name == REBIRTH and m.boolean_value for m in command.metrics):

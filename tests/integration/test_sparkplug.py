@@ -62,7 +62,7 @@ def sparkplug_source(r: Rig, broker: Mosquitto, group: str, edge: str = "sim-cem
         "reconnect_max_s": 0.5,
         "rebirth_interval_s": 0.5,
     }
-    context = SourceContext(r.pipeline, HealthRegistry(), r.metrics, r.names, "test", {})
+    context = SourceContext(r.pipeline, HealthRegistry(), r.metrics, r.names, "test", {}, "install1")
     return SparkplugSource(SourcePlan("sparkplug", "h", spec, bindings), context)
 
 

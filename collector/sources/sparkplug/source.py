@@ -111,7 +111,8 @@ class SparkplugSource:
                 {"ca_file": spec.ca_file, "certfile": spec.certfile, "keyfile": spec.keyfile},
             )
         self.spec = spec
-        self.client_id = spec.client_id or f"kilnwatch-{context.instance_id}-{plan.name}"
+        installation = f"{context.instance_id}-{context.installation_id}"
+        self.client_id = spec.client_id or f"kilnwatch-{installation}-{plan.name}"
         self.host = Host(bindings, context.signal_names, int(spec.max_future_skew_s * 1e9))
         self.patterns = tuple(f"spBv1.0/{g}/#" for g in self.host.groups)
         self.sink: Sink = context.sink
