@@ -62,6 +62,8 @@ class ApiContext:
     page: PageSettings = field(default_factory=PageSettings)
     #: Tokens and allowed hosts (default: no tokens, any Host: the wiring decides for a server).
     auth: AuthConfig = field(default_factory=AuthConfig)
+    #: The append-only audit trail (collector.store.audit.AuditTrail); None: nothing is recorded.
+    audit: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

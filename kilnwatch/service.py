@@ -29,6 +29,7 @@ from collector.outputs.historian.writer import InfluxWriter
 from collector.pipeline import Pipeline
 from collector.sources.registry import SourceKinds
 from collector.sources.supervisor import Supervisor
+from collector.store.audit import AuditTrail
 from collector.store.local import LocalStore
 from collector.store.reader import StoreReader
 
@@ -68,6 +69,7 @@ class Service:
     engine: EmissionsEngine = field(init=False)
     store: LocalStore = field(init=False)
     reader: StoreReader = field(init=False)
+    audit: AuditTrail = field(init=False)
     pipeline: Pipeline = field(init=False)
     sources: list[Supervisor] = field(init=False)
     writer: InfluxWriter | None = field(init=False)
@@ -103,6 +105,7 @@ class Service:
             self.settings, self.runtime, self._plans, self.kinds, self.metrics, self.health, self._on_batch
         )
         self.store, self.reader, self.pipeline = parts.store, parts.reader, parts.pipeline
+        self.audit = AuditTrail(self.settings.store_path)
         self.sources, self.writer = parts.sources, parts.writer
         self.late_data = LateData(
             self.engine,
@@ -257,6 +260,7 @@ class Service:
             alarms=self.plant.alarms,
             page=self.plant.page,
             auth=self.auth,
+            audit=self.audit,
         )
 
     # -- running --------------------------------------------------------------------------
@@ -321,6 +325,7 @@ class Service:
         await asyncio.gather(api, return_exceptions=True)
         self.pipeline.close()
         self.store.close()
+        self.audit.close()
         log.info("kilnwatch stopped; %d readings stored this run", self.pipeline.stored_readings)
 
     async def started(self) -> None:

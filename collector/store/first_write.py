@@ -89,7 +89,7 @@ def _stored(
     maybe = np.flatnonzero(ts <= bound[np.searchsorted(ids, sig)])
     if not len(maybe):
         return None
-    pairs = orjson.dumps(np.column_stack((sig[maybe], ts[maybe])), option=orjson.OPT_SERIALIZE_NUMPY)
+    pairs = orjson.dumps(np.column_stack((sig[maybe], ts[maybe])).tolist())  # not orjson's numpy path
     rows = conn.execute(_STORED_SQL, (pairs,)).fetchall()
     if not rows:
         return None
