@@ -310,6 +310,12 @@ class Service:
         self, server: uvicorn.Server, api: asyncio.Task[None], tasks: list[asyncio.Task[None]]
     ) -> None:
         pipeline_task = tasks[0]
+        # Sources first hand nothing new on, the pipeline commits what it holds and its acks go out
+        # while the links are still open; only then are the sources stopped.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(s.quiesce() for s in self.sources)), timeout=5)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.pipeline.drain(), timeout=10)
         for t in tasks[1:]:
             t.cancel()
         await asyncio.gather(*tasks[1:], return_exceptions=True)

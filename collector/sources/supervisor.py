@@ -187,6 +187,13 @@ class Supervisor:
         finally:
             self._task = None
 
+    async def quiesce(self) -> None:
+        """Before a stop: a target that hands messages over with acknowledgements hands nothing new
+        on (and keeps its link for the acknowledgements still due); other targets need nothing."""
+        quiesce = getattr(self.target, "quiesce", None)
+        if quiesce is not None:
+            await quiesce()
+
     async def stop(self) -> None:
         """Stop the target and end ``run()``, also while it waits to run the target again."""
         self._stopping = True

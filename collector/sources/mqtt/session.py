@@ -49,6 +49,11 @@ Incoming = tuple[str, bytes | Oversize, int, int, int, int]
 #: message id, QoS, connection generation
 AckToken = tuple[int, int, int]
 
+#: How long a stop waits for the broker to confirm the acknowledgements sent before it [s].
+DISCONNECT_FLUSH_S = 2.0
+#: Unsubscribed from (never subscribed to) as a round trip before a disconnect.
+FLUSH_TOPIC = "kilnwatch/flush"
+
 paho_log = logging.getLogger("collector.mqtt.paho")
 # paho 2.2 logs this as an error when its thread runs once more after a clean disconnect.
 paho_log.addFilter(lambda record: not str(record.msg).startswith("Client is not connected"))
@@ -87,6 +92,7 @@ class PahoSession:
         self._generation = first_generation  # written on paho's thread only, under _ack_lock
         self._ack_lock = threading.Lock()
         self._client: paho.Client | None = None
+        self._flushed = threading.Event()  # set by paho's thread when an UNSUBACK came
 
     def start(self) -> None:
         """Connect in the background (raises on a TLS file that cannot be read)."""
@@ -94,11 +100,24 @@ class PahoSession:
         self._client.loop_start()
 
     def close(self) -> None:
-        """Disconnect (the broker keeps the session and queues for it); blocks until paho's thread ends."""
-        client, self._client = self._client, None
+        """Disconnect (the broker keeps the session and queues for it); blocks until paho's thread ends.
+
+        The acknowledgements sent last must reach the broker first: a broker that is still sending
+        us messages leaves unread data in our socket, and closing it then resets the connection,
+        which can discard what the broker had not yet read (those messages would come again). An
+        UNSUBSCRIBE of a topic never subscribed is a round trip the broker answers in order, after
+        the acknowledgements before it; the session's subscriptions are untouched.
+        """
+        client = self._client
         if client is not None:
+            if client.is_connected():
+                self._flushed.clear()
+                rc, _mid = client.unsubscribe(FLUSH_TOPIC)
+                if rc == paho.MQTT_ERR_SUCCESS:
+                    self._flushed.wait(DISCONNECT_FLUSH_S)
             client.disconnect()
             client.loop_stop()
+        self._client = None
 
     def ack(self, acks: Sequence[AckToken]) -> None:
         """Acknowledge messages of the current connection; the others come again."""
@@ -132,6 +151,7 @@ class PahoSession:
         client.on_connect_fail = lambda *_: self.events.down(f"cannot connect to {self.where}")
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_unsubscribe = lambda *_: self._flushed.set()
         client.on_message = self._on_message
         if v5:
             props = Properties(PacketTypes.CONNECT)

@@ -27,6 +27,7 @@ from collector.health import HealthRegistry, SourceHealth
 from collector.metrics import Metrics
 from collector.store.local import DeadLetter
 
+from ..quiesce import Quiescence
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
 from ..supervisor import Availability, check_readable
@@ -110,6 +111,7 @@ class MqttSource:
         self.subscribed = asyncio.Event()
         self._inbox = Inbox(spec.inbox_max_bytes)  # filled by the link, emptied by _consume
         self._wakeup = asyncio.Event()
+        self._quiescence = Quiescence()
         self._link: _Link | None = None
         self._failure: Exception | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,6 +151,10 @@ class MqttSource:
                 self._link = None
                 self._set_down("stopped")
             self._task = None
+
+    async def quiesce(self) -> None:
+        """Hand nothing new to the sink; the link stays open for the acks of what it holds."""
+        await self._quiescence.quiesce(self._wakeup)
 
     async def stop(self) -> None:
         """Disconnect (the broker keeps the session and queues for it) and end ``run()``."""
@@ -226,15 +232,17 @@ class MqttSource:
             await self._wakeup.wait()
             if self._failure is not None:
                 raise self._failure
-            if window and len(self._inbox) < most:
-                await asyncio.sleep(window)
-            items = self._inbox.take(most)
-            if not len(self._inbox):
-                self._wakeup.clear()
-            if self._link is not None and not self._inbox.full():
-                self._link.resume()
-            if items:
-                await self._process(items)
+            await self._quiescence.hold()
+            with self._quiescence.batch():  # from here on a quiesce waits for this hand-over
+                if window and len(self._inbox) < most:
+                    await asyncio.sleep(window)
+                items = self._inbox.take(most)
+                if not len(self._inbox):
+                    self._wakeup.clear()
+                if self._link is not None and not self._inbox.full():
+                    self._link.resume()
+                if items:
+                    await self._process(items)
 
     async def _process(self, items: list[Incoming]) -> None:
         fits = [m for m in items if _fits(m)]

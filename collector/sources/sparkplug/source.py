@@ -30,6 +30,7 @@ from collector.store.dead_letters import DeadLetter
 from ..mqtt.inbox import Inbox
 from ..mqtt.session import AckToken, Incoming, Oversize, PahoSession
 from ..mqtt.source import _ThreadLink
+from ..quiesce import Quiescence
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
 from ..supervisor import Availability, ConfigurationError, check_readable, describe_error
@@ -128,6 +129,7 @@ class SparkplugSource:
         self.subscribed = asyncio.Event()
         self._inbox = Inbox(spec.inbox_max_bytes)
         self._wakeup = asyncio.Event()
+        self._quiescence = Quiescence()
         self._link: _ThreadLink | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -169,6 +171,10 @@ class SparkplugSource:
                     self.health.mark_disconnected("stopped")
             self._task = None
 
+    async def quiesce(self) -> None:
+        """Hand nothing new to the sink; the link stays open for the acks of what it holds."""
+        await self._quiescence.quiesce(self._wakeup)
+
     async def stop(self) -> None:
         self._stopping = True
         task = self._task
@@ -196,11 +202,13 @@ class SparkplugSource:
     async def _consume(self) -> None:
         while True:
             await self._wakeup.wait()
+            await self._quiescence.hold()
             items = self._inbox.take(self.spec.max_batch_messages)
             if not len(self._inbox):
                 self._wakeup.clear()
             if items:
-                await self._process(items)
+                with self._quiescence.batch():
+                    await self._process(items)
 
     async def _process(self, items: list[Incoming]) -> None:
         batches: list[ReadingBatch] = []
