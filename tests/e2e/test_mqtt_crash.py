@@ -112,7 +112,8 @@ class Kilnwatch:
 
 @contextmanager
 def simulators(opcua_port: int) -> Iterator[Simulators]:
-    sims = start_simulators(opcua_port, SPEED, backfill_h=1.0, tick_s=TICK_S, opcua_history=HISTORY_VALUES)
+    # 3 h of backlog last 108 s at 100x: the stream is still fast when a slow start-up is done.
+    sims = start_simulators(opcua_port, SPEED, backfill_h=3.0, tick_s=TICK_S, opcua_history=HISTORY_VALUES)
     try:
         yield sims
     finally:
@@ -134,12 +135,16 @@ def test_sigkill_mid_stream_loses_no_delivered_reading(mosquitto: Mosquitto, tmp
         kw.start()  # subscribed before the first message is published: the broker keeps every one
         publisher = start_publisher(sims, mosquitto.port, None, prefix, f"kwsim-{token}")
         reader = StoreReader(kw.store)
-        poll(lambda: reader.count_readings("kiln2.stack.dust") > 1000, "readings flowing into the store")
+        poll(lambda: reader.count_readings("kiln2.stack.dust") > 1000, "readings flowing into the store", 90)
 
         assert kw.kill() == -signal.SIGKILL
         before = sum(len(v) for v in stored(kw.store).values())
         kw.start()  # same data directory, instance id and MQTT client id: the session resumes
-        poll(lambda: reader.count_readings("kiln2.stack.dust") > before / len(SIGNALS) + 1000, "new readings")
+        poll(
+            lambda: reader.count_readings("kiln2.stack.dust") > before / len(SIGNALS) + 1000,
+            "new readings",
+            90,
+        )
         sims.loop.run(publisher.stop())  # waits for the broker's PUBACK of every message
         assert publisher.stats.acked == publisher.stats.messages
         per_kiln, last_tick = publisher.stats.messages // 2, publisher.stats.last_tick_ns
@@ -155,10 +160,10 @@ def test_sigkill_mid_stream_loses_no_delivered_reading(mosquitto: Mosquitto, tmp
             return gaps if all(0 < g <= round(TICK_S * NS) for g in gaps.values()) else None
 
         try:
-            got = poll(complete, f"{per_kiln} readings of every analyser signal", timeout=30)
+            got = poll(complete, f"{per_kiln} readings of every analyser signal", timeout=90)
             received = kw.mqtt_readings_received()
             poll(
-                opcua_without_gaps, "the OPC UA values of the downtime, from the server's history", timeout=30
+                opcua_without_gaps, "the OPC UA values of the downtime, from the server's history", timeout=90
             )
             second_run_log = (tmp_path / f"run{kw.runs}.log").read_text()
             assert "missed values read from the server's history" in second_run_log
