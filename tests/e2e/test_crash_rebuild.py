@@ -127,7 +127,7 @@ def test_sigkill_mid_hour_of_a_replay_loses_no_stored_reading(mosquitto: Mosquit
         assert kw.kill() == -signal.SIGKILL
         killed_ns = sims.clock.now_ns()
         assert killed_ns < hour + HOUR_NS, "the kill missed the hour: the machine is too slow for this test"
-        assert StoreReader(kw.store).hours(KILN, hour, hour + HOUR_NS) == [], "the hour closed before the kill"
+        assert StoreReader(kw.store).hours(KILN, hour, hour + HOUR_NS) == [], "the hour closed too soon"
         newest = StoreReader(kw.store).newest_timestamps()
         before_kill = {n: newest[n] for n in OPCUA_SIGNALS}
         time.sleep(2.0)
