@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Final, Protocol, TypeGuard
+from typing import Final, TypeGuard
 
 import paho.mqtt.client as paho
 
@@ -27,12 +27,12 @@ from collector.health import HealthRegistry, SourceHealth
 from collector.metrics import Metrics
 from collector.store.local import DeadLetter
 
-from ..quiesce import Quiescence
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
 from ..supervisor import Availability, check_readable
 from .decode import UNKNOWN_STATUS, Decoded, FieldDecoder, decode_batch
 from .inbox import Inbox
+from .linked import Link, LinkedSource
 from .session import AckToken, Incoming, Oversize, PahoSession
 from .spec import MqttBinding, MqttBrokerSpec
 from .worker import WorkerLink
@@ -71,7 +71,7 @@ class TopicRouter:
         return hit
 
 
-class MqttSource:
+class MqttSource(LinkedSource):
     """One broker connection feeding the pipeline; ``run()`` until cancelled or ``stop()``.
 
     ``bindings``: (index into ``signal_names``, binding). ``health``: this source's SourceHealth or
@@ -109,13 +109,8 @@ class MqttSource:
         self.health = health if isinstance(health, SourceHealth) else health.source(name, "mqtt")
         self.metrics = metrics
         self.subscribed = asyncio.Event()
-        self._inbox = Inbox(spec.inbox_max_bytes)  # filled by the link, emptied by _consume
-        self._wakeup = asyncio.Event()
-        self._quiescence = Quiescence()
-        self._link: _Link | None = None
+        self._init_link(spec.inbox_max_bytes)
         self._failure: Exception | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._logged_kinds: set[str] = set()
         self.status = Availability(
             f"MQTT source {name} at {spec.host}:{spec.port}",
@@ -130,41 +125,12 @@ class MqttSource:
         """Received messages waiting in kilnwatch's process to be decoded [bytes]."""
         return self._inbox.bytes
 
-    async def run(self) -> None:
-        if self._task is not None:
-            raise RuntimeError(f"MQTT source {self.name} is already running")
-        self._task, self._stopping, self._failure = asyncio.current_task(), False, None
-        link = None
-        self._inbox = Inbox(self.spec.inbox_max_bytes)  # what an earlier run left comes again
-        try:
-            link = self._link = self._make_link()
-            link.start()  # in a thread link, raises on a TLS file that cannot be read
-            await self._consume()
-        except asyncio.CancelledError:
-            if not self._stopping or self._task is None:
-                raise
-            self._task.uncancel()
-        finally:
-            self._stopping = True
-            if link is not None:
-                await link.close()
-                self._link = None
-                self._set_down("stopped")
-            self._task = None
+    kind = "MQTT"
 
-    async def quiesce(self) -> None:
-        """Hand nothing new to the sink; the link stays open for the acks of what it holds."""
-        await self._quiescence.quiesce(self._wakeup)
+    def _starting(self) -> None:
+        self._failure = None
 
-    async def stop(self) -> None:
-        """Disconnect (the broker keeps the session and queues for it) and end ``run()``."""
-        self._stopping = True
-        task = self._task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.wait([task])
-
-    def _make_link(self) -> _Link:
+    def _make_link(self) -> Link:
         if self.spec.worker == "thread":
             return _ThreadLink(
                 self.spec,
@@ -309,18 +275,6 @@ class MqttSource:
 
 def _fits(item: Incoming) -> TypeGuard[tuple[str, bytes, int, int, int, int]]:
     return isinstance(item[1], bytes)
-
-
-class _Link(Protocol):
-    """Where the paho session runs: :class:`_ThreadLink` or :class:`~.worker.WorkerLink`."""
-
-    def start(self) -> None: ...
-
-    def ack(self, acks: Sequence[AckToken]) -> None: ...
-
-    def resume(self) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class _ThreadLink:

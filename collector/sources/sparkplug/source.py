@@ -27,10 +27,9 @@ from collector.health import SourceHealth
 from collector.metrics import Metrics
 from collector.store.dead_letters import DeadLetter
 
-from ..mqtt.inbox import Inbox
+from ..mqtt.linked import Link, LinkedSource
 from ..mqtt.session import AckToken, Incoming, Oversize, PahoSession
 from ..mqtt.source import _ThreadLink
-from ..quiesce import Quiescence
 from ..registry import SourceContext, SourcePlan
 from ..sink import Sink
 from ..supervisor import Availability, ConfigurationError, check_readable, describe_error
@@ -94,7 +93,7 @@ class HostSession(PahoSession):
         super().close()
 
 
-class SparkplugSource:
+class SparkplugSource(LinkedSource):
     """One broker connection as a Sparkplug host; ``run()`` until cancelled or ``stop()``."""
 
     def __init__(self, plan: SourcePlan, context: SourceContext) -> None:
@@ -127,60 +126,30 @@ class SparkplugSource:
             self.metrics.source_connected.labels(self.name).set,
         )
         self.subscribed = asyncio.Event()
-        self._inbox = Inbox(spec.inbox_max_bytes)
-        self._wakeup = asyncio.Event()
-        self._quiescence = Quiescence()
-        self._link: _ThreadLink | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._init_link(spec.inbox_max_bytes)
         self._asked: dict[NodeKey, float] = {}
         self._logged: set[str] = set()
 
-    async def run(self) -> None:
-        if self._task is not None:
-            raise RuntimeError(f"Sparkplug source {self.name} is already running")
-        self._task, self._stopping = asyncio.current_task(), False
-        self._inbox = Inbox(self.spec.inbox_max_bytes)
-        link = None
-        try:
-            link = self._link = _ThreadLink(
-                self.spec,
-                self.client_id,
-                self.patterns,
-                self._inbox,
-                asyncio.get_running_loop(),
-                on_wake=self._wakeup.set,
-                on_down=self._down,
-                on_granted=self._granted,
-                session_type=HostSession,
-            )
-            link.start()
-            await self._consume()
-        except asyncio.CancelledError:
-            if not self._stopping or self._task is None:
-                raise
-            self._task.uncancel()
-        finally:
-            self._stopping = True
-            if link is not None:
-                await link.close()
-                self._link = None
-                self.subscribed.clear()
-                self.metrics.source_connected.labels(self.name).set(0)
-                if self.health.connected:
-                    self.health.mark_disconnected("stopped")
-            self._task = None
+    kind = "Sparkplug"
 
-    async def quiesce(self) -> None:
-        """Hand nothing new to the sink; the link stays open for the acks of what it holds."""
-        await self._quiescence.quiesce(self._wakeup)
+    def _make_link(self) -> Link:
+        return _ThreadLink(
+            self.spec,
+            self.client_id,
+            self.patterns,
+            self._inbox,
+            asyncio.get_running_loop(),
+            on_wake=self._wakeup.set,
+            on_down=self._down,
+            on_granted=self._granted,
+            session_type=HostSession,
+        )
 
-    async def stop(self) -> None:
-        self._stopping = True
-        task = self._task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.wait([task])
+    def _set_down(self, reason: str) -> None:
+        self.subscribed.clear()
+        self.metrics.source_connected.labels(self.name).set(0)
+        if self.health.connected:
+            self.health.mark_disconnected(reason)
 
     def _granted(self, refused: list[str], downgraded: list[str]) -> None:
         if refused:
@@ -290,6 +259,7 @@ class SparkplugSource:
         if now - self._asked.get(key, -1e9) < self.spec.rebirth_interval_s or self._link is None:
             return
         self._asked[key] = now
+        assert isinstance(self._link, _ThreadLink)
         session = self._link.session
         assert isinstance(session, HostSession)
         session.publish(ncmd_topic(key), rebirth_request(time.time_ns() // 1_000_000))
