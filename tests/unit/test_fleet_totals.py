@@ -57,7 +57,7 @@ def _report() -> dict:
 
 
 @pytest.mark.parametrize(("key", "want"), list(EXPECTED.items()))
-def test_sums_per_level_and_period(key: tuple[str, ...], want: tuple[float, ...] | None) -> None:
+def test_sums_per_level_and_period(key: tuple[str, str, str, str, str], want: tuple[float, ...] | None) -> None:
     rows = {(r["level"], r["company"], r["plant"], r["kiln"], r["period"]): r for r in _report()["rows"]}
     if want is None:
         assert key not in rows
