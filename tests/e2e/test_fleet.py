@@ -175,7 +175,9 @@ def test_fleet_report_equals_the_plants_reports_through_a_stop_and_restart(
 
         # The stopped plant has written an hour; it stops before the replay is through.
         print(f"started, replay released after {time.monotonic() - t_start:.0f} s")
-        stopped_after = poll(lambda: newest_hours().get(STOPPED), f"{STOPPED}'s first hour in the historian")
+        stopped_after = poll(
+            lambda: newest_hours().get(STOPPED), f"{STOPPED}'s first hour in the historian", timeout=120
+        )
         assert plants[STOPPED].kill(signal.SIGTERM) == 0, plants[STOPPED].log()
         stopped_after = newest_hours()[STOPPED]
         gap_hour = stopped_after + H
