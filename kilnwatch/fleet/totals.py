@@ -10,6 +10,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from analytics.hours import HOUR_NS
 from analytics.plant_time import PlantClock
 from analytics.tables import iso
@@ -34,31 +37,20 @@ class KilnHour:
     revision: int = 0
 
 
-@dataclass
-class _Sum:
-    co2_t: float = 0.0
-    clinker_t: float = 0.0
-    expected: int = 0
-    reported: int = 0
-    without_co2: int = 0
-    missing: int = 0
-
-    def add(self, other: _Sum) -> None:
-        self.co2_t += other.co2_t
-        self.clinker_t += other.clinker_t
-        self.expected += other.expected
-        self.reported += other.reported
-        self.without_co2 += other.without_co2
-        self.missing += other.missing
+#: Columns of the per-hour statistics summed per period: co2, clinker, expected, reported, missing,
+#: without co2.
+_N_STATS = 6
 
 
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
+def _finite(x: float | None) -> float:
+    return x if x is not None and math.isfinite(x) else math.nan
 
 
-def _periods(clock: PlantClock, start_ns: int) -> tuple[str, str]:
-    d = clock.date_of(start_ns)
-    return f"{d.year:04d}-{d.month:02d}", f"{d.year:04d}"
+def _periods(clock: PlantClock, grid: npt.NDArray[np.int64]) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """The plant-local months the hours of ``grid`` fall in ("YYYY-MM") and each hour's month index."""
+    bounds = clock.month_bounds(clock.date_of(int(grid[0])), clock.date_of(int(grid[-1])))
+    labels = [f"{d.year:04d}-{d.month:02d}" for d in (clock.date_of(int(b)) for b in bounds[:-1])]
+    return labels, np.searchsorted(bounds, grid, side="right") - 1
 
 
 def _keys(k: KilnRef) -> Iterator[tuple[str, str, str, str]]:
@@ -66,6 +58,22 @@ def _keys(k: KilnRef) -> Iterator[tuple[str, str, str, str]]:
     yield "plant", k.company, k.plant, ""
     yield "company", k.company, "", ""
     yield "fleet", "", "", ""
+
+
+def _kiln_stats(hours: list[KilnHour], grid: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Per hour of ``grid``: the statistics columns of one kiln (shape (hours, _N_STATS))."""
+    out = np.zeros((len(grid), _N_STATS))
+    out[:, 2] = 1.0  # expected
+    if hours:
+        idx = (np.array([h.start_ns for h in hours], dtype=np.int64) - grid[0]) // HOUR_NS
+        co2 = np.array([_finite(h.co2_t) for h in hours])
+        clinker = np.array([_finite(h.clinker_t) for h in hours])
+        out[idx, 0] = np.nan_to_num(co2)
+        out[idx, 1] = np.nan_to_num(clinker)
+        out[idx, 3] = 1.0
+        out[idx, 5] = np.isnan(co2)
+    out[:, 4] = 1.0 - out[:, 3]
+    return out
 
 
 def fleet_totals(hours: Iterable[KilnHour], grouping: Grouping, start_ns: int, end_ns: int) -> dict[str, Any]:
@@ -77,40 +85,40 @@ def fleet_totals(hours: Iterable[KilnHour], grouping: Grouping, start_ns: int, e
     kilns outside the grouping are left out and counted as ``unknown_kiln_hours``.
     """
     first = -(-start_ns // HOUR_NS) * HOUR_NS
-    grid = range(first, end_ns, HOUR_NS)
-    clocks = {p: PlantClock(tz) for p, tz in grouping.timezones.items()}
+    grid = np.arange(first, end_ns, HOUR_NS, dtype=np.int64)
     known = set(grouping.kilns)
-    got: dict[KilnRef, dict[int, KilnHour]] = defaultdict(dict)
+    got: dict[KilnRef, list[KilnHour]] = defaultdict(list)
     unknown = 0
     for h in hours:
         if h.kiln not in known:
             unknown += 1
         elif first <= h.start_ns < end_ns:
-            got[h.kiln][h.start_ns] = h
-    sums: dict[tuple[str, str, str, str, str], _Sum] = defaultdict(_Sum)
-    for k in grouping.kilns:
-        clock, mine = clocks[k.plant], got.get(k, {})
-        for t in grid:
-            hour, one = mine.get(t), _Sum(expected=1)
-            if hour is None:
-                one.missing = 1
-            else:
-                one.reported = 1
-                co2, clinker = _finite(hour.co2_t), _finite(hour.clinker_t)
-                one.co2_t, one.clinker_t = co2 or 0.0, clinker or 0.0
-                one.without_co2 = int(co2 is None)
-            for period in _periods(clock, t):
-                for key in _keys(k):
-                    sums[(*key, period)].add(one)
+            got[h.kiln].append(h)
+    sums: dict[tuple[str, str, str, str, str], npt.NDArray[np.float64]] = {}
+    missing: dict[str, list[str]] = {}
+    periods = {p: _periods(PlantClock(tz), grid) for p, tz in grouping.timezones.items()} if len(grid) else {}
+    for k in grouping.kilns if len(grid) else ():
+        stats = _kiln_stats(got.get(k, []), grid)
+        labels, month = periods[k.plant]
+        by_month = np.stack([np.bincount(month, stats[:, c], len(labels)) for c in range(_N_STATS)], axis=1)
+        per_period: dict[str, npt.NDArray[np.float64]] = {}
+        for label, row in zip(labels, by_month, strict=True):
+            if row[2] == 0:  # a month of the bounds without an hour of the range
+                continue
+            per_period[label] = row
+            per_period[label[:4]] = per_period.get(label[:4], 0.0) + row
+        for key in _keys(k):
+            for period, row in per_period.items():
+                sums[(*key, period)] = sums.get((*key, period), 0.0) + row
+        gaps = grid[stats[:, 4] == 1.0]
+        if len(gaps):
+            missing[f"{k.plant}/{k.kiln}"] = [iso(int(t)) for t in gaps]
     rows = [_row(key, s) for key, s in sorted(sums.items(), key=lambda kv: _order(kv[0]))]
-    missing = {
-        f"{k.plant}/{k.kiln}": [iso(t) for t in grid if t not in got.get(k, {})] for k in grouping.kilns
-    }
     return {
         "start_ns": first,
         "end_ns": end_ns,
         "rows": rows,
-        "missing_hours": {kiln: hours for kiln, hours in missing.items() if hours},
+        "missing_hours": missing,
         "unknown_kiln_hours": unknown,
         "method": METHOD,
     }
@@ -133,19 +141,20 @@ def _order(key: tuple[str, str, str, str, str]) -> tuple[int, int, str, str, str
     return (LEVELS.index(level), len(period), period, company, plant, kiln)
 
 
-def _row(key: tuple[str, str, str, str, str], s: _Sum) -> dict[str, Any]:
+def _row(key: tuple[str, str, str, str, str], s: npt.NDArray[np.float64]) -> dict[str, Any]:
     level, company, plant, kiln, period = key
+    co2, clinker = float(s[0]), float(s[1])
     return {
         "level": level,
-        "company": company if level != "fleet" else "",
+        "company": company,
         "plant": plant,
         "kiln": kiln,
         "period": period,
-        "co2_t": s.co2_t,
-        "clinker_t": s.clinker_t,
-        "intensity_kg_per_t": s.co2_t / s.clinker_t * 1000.0 if s.clinker_t > 0 else None,
-        "hours_expected": s.expected,
-        "hours_reported": s.reported,
-        "hours_missing": s.missing,
-        "hours_without_co2": s.without_co2,
+        "co2_t": co2,
+        "clinker_t": clinker,
+        "intensity_kg_per_t": co2 / clinker * 1000.0 if clinker > 0 else None,
+        "hours_expected": int(s[2]),
+        "hours_reported": int(s[3]),
+        "hours_missing": int(s[4]),
+        "hours_without_co2": int(s[5]),
     }

@@ -8,12 +8,13 @@ kept, its value once. Samples of one revision that disagree (none should) are co
 
 from __future__ import annotations
 
-import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from math import isnan
 
 import httpx
+import numpy as np
+import orjson
 
 from collector.outputs.historian.line_protocol import KILN_HOUR_REV
 
@@ -47,43 +48,51 @@ def read_hours(url: str, start_ns: int, end_ns: int, timeout_s: float = 120.0) -
         r = client.post(f"{url.rstrip('/')}/api/v1/export", data=form)
         r.raise_for_status()
         text = r.text
-    # (kiln, ts ms) -> revision -> field -> values as sent
-    got: dict[tuple[KilnRef, int], dict[int, dict[str, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
+    # kiln -> parts of (timestamps [ms], revision, field index, values), one per series line
+    parts: dict[KilnRef, list[tuple[list[int], int, int, list[float]]]] = defaultdict(list)
     n = 0
     for line in text.splitlines():
         if not line:
             continue
-        item = json.loads(line)  # one series may come in several lines
+        item = orjson.loads(line)  # one series may come in several lines
         labels = item["metric"]
         name = labels["__name__"].removeprefix(KILN_HOUR_REV + "_")
         kiln = KilnRef(labels.get("company", ""), labels.get("plant", ""), labels.get("kiln", ""))
         revision = int(labels.get("revision", "0"))
-        for ts, value in zip(item["timestamps"], item["values"], strict=True):
-            got[(kiln, int(ts))][revision][name].append(float(value))
-            n += 1
+        parts[kiln].append((item["timestamps"], revision, _FIELDS.index(name), item["values"]))
+        n += len(item["timestamps"])
     out = HistorianHours([], n)
-    for (kiln, ts_ms), revisions in got.items():
-        newest = max(revisions)
-        fields = revisions[newest]
-        out.revised += len(revisions) > 1
-        out.disagreeing += any(_disagree(v) for v in fields.values())
-        out.hours.append(
-            KilnHour(
-                kiln, ts_ms * 1_000_000, _first(fields.get("co2_t")), _first(fields.get("clinker_t")), newest
-            )
-        )
-        key = f"{kiln.plant}/{kiln.kiln}"
-        out.per_kiln[key] = out.per_kiln.get(key, 0) + 1
+    for kiln, kiln_parts in parts.items():
+        _newest(kiln, kiln_parts, out)
     out.hours.sort(key=lambda h: (h.kiln, h.start_ns))
     return out
 
 
-def _first(values: list[float] | None) -> float | None:
-    return values[0] if values else None
-
-
-def _disagree(values: list[float]) -> bool:
-    lo, hi = min(values), max(values)
-    return not math.isclose(lo, hi, rel_tol=_SAME, abs_tol=1e-12)
+def _newest(kiln: KilnRef, parts: list[tuple[list[int], int, int, list[float]]], out: HistorianHours) -> None:
+    """Append the newest revision of each of the kiln's hours to ``out``, counting the revised hours
+    and the re-sent samples that disagree."""
+    ts = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
+    rev = np.concatenate([np.full(len(p[0]), p[1], dtype=np.int64) for p in parts])
+    fld = np.concatenate([np.full(len(p[0]), p[2], dtype=np.intp) for p in parts])
+    val = np.concatenate([np.asarray(p[3], dtype=np.float64) for p in parts])
+    hours, inv = np.unique(ts, return_inverse=True)
+    newest = np.full(len(hours), -1, dtype=np.int64)
+    np.maximum.at(newest, inv, rev)
+    keep = rev == newest[inv]
+    values = np.full((len(hours), len(_FIELDS)), np.nan)
+    lo = np.full_like(values, np.inf)
+    hi = np.full_like(values, -np.inf)
+    np.minimum.at(lo, (inv[keep], fld[keep]), val[keep])
+    np.maximum.at(hi, (inv[keep], fld[keep]), val[keep])
+    seen = np.isfinite(lo)
+    values[seen] = lo[seen]
+    out.disagreeing += int(np.any(seen & ~np.isclose(lo, hi, rtol=_SAME, atol=1e-12), axis=1).sum())
+    pairs = np.unique(np.stack([inv, rev]), axis=1)
+    out.revised += int((np.bincount(pairs[0], minlength=len(hours)) > 1).sum())
+    co2, clinker = values[:, 0].tolist(), values[:, 1].tolist()
+    for i, t in enumerate(hours.tolist()):
+        c, k = co2[i], clinker[i]
+        out.hours.append(
+            KilnHour(kiln, t * 1_000_000, None if isnan(c) else c, None if isnan(k) else k, int(newest[i]))
+        )
+    out.per_kiln[f"{kiln.plant}/{kiln.kiln}"] = len(hours)
