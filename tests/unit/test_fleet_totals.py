@@ -56,8 +56,11 @@ def _report() -> dict:
     return fleet_totals(hours, GROUPING, JAN31_22, JAN31_22 + 2 * H)
 
 
+Key = tuple[str, str, str, str, str]
+
+
 @pytest.mark.parametrize(("key", "want"), list(EXPECTED.items()))
-def test_sums_per_level_and_period(key: tuple[str, str, str, str, str], want: tuple[float, ...] | None) -> None:
+def test_sums_per_level_and_period(key: Key, want: tuple[float, ...] | None) -> None:
     rows = {(r["level"], r["company"], r["plant"], r["kiln"], r["period"]): r for r in _report()["rows"]}
     if want is None:
         assert key not in rows
