@@ -4,7 +4,10 @@ analysers over one mosquitto). One plant's kilnwatch is stopped mid-replay and s
 
 ``kilnwatch fleet`` (the CLI, reading the historian) must then equal the sum of the plants' own
 ``/hourly`` reports, kiln by kiln, plant by plant, per company and for the fleet; while the plant is
-down its hours are reported missing, afterwards they are filled and nothing counts twice."""
+down its hours are reported missing, afterwards they are filled and nothing counts twice.
+
+About 2.7 minutes on an idle machine, 5 under load (starting 4 kilnwatch processes is most of it:
+the simulators' clock is held until all are connected, so a slow start does not eat the replay)."""
 
 from __future__ import annotations
 
