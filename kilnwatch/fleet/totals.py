@@ -81,19 +81,23 @@ def fleet_totals(hours: Iterable[KilnHour], grouping: Grouping, start_ns: int, e
 
     Each kiln of ``grouping`` is expected to report every hour of the range; an hour it has not is
     missing (listed per kiln), an hour without a CO2 number is counted in ``hours_without_co2``.
-    ``hours`` must hold each (kiln, hour) once: the reader keeps the newest revision. Hours of
-    kilns outside the grouping are left out and counted as ``unknown_kiln_hours``.
+    ``hours`` must hold each (plant, kiln, hour) once: the reader keeps the newest revision. A kiln
+    is matched by plant and kiln id; its company is the grouping's. Hours of kilns outside the
+    grouping are left out and counted as ``unknown_kiln_hours``.
     """
     first = -(-start_ns // HOUR_NS) * HOUR_NS
     grid = np.arange(first, end_ns, HOUR_NS, dtype=np.int64)
-    known = set(grouping.kilns)
+    # The plant files decide the company: a kiln is known by plant and kiln id, whatever company
+    # tag its points carry (a plant moved to another company keeps its history).
+    known = {(k.plant, k.kiln): k for k in grouping.kilns}
     got: dict[KilnRef, list[KilnHour]] = defaultdict(list)
     unknown = 0
     for h in hours:
-        if h.kiln not in known:
+        ref = known.get((h.kiln.plant, h.kiln.kiln))
+        if ref is None:
             unknown += 1
         elif first <= h.start_ns < end_ns:
-            got[h.kiln].append(h)
+            got[ref].append(h)
     sums: dict[tuple[str, str, str, str, str], npt.NDArray[np.float64]] = {}
     missing: dict[str, list[str]] = {}
     periods = {p: _periods(PlantClock(tz), grid) for p, tz in grouping.timezones.items()} if len(grid) else {}
@@ -133,6 +137,8 @@ METHOD = {
     "periods": "months and years of each plant's own time zone (plants[].timezone); the fleet and a "
     "company add up their plants' local months",
     "missing": "an hour of the range that a kiln of the plant files has not written to the historian",
+    "grouping": "kilns, plants, companies and time zones from the plant files; a kiln's points are "
+    "matched by plant and kiln id, the company tag they carry is not used",
 }
 
 

@@ -48,8 +48,10 @@ def read_hours(url: str, start_ns: int, end_ns: int, timeout_s: float = 120.0) -
         r = client.post(f"{url.rstrip('/')}/api/v1/export", data=form)
         r.raise_for_status()
         text = r.text
-    # kiln -> parts of (timestamps [ms], revision, field index, values), one per series line
-    parts: dict[KilnRef, list[tuple[list[int], int, int, list[float]]]] = defaultdict(list)
+    # (plant, kiln) -> parts of (timestamps [ms], revision, field index, values), one per series line;
+    # the company tag is not part of the key: a kiln whose company changed is still one kiln
+    parts: dict[tuple[str, str], list[tuple[list[int], int, int, list[float]]]] = defaultdict(list)
+    companies: dict[tuple[str, str], str] = {}
     n = 0
     for line in text.splitlines():
         if not line:
@@ -57,13 +59,14 @@ def read_hours(url: str, start_ns: int, end_ns: int, timeout_s: float = 120.0) -
         item = orjson.loads(line)  # one series may come in several lines
         labels = item["metric"]
         name = labels["__name__"].removeprefix(KILN_HOUR_REV + "_")
-        kiln = KilnRef(labels.get("company", ""), labels.get("plant", ""), labels.get("kiln", ""))
+        key = (labels.get("plant", ""), labels.get("kiln", ""))
+        companies[key] = labels.get("company", "")
         revision = int(labels.get("revision", "0"))
-        parts[kiln].append((item["timestamps"], revision, _FIELDS.index(name), item["values"]))
+        parts[key].append((item["timestamps"], revision, _FIELDS.index(name), item["values"]))
         n += len(item["timestamps"])
     out = HistorianHours([], n)
-    for kiln, kiln_parts in parts.items():
-        _newest(kiln, kiln_parts, out)
+    for (plant, kiln), kiln_parts in parts.items():
+        _newest(KilnRef(companies[(plant, kiln)], plant, kiln), kiln_parts, out)
     out.hours.sort(key=lambda h: (h.kiln, h.start_ns))
     return out
 

@@ -38,9 +38,11 @@ def test_resent_and_revised_hours_count_once_with_the_newest_revision(victoria: 
     _write(victoria, [hour(0, 100.0)], companies)  # re-sent after a restart: same point again
     _write(victoria, [hour(1, 111.5, revision=2)], companies)  # late data: the newest revision
     _write(victoria, [hour(1, 110.5, revision=1)], companies)  # an older revision arriving last
-    # Every sample kept: 6 points of (co2, clinker, completeness, valid), one without co2.
-    got = victoria.wait_for_count(f'{{__name__=~"kiln_hour_rev_.*",plant="{plant}"}}', 23)
-    assert count_samples(got) == 23
+    _write(victoria, [hour(3, 120.0)], companies)
+    _write(victoria, [hour(3, 121.0, revision=1)], {plant: "newco"})  # revised after a company change
+    # Every sample kept: 8 points of (co2, clinker, completeness, valid), one without co2.
+    got = victoria.wait_for_count(f'{{__name__=~"kiln_hour_rev_.*",plant="{plant}"}}', 31)
+    assert count_samples(got) == 31
 
     read = read_hours(victoria.url, t0, t0 + 4 * H)
     mine = [h for h in read.hours if h.kiln.plant == plant]
@@ -48,11 +50,12 @@ def test_resent_and_revised_hours_count_once_with_the_newest_revision(victoria: 
         (t0, 100.0, 200.0, 0),
         (t0 + H, 111.5, 201.0, 2),
         (t0 + 2 * H, None, 202.0, 0),
+        (t0 + 3 * H, 121.0, 203.0, 1),
     ]
-    assert {h.kiln for h in mine} == {KilnRef("acme", plant, "k1")}
 
     grouping = Grouping((KilnRef("acme", plant, "k1"),), {plant: "UTC"})
     report = fleet_totals(mine, grouping, t0, t0 + 4 * H)
     fleet = next(r for r in report["rows"] if r["level"] == "fleet" and len(r["period"]) == 4)
-    assert (fleet["co2_t"], fleet["clinker_t"]) == (211.5, 603.0)
-    assert (fleet["hours_reported"], fleet["hours_missing"], fleet["hours_without_co2"]) == (3, 1, 1)
+    assert (fleet["co2_t"], fleet["clinker_t"]) == (332.5, 806.0)
+    assert (fleet["hours_reported"], fleet["hours_missing"], fleet["hours_without_co2"]) == (4, 0, 1)
+    assert report["missing_hours"] == {}
