@@ -34,6 +34,3 @@ class Grouping:
                 zones[p.id] = p.timezone
                 kilns += [KilnRef(p.company, p.id, k.id) for k in p.kilns]
         return cls(tuple(kilns), zones)
-
-    def company_of(self, plant: str) -> str:
-        return next(k.company for k in self.kilns if k.plant == plant)

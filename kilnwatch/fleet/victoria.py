@@ -9,7 +9,7 @@ kept, its value once. Samples of one revision that disagree (none should) are co
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import isnan
 
 import httpx
@@ -30,9 +30,8 @@ _SAME = 1e-9
 class HistorianHours:
     hours: list[KilnHour]
     samples: int  # samples read, re-sent ones included
-    disagreeing: int = 0  # (kiln, hour, revision) whose re-sent samples differ
+    disagreeing: int = 0  # kiln hours whose newest revision was re-sent with other values
     revised: int = 0  # kiln hours with more than one revision
-    per_kiln: dict[str, int] = field(default_factory=dict)
 
 
 def read_hours(url: str, start_ns: int, end_ns: int, timeout_s: float = 120.0) -> HistorianHours:
@@ -98,4 +97,3 @@ def _newest(kiln: KilnRef, parts: list[tuple[list[int], int, int, list[float]]],
         out.hours.append(
             KilnHour(kiln, t * 1_000_000, None if isnan(c) else c, None if isnan(k) else k, int(newest[i]))
         )
-    out.per_kiln[f"{kiln.plant}/{kiln.kiln}"] = len(hours)
