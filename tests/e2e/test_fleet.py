@@ -6,8 +6,9 @@ analysers over one mosquitto). One plant's kilnwatch is stopped mid-replay and s
 ``/hourly`` reports, kiln by kiln, plant by plant, per company and for the fleet; while the plant is
 down its hours are reported missing, afterwards they are filled and nothing counts twice.
 
-About 2.7 minutes on an idle machine, 5 under load (starting 4 kilnwatch processes is most of it:
-the simulators' clock is held until all are connected, so a slow start does not eat the replay)."""
+About 2.7 minutes on an idle machine, 4-5 under a load average of 20 (starting 4 kilnwatch
+processes is much of it: the simulators' clock is held until all are connected, so a slow start
+does not eat the replay)."""
 
 from __future__ import annotations
 
@@ -302,7 +303,7 @@ def test_fleet_report_equals_the_plants_reports_through_a_stop_and_restart(
         1 for k in PLANTS[STOPPED][1] for t in down_missing.get(f"{STOPPED}/{k}", []) if ns(t) >= gap_hour
     )
     print(
-        f"RESULT fleet: 4 instances, 8 kilns, {len(read.hours)} kiln hours; into victoria-metrics "
+        f"fleet e2e: 4 instances, 8 kilns, {len(read.hours)} kiln hours; into victoria-metrics "
         f"{points_per_s:.0f} points/s during the {SPEED:.0f}x replay; kilnwatch fleet (JSON, process "
         f"included) {report_s:.2f} s, reading {read.samples} samples; {read.revised} revised kiln hours; "
         f"{gap} kiln hours missing while {STOPPED} was down, all filled"
