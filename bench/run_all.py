@@ -39,6 +39,7 @@ FIGURES: list[tuple[int, str]] = [
     (9, "backfill_loop_lag.py"),
     (14, "peer_mqtt_to_historian.py"),
     (15, "sparkplug_ingest.py"),  # issue 14: against a bare protobuf decode of the same messages; no goal set
+    (16, "fleet_report.py"),  # issue 17 item 5: a year of 8 kilns vs the bare export; no goal
 ]
 
 Compare = Callable[[float, float], bool]

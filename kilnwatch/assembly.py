@@ -69,7 +69,7 @@ def assemble(
     group = settings.data_group_readable
     private_dir(settings.data_dir, group)
     ids = runtime.table.ids
-    hist = historian(settings, runtime.table, health)
+    hist = historian(settings, runtime.table, health, runtime.companies)
     store = LocalStore(settings.store_path, ids, outbox_formatter=hist.formatter, group_readable=group)
     if runtime.conditioner.corrections is not None:
         store.record_calibrations(ids, runtime.conditioner.corrections)

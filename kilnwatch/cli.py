@@ -22,6 +22,7 @@ from .access import AccessError, build_auth
 from .config import ConfigError, PlantFile, format_validation_error, load_plant_file, parse_plant
 from .demo import DEMO_KILNS, DEMO_MQTT_PORT, DEMO_OPCUA_PORT, demo_plant
 from .discover.command import add_discover_parser
+from .fleet.command import add_fleet_parser
 from .report import add_report_parser
 from .settings import Settings
 
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_report_parser(sub, formatter_class=HelpFormatter)
+    add_fleet_parser(sub, formatter_class=HelpFormatter)
 
     check = sub.add_parser(
         "check-config", help="validate a plant file without running", formatter_class=HelpFormatter

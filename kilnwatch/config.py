@@ -213,6 +213,11 @@ class KilnConfig(_Strict):
 class PlantConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
+    company: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_\-]*$",
+        description="the company the plant belongs to: the historian's `company` tag (fleet reports)",
+    )
     kilns: list[KilnConfig] = Field(min_length=1)
     reporting: Literal["eu_mrr", "us_part75", "us_part98"] = Field(
         default="eu_mrr", description="EU MRR Art. 43, or 40 CFR 75 App. F / 40 CFR 98 Eq. C-6 mass rates"

@@ -109,9 +109,13 @@ class Historian:
         )
 
 
-def historian(settings: Settings, table: SignalTable, health: HealthRegistry) -> Historian:
+def historian(
+    settings: Settings, table: SignalTable, health: HealthRegistry, companies: dict[str, str] | None = None
+) -> Historian:
+    """``companies``: plant id -> company, the ``company`` tag of every point (none when empty)."""
     s = settings
     if not s.influx_url:
         return Historian(s, health)
     budget = OutboxBudget(s.outbox_max_bytes, s.outbox_max_age_h * 3600.0, s.outbox_warn_fraction, health)
-    return Historian(s, health, ReadingFormatter(table.signals), budget, aggregate_outbox_rows)
+    rows = partial(aggregate_outbox_rows, companies=companies or {})
+    return Historian(s, health, ReadingFormatter(table.signals, companies), budget, rows)

@@ -54,6 +54,8 @@ class Runtime:
     plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
     #: Signals without a range of their own in the plant file: they get DEFAULT_RANGE.
     default_ranged: tuple[str, ...] = ()
+    #: plant id -> company (plants[].company), for the historian's ``company`` tag.
+    companies: dict[str, str] = field(default_factory=dict)
 
     @property
     def window(self) -> TimeWindow:
@@ -179,9 +181,11 @@ def build_runtime(plant: PlantFile) -> Runtime:
     conditioner = Conditioner(scale, offset, table.valid_min, table.valid_max, value_corrections(configs))
     conventions = {k: r.convention.value for k, r in rules.items()}
     defaulted = tuple(s.id for _, k in plant.kilns() for s in k.signals if s.range is None)
+    companies = {p.id: p.company for p in plant.plants if p.company}
     return Runtime(
-        table, kilns, names, conditioner, params, conventions, opcua, mqtt, plant.plausibility, defaulted
-    )
+        table, kilns, names, conditioner, params, conventions, opcua, mqtt, plant.plausibility, defaulted,
+        companies,
+    )  # fmt: skip
 
 
 def kiln_rules(

@@ -75,7 +75,7 @@ async def test_historian_writes_readings_and_aggregates(
 
     expected = expected_points(table, batches)
     n_readings = sum(len(p) for p in expected.values())
-    n_aggregates = 5 * len(minutes) - 2 * 18 + 6 * len(hours)
+    n_aggregates = 5 * len(minutes) - 2 * 18 + 6 * len(hours) + 4 * len(hours)  # + kiln_hour_rev
     got = await asyncio.to_thread(vm.wait_for_count, '{plant="demo"}', n_readings + n_aggregates)
     for metric, points in expected.items():
         assert stored_points(got, metric) == points

@@ -59,7 +59,7 @@ async def test_hour_of_two_kilns_arrives_exactly_once(victoria: Victoria, tmp_pa
         store.write_aggregates((), hours, aggregate_outbox_rows([], hours))
 
     await asyncio.to_thread(ingest)
-    n_lines = sum(len(b) for b in batches) + len(minutes) + len(hours)
+    n_lines = sum(len(b) for b in batches) + len(minutes) + 2 * len(hours)  # kiln_hourly, kiln_hour_rev
     await until(lambda: exact_depth(store.connection).rows == 0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -69,7 +69,7 @@ async def test_hour_of_two_kilns_arrives_exactly_once(victoria: Victoria, tmp_pa
     assert StoreReader(store.path).dead_letters() == []
 
     expected = expected_points(table, batches)
-    n_samples = sum(len(v) for v in expected.values()) + 5 * len(minutes) - 2 * 18 + 6 * len(hours)
+    n_samples = sum(len(v) for v in expected.values()) + 5 * len(minutes) - 2 * 18 + 10 * len(hours)
     got = await asyncio.to_thread(victoria.wait_for_count, f'{{plant="{plant}"}}', n_samples)
     # Counted exactly: every sample there, none twice (a re-sent point would show as a second sample).
     assert count_samples(got) == n_samples

@@ -18,6 +18,7 @@ from collector.outputs.historian.line_protocol import (
     ReadingFormatter,
     aggregate_outbox_rows,
     hour_line,
+    hour_revision_line,
     minute_line,
     series_key,
 )
@@ -70,6 +71,15 @@ def test_non_finite_values_keep_quality_and_drop_the_value_field() -> None:
     batch = ReadingBatch.from_columns([0, 1, 2, 0], [10, 20, 30, 40], values, [2, 2, 2, 0])
     fields = [parse(x)[2] for x in lines(ReadingFormatter(SIGNALS)(batch))]
     assert fields == [{"quality": "2i"}] * 3 + [{"value": "1.0", "quality": "0i"}]
+
+
+def test_readings_carry_their_plant_company() -> None:
+    batch = ReadingBatch.from_columns(
+        np.array([0, 2]), np.array([1, 2]), np.array([1.5, 2.5]), np.array([0, 0])
+    )
+    tags = [parse(x)[1] for x in lines(ReadingFormatter(SIGNALS, {"plant a": "acme"})(batch))]
+    assert tags[0]["company"] == "acme" and tags[0]["plant"] == "plant a"
+    assert "company" not in tags[1]  # plant p has no company
 
 
 def test_empty_batch_gives_no_bytes() -> None:
@@ -129,9 +139,30 @@ def test_aggregate_outbox_rows_make_one_row_per_output() -> None:
     minutes = [MinuteAggregate("k", "p", t, 1.0, 2.0, 3.0, True, {}) for t in (120, 60)]
     hours = [HourAggregate("k", "p", 0, 1.0, 2.0, 3.0, True, 1.0, {})]
     [(oldest, n, body)] = aggregate_outbox_rows(minutes, hours)
-    assert (oldest, n) == (0, 3)
-    assert [parse(x)[0] for x in lines(body)] == ["kiln_minute", "kiln_minute", "kiln_hourly"]
+    assert (oldest, n) == (0, 4)
+    names = [parse(x)[0] for x in lines(body)]
+    assert names == ["kiln_minute", "kiln_minute", "kiln_hourly", "kiln_hour_rev"]
     assert aggregate_outbox_rows([], []) == []
+
+
+def test_company_tag_is_added_when_the_plant_has_one() -> None:
+    minute = MinuteAggregate("k", "p", 60, 1.0, 2.0, 3.0, True, {})
+    hour = HourAggregate("k", "p", 0, 1.0, 2.0, 3.0, True, 1.0, {}, 3)
+    [(_, _, body)] = aggregate_outbox_rows([minute], [hour], {"p": "acme"})
+    tags = [parse(x)[1] for x in lines(body)]
+    assert all(t["company"] == "acme" and t["plant"] == "p" and t["kiln"] == "k" for t in tags)
+    [(_, _, body)] = aggregate_outbox_rows([minute], [hour], {"other": "acme"})
+    assert all("company" not in parse(x)[1] for x in lines(body))  # without one: as before
+
+
+def test_hour_revision_line_tags_the_revision() -> None:
+    h = HourAggregate("kiln1", "p", 3_600_000_000_000, 88.5, 205.25, 431.2, True, 0.5, {}, 2)
+    name, tags, fields, ts = parse(hour_revision_line(h, "acme").rstrip("\n"))
+    assert (name, ts) == ("kiln_hour_rev", 3_600_000_000_000)
+    assert tags == {"company": "acme", "kiln": "kiln1", "plant": "p", "revision": "2"}
+    assert fields == {"co2_t": "88.5", "clinker_t": "205.25", "completeness": "0.5", "valid": "true"}
+    unknown = HourAggregate("kiln1", "p", 0, None, None, None, False, 0.0, {})
+    assert parse(hour_revision_line(unknown).rstrip("\n"))[2] == {"completeness": "0.0", "valid": "false"}
 
 
 @pytest.mark.parametrize(

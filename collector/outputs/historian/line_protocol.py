@@ -2,11 +2,18 @@
 
 The schema (docs/decisions/0004-outbox-and-writer.md)::
 
-    reading,kiln=K,plant=P,quantity=Q,signal=S value=<float>,quality=<int>i <ts ns>
-    kiln_minute,kiln=K,plant=P co2_t_per_h=..,clinker_t_per_h=..,intensity_kg_per_t=..,valid=<bool>,
-        revision=<int>i <start ns>
-    kiln_hourly,kiln=K,plant=P co2_t=..,clinker_t=..,intensity_kg_per_t=..,completeness=..,valid=<bool>,
-        revision=<int>i <start ns>
+    reading,company=C,kiln=K,plant=P,quantity=Q,signal=S value=<float>,quality=<int>i <ts ns>
+    kiln_minute,company=C,kiln=K,plant=P co2_t_per_h=..,clinker_t_per_h=..,intensity_kg_per_t=..,
+        valid=<bool>,revision=<int>i <start ns>
+    kiln_hourly,company=C,kiln=K,plant=P co2_t=..,clinker_t=..,intensity_kg_per_t=..,completeness=..,
+        valid=<bool>,revision=<int>i <start ns>
+    kiln_hour_rev,company=C,kiln=K,plant=P,revision=R co2_t=..,clinker_t=..,completeness=..,
+        valid=<bool> <start ns>
+
+``company`` is the plant's ``company`` in the plant file, left out when it has none. The
+``kiln_hour_rev`` point is the hour once per revision (docs/decisions/0032-fleet-from-the-historian.md):
+a store that keeps every sample of a series and timestamp (VictoriaMetrics) cannot tell which of an
+hour's ``kiln_hourly`` values is the newest, but the newest revision tag can.
 
 Tags are sorted by key (what InfluxDB stores them as). A reading whose value is NaN or infinite
 keeps its ``quality`` field and has no ``value`` field (line protocol has no NaN); an aggregate
@@ -20,7 +27,7 @@ to the same float64, and integers exactly), and the pieces are joined once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import orjson
@@ -32,6 +39,7 @@ from analytics.signals import SignalInfo
 READING = "reading"
 KILN_MINUTE = "kiln_minute"
 KILN_HOURLY = "kiln_hourly"
+KILN_HOUR_REV = "kiln_hour_rev"
 
 # Line protocol escaping (InfluxDB docs, "Line protocol" > "Special characters").
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
@@ -55,18 +63,26 @@ def series_key(measurement: str, tags: dict[str, str]) -> str:
     return ",".join(parts)
 
 
-def reading_tags(signal: SignalInfo) -> dict[str, str]:
-    return {"plant": signal.plant, "kiln": signal.kiln, "signal": signal.id, "quantity": str(signal.quantity)}
+def reading_tags(signal: SignalInfo, company: str = "") -> dict[str, str]:
+    return {
+        "company": company,
+        "plant": signal.plant,
+        "kiln": signal.kiln,
+        "signal": signal.id,
+        "quantity": str(signal.quantity),
+    }
 
 
 class ReadingFormatter:
     """Formats a :class:`ReadingBatch` as ``reading`` lines; the batch's signals index ``signals``.
 
-    An instance is the store's ``outbox_formatter``: ``formatter(batch) -> bytes``.
+    An instance is the store's ``outbox_formatter``: ``formatter(batch) -> bytes``. ``companies``
+    maps a plant id to its company (the ``company`` tag).
     """
 
-    def __init__(self, signals: Sequence[SignalInfo]) -> None:
-        keys = [series_key(READING, reading_tags(s)).encode() + b" " for s in signals]
+    def __init__(self, signals: Sequence[SignalInfo], companies: Mapping[str, str] | None = None) -> None:
+        comp = companies or {}
+        keys = [series_key(READING, reading_tags(s, comp.get(s.plant, ""))).encode() + b" " for s in signals]
         self.n_signals = len(keys)
         # Row i: signal i with a finite value; row n_signals + i: without a value field.
         self._prefix = np.array([k + b"value=" for k in keys] + keys, dtype=object)
@@ -114,13 +130,16 @@ def _field(name: str, value: float | bool | int | None) -> str | None:
 
 
 def _line(
-    measurement: str, plant: str, kiln: str, ts_ns: int, fields: dict[str, float | bool | int | None]
+    measurement: str,
+    tags: dict[str, str],
+    ts_ns: int,
+    fields: dict[str, float | bool | int | None],
 ) -> str:
     text = ",".join(f for f in (_field(k, v) for k, v in fields.items()) if f is not None)
-    return f"{series_key(measurement, {'plant': plant, 'kiln': kiln})} {text} {ts_ns}\n"
+    return f"{series_key(measurement, tags)} {text} {ts_ns}\n"
 
 
-def minute_line(m: MinuteAggregate) -> str:
+def minute_line(m: MinuteAggregate, company: str = "") -> str:
     fields: dict[str, float | bool | int | None] = {
         "co2_t_per_h": m.co2_t_per_h,
         "clinker_t_per_h": m.clinker_t_per_h,
@@ -128,10 +147,10 @@ def minute_line(m: MinuteAggregate) -> str:
         "valid": m.valid,
         "revision": m.revision,
     }
-    return _line(KILN_MINUTE, m.plant, m.kiln, m.start_ns, fields)
+    return _line(KILN_MINUTE, {"company": company, "plant": m.plant, "kiln": m.kiln}, m.start_ns, fields)
 
 
-def hour_line(h: HourAggregate) -> str:
+def hour_line(h: HourAggregate, company: str = "") -> str:
     fields: dict[str, float | bool | int | None] = {
         "co2_t": h.co2_t,
         "clinker_t": h.clinker_t,
@@ -140,16 +159,35 @@ def hour_line(h: HourAggregate) -> str:
         "valid": h.valid,
         "revision": h.revision,
     }
-    return _line(KILN_HOURLY, h.plant, h.kiln, h.start_ns, fields)
+    return _line(KILN_HOURLY, {"company": company, "plant": h.plant, "kiln": h.kiln}, h.start_ns, fields)
+
+
+def hour_revision_line(h: HourAggregate, company: str = "") -> str:
+    """The hour as one revision: a point of its own per revision, so that the newest wins in any store."""
+    tags = {"company": company, "plant": h.plant, "kiln": h.kiln, "revision": str(h.revision)}
+    fields: dict[str, float | bool | int | None] = {
+        "co2_t": h.co2_t,
+        "clinker_t": h.clinker_t,
+        "completeness": h.completeness,
+        "valid": h.valid,  # always present: the point exists even when both numbers are unknown
+    }
+    return _line(KILN_HOUR_REV, tags, h.start_ns, fields)
 
 
 def aggregate_outbox_rows(
-    minutes: Iterable[MinuteAggregate], hours: Iterable[HourAggregate]
+    minutes: Iterable[MinuteAggregate],
+    hours: Iterable[HourAggregate],
+    companies: Mapping[str, str] | None = None,
 ) -> list[tuple[int, int, bytes]]:
-    """Closed minutes and hours as outbox rows ``(oldest_ns, n_points, body)``: one row, or none."""
+    """Closed minutes and hours as outbox rows ``(oldest_ns, n_points, body)``: one row, or none.
+    ``companies`` maps a plant id to its company (the ``company`` tag)."""
     minutes, hours = list(minutes), list(hours)
     if not minutes and not hours:
         return []
-    body = "".join([minute_line(m) for m in minutes] + [hour_line(h) for h in hours]).encode()
+    comp = companies or {}
+    lines = [minute_line(m, comp.get(m.plant, "")) for m in minutes]
+    for h in hours:
+        lines += [hour_line(h, comp.get(h.plant, "")), hour_revision_line(h, comp.get(h.plant, ""))]
+    body = "".join(lines).encode()
     oldest = min([m.start_ns for m in minutes] + [h.start_ns for h in hours])
-    return [(oldest, len(minutes) + len(hours), body)]
+    return [(oldest, len(minutes) + 2 * len(hours), body)]
