@@ -155,14 +155,16 @@ def occurrence_out(occ: Occurrence, alarm: Alarm | None, now_ns: int) -> AlarmOu
             subjects=[],
         )
     )
+    state = occ.state(now_ns)
+    shelved = state == SHELVED  # an expired shelve the watch has not yet ended is over
     return base.model_copy(
         update={
-            "state": occ.state(now_ns),
+            "state": state,
             "acknowledged_by": occ.acked_by,
             "acknowledged_at": None if occ.acked_ns is None else iso(occ.acked_ns),
-            "shelved_by": occ.shelved_by,
-            "shelved_until": None if occ.shelved_until_ns is None else iso(occ.shelved_until_ns),
-            "shelve_reason": occ.shelve_reason,
+            "shelved_by": occ.shelved_by if shelved else None,
+            "shelved_until": iso(occ.shelved_until_ns) if shelved and occ.shelved_until_ns else None,
+            "shelve_reason": occ.shelve_reason if shelved else None,
         }
     )
 
