@@ -82,7 +82,8 @@ def fed_engine(n_s: int = 2 * 3600 + 120) -> tuple[EmissionsEngine, SignalTable]
 
 def tokens_config(tokens: dict[Role, str]) -> AuthConfig:
     lines = "\n".join(
-        f"{role.value}-user:{role.value}:{hashlib.sha256(t.encode()).hexdigest()}" for role, t in tokens.items()
+        f"{role.value}-user:{role.value}:{hashlib.sha256(t.encode()).hexdigest()}"
+        for role, t in tokens.items()
     )
     return AuthConfig(TokenStore(parse_lines(lines, "test")), allowed_hosts=LOOPBACK_HOSTS)
 

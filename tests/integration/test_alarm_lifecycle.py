@@ -70,7 +70,8 @@ def test_an_operator_acknowledges_a_viewer_may_not_and_both_are_in_history_and_a
         assert alarm["list"] == "active" and alarm["acknowledged_by"] is None
 
         assert api.post("/api/v1/alarms/source:opcua:a/acknowledge", Role.VIEWER).status_code == 403
-        r = api.post("/api/v1/alarms/source:opcua:a/acknowledge", Role.OPERATOR, {"reason": "seen, calling IT"})
+        ack = {"reason": "seen, calling IT"}
+        r = api.post("/api/v1/alarms/source:opcua:a/acknowledge", Role.OPERATOR, ack)
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "active_acknowledged" and r.json()["acknowledged_by"] == "operator-user"
         assert api.post("/api/v1/alarms/source:opcua:a/acknowledge", Role.OPERATOR).status_code == 409
@@ -104,7 +105,8 @@ def test_an_operator_acknowledges_a_viewer_may_not_and_both_are_in_history_and_a
         assert rows[0]["before"]["state"] == "active_unacknowledged"
         assert rows[0]["after"]["state"] == "active_acknowledged"
         assert rows[0]["reason"] == "seen, calling IT"
-        assert rows[1]["before"]["state"] == "cleared_unacknowledged" and rows[1]["after"]["state"] == "normal"
+        assert rows[1]["before"]["state"] == "cleared_unacknowledged"
+        assert rows[1]["after"]["state"] == "normal"
 
 
 def test_a_shelve_hides_the_alarm_until_its_expiry_then_it_returns_unacknowledged(tmp_path: Path) -> None:
