@@ -163,3 +163,69 @@ def test_each_transition_reaches_the_webhook_once_also_after_the_receiver_was_do
             assert hook.bodies[1]["alerts"][0]["annotations"]["actor"] == "operator-user"
             metrics = api.get("/metrics", Role.METRICS).text
             assert 'kilnwatch_alarm_notifications_total{channel="webhook",result="failed"}' in metrics
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[tuple[int, list[tuple[list[str], bytes]]]]:
+    """The standard library's (Python 3.11) SMTP server on 127.0.0.1 in a thread: (port, messages)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        smtpd = pytest.importorskip("smtpd")
+        import asyncore
+
+    got: list[tuple[list[str], bytes]] = []
+
+    class Server(smtpd.SMTPServer):  # type: ignore[misc,name-defined]
+        def process_message(
+            self, peer: Any, mailfrom: str, rcpttos: list[str], data: bytes, **kw: Any
+        ) -> None:
+            got.append((rcpttos, data))
+
+    port = free_port()
+    server = Server(("127.0.0.1", port), None, decode_data=False)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            asyncore.loop(timeout=0.1, count=1)
+
+    thread = threading.Thread(target=serve, name="smtp", daemon=True)
+    thread.start()
+    try:
+        yield port, got
+    finally:
+        stop.set()
+        thread.join(10)
+        server.close()
+        assert not thread.is_alive()
+
+
+def test_each_transition_is_mailed_when_smtp_is_configured(tmp_path: Path) -> None:
+    with smtp_receiver() as (port, mails):
+        alarms = AlarmSettings(
+            stale_after_s=1e6,
+            source_grace_s=0,
+            evaluate_every_s=0.2,
+            lifecycle=LifecycleSettings(restore_grace_s=0.0),
+            notify=NotifySettings(
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                mail_to=["shift@plant.example"],
+                retry_max_s=RETRY_MAX_S,
+            ),
+        )
+        with serve_api(tmp_path / "s.sqlite3", alarms) as api:
+            api.health.source("opcua:a", "opcua").mark_disconnected("connection refused")
+            wait_for(lambda: len(mails) == 1, WAIT_S)
+            assert api.post("/api/v1/alarms/source:opcua:a/acknowledge", Role.OPERATOR).status_code == 200
+            wait_for(lambda: len(mails) == 2, WAIT_S)
+    rcpt, data = mails[0]
+    assert rcpt == ["shift@plant.example"]
+    text = data.decode()
+    assert "Subject: [FIRING] opcua source opcua:a disconnected: connection refused" in text
+    assert "transition: raised" in text and "alarm_id: source:opcua:a" in text
+    assert (
+        "transition: acknowledged" in mails[1][1].decode() and "actor: operator-user" in mails[1][1].decode()
+    )
