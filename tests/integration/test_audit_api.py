@@ -166,3 +166,31 @@ def test_raw_readings_and_the_qal2_functions_in_force(tmp_path: Path) -> None:
             "/api/v1/kilns/k/raw", Role.VIEWER, signal="flow", start=params["start"], end=params["end"]
         )
         assert empty.json()["readings"] == [] and empty.json()["calibrations"] == []
+
+
+def test_the_service_records_config_loaded_at_start_up_once_per_plant_file_version(tmp_path: Path) -> None:
+    from kilnwatch.config import load_plant_file
+    from kilnwatch.service import Service
+    from kilnwatch.settings import Settings
+
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(yaml.safe_dump(demo_plant()))
+    settings = Settings(data_dir=tmp_path / "data")
+
+    def start_up() -> list[tuple[str, object, object]]:
+        svc = Service(load_plant_file(plant_file), settings, plant_path=plant_file)
+        svc.open()
+        try:
+            return [(e.action, e.before, e.after) for e in svc.audit.entries(action="config.")]
+        finally:
+            svc.pipeline.close()
+            svc.store.close()
+            svc.audit.close()
+            svc.alarm_state.close()
+
+    first = start_up()
+    assert len(first) == 1 and first[0][1] is None
+    assert start_up() == first  # a restart with the same file
+    plant_file.write_text(plant_file.read_text() + "# changed\n")
+    rows = start_up()
+    assert len(rows) == 2 and rows[1][1] == first[0][2] and rows[1][2] != first[0][2]
