@@ -254,8 +254,13 @@ class AlarmWatch:
         self.lock = asyncio.Lock()
 
     def is_stopped(self, kiln: str, now_ns: int) -> bool:
+        """The hook's answer; a hook that fails counts as "operating" (alarms stay annunciated)."""
         hook: StoppedHook = self.ctx.is_stopped or engine_stopped(self.ctx)
-        return hook(kiln, now_ns)
+        try:
+            return bool(hook(kiln, now_ns))
+        except Exception:
+            log.exception("is_stopped(%s) failed: its alarms are not suppressed", kiln)
+            return False
 
     async def persist(self, changes: Changes) -> None:
         if not changes:
