@@ -5,6 +5,8 @@ follows it with the alarm lifecycle (:mod:`api.alarm_lifecycle`)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -250,8 +252,10 @@ class AlarmWatch:
             external_url=s.notify.external_url,
         )
         self.notifier = Notifier(self.store, s.notify, ctx.registry)
-        #: Lifecycle steps and their writes, one at a time and in order.
-        self.lock = asyncio.Lock()
+        #: Writes of the lifecycle's changes: one thread, so they land in the order they happened,
+        #: and nobody on the event loop waits for one (an evaluation never waits for the store).
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="alarm-state")
+        self._last_write: asyncio.Future[None] | None = None
 
     def is_stopped(self, kiln: str, now_ns: int) -> bool:
         """The hook's answer; a hook that fails counts as "operating" (alarms stay annunciated)."""
@@ -262,14 +266,37 @@ class AlarmWatch:
             log.exception("is_stopped(%s) failed: its alarms are not suppressed", kiln)
             return False
 
-    async def persist(self, changes: Changes) -> None:
+    def persist(self, changes: Changes) -> asyncio.Future[None] | None:
+        """Queue the write of ``changes`` (the in-memory state has them already); returns the write,
+        which an operator's action awaits before it answers."""
         if not changes:
-            return
-        await run_in_threadpool(
-            self.store.save, changes.upserts, changes.deletes, changes.events, changes.notifications
-        )
+            return None
         self.book.version += 1  # the stream sends the alarms again
-        if changes.notifications:
+        write = asyncio.get_running_loop().run_in_executor(
+            self._writer,
+            self.store.save,
+            changes.upserts,
+            changes.deletes,
+            changes.events,
+            changes.notifications,
+        )
+        write.add_done_callback(self._written)
+        self._last_write = write
+        return write
+
+    async def settled(self) -> None:
+        """Until every change so far is in the store (the history reads it from there)."""
+        last = self._last_write
+        if last is not None and not last.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(last)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        if write.cancelled():
+            return
+        if write.exception() is not None:
+            log.error("storing the alarm state failed", exc_info=write.exception())
+        else:
             self.notifier.wake()
 
     def _newest_hours(self, newest_minutes: dict[str, int]) -> dict[str, HourSeen | None]:
@@ -288,10 +315,9 @@ class AlarmWatch:
             newest = {k.id: m.start_ns for k in self.ctx.kilns if (m := self.ctx.live.newest_minute(k.id))}
             self._hours = await run_in_threadpool(self._newest_hours, newest)
         self._evaluated = time.monotonic()
-        async with self.lock:
-            now = time.time_ns()
-            self.book.update(observe(self.ctx, now, self._hours))
-            await self.persist(self.lifecycle.sync(self.book.active, now, self.is_stopped))
+        now = time.time_ns()
+        self.book.update(observe(self.ctx, now, self._hours))
+        self.persist(self.lifecycle.sync(self.book.active, now, self.is_stopped))
         return self.book
 
     async def run(self) -> None:
@@ -306,6 +332,8 @@ class AlarmWatch:
         finally:
             notifier.cancel()
             await asyncio.gather(notifier, return_exceptions=True)
+            # the last changes reach the store before the wiring closes it
+            await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     def response(self) -> AlarmsResponse:
         book = self.book
@@ -334,32 +362,33 @@ class AlarmWatch:
     async def act(self, who: str, action: str, key: str, body: ActionBody | ShelveBody) -> AlarmOut:
         """An operator's acknowledge, shelve or unshelve: applied, stored, and put in the audit trail."""
         await self.evaluate()
-        async with self.lock:
-            now = time.time_ns()
-            try:
-                if action == "acknowledge":
-                    before, changes = self.lifecycle.acknowledge(key, who, now, body.reason)
-                elif action == "shelve":
-                    assert isinstance(body, ShelveBody)
-                    before, changes = self.lifecycle.shelve(key, who, now, body.duration_s, body.reason)
-                else:
-                    before, changes = self.lifecycle.unshelve(key, who, now, body.reason)
-            except LifecycleError as err:
-                raise HTTPException(404 if err.missing else 409, detail=err.detail) from err
-            await self.persist(changes)
-            occ = self.lifecycle.occurrences.get(key)
-            after = occ.snapshot(now) if occ is not None else {"state": "normal"}
-            if self.ctx.audit is not None:
-                await run_in_threadpool(
-                    self.ctx.audit.record,
-                    who,
-                    f"alarm.{action}",
-                    f"alarm/{key}",
-                    before=before,
-                    after=after,
-                    reason=body.reason,
-                    at_ns=now,
-                )
+        now = time.time_ns()
+        try:
+            if action == "acknowledge":
+                before, changes = self.lifecycle.acknowledge(key, who, now, body.reason)
+            elif action == "shelve":
+                assert isinstance(body, ShelveBody)
+                before, changes = self.lifecycle.shelve(key, who, now, body.duration_s, body.reason)
+            else:
+                before, changes = self.lifecycle.unshelve(key, who, now, body.reason)
+        except LifecycleError as err:
+            raise HTTPException(404 if err.missing else 409, detail=err.detail) from err
+        occ = self.lifecycle.occurrences.get(key)
+        after = occ.snapshot(now) if occ is not None else {"state": "normal"}
+        write = self.persist(changes)
+        if write is not None:
+            await write  # stored before the answer says it is done
+        if self.ctx.audit is not None:
+            await run_in_threadpool(
+                self.ctx.audit.record,
+                who,
+                f"alarm.{action}",
+                f"alarm/{key}",
+                before=before,
+                after=after,
+                reason=body.reason,
+                at_ns=now,
+            )
         if occ is None:
             return AlarmOut(
                 id=key,
@@ -430,6 +459,7 @@ async def history(
 ) -> Response | list[AlarmEventOut]:
     """Every alarm event in [start, end) (default: the last day), oldest first, with who and when."""
     start_ns, end_ns = time_range(start, end, _DAY_NS, time.time_ns())
+    await watch.settled()
     rows = await run_in_threadpool(watch.store.events, start_ns, end_ns, kiln, event, 100_000)
     out = [
         AlarmEventOut(
@@ -457,6 +487,7 @@ async def kpi(watch: Watch, start: str | None = None, end: str | None = None) ->
     await watch.evaluate()
     now = time.time_ns()
     start_ns, end_ns = time_range(start, end, _DAY_NS, now)
+    await watch.settled()
     events = await run_in_threadpool(watch.store.events, start_ns, end_ns, None, "raised", 1_000_000)
     raised = [Raised(e.at_ns, e.key, e.kiln) for e in events if e.detail.get("annunciated")]
     active = {o.key: o.start_ns for o in watch.lifecycle.occurrences.values() if o.active}
