@@ -272,14 +272,14 @@ class AlarmWatch:
         if not changes:
             return None
         self.book.version += 1  # the stream sends the alarms again
-        write = asyncio.get_running_loop().run_in_executor(
-            self._writer,
-            self.store.save,
-            changes.upserts,
-            changes.deletes,
-            changes.events,
-            changes.notifications,
-        )
+        c = changes
+        try:
+            write = asyncio.get_running_loop().run_in_executor(
+                self._writer, self.store.save, c.upserts, c.deletes, c.events, c.notifications
+            )
+        except RuntimeError:  # the app is shutting down: its writer is closed
+            log.warning("alarm changes after shutdown not stored: %d events", len(c.events))
+            return None
         write.add_done_callback(self._written)
         self._last_write = write
         return write
