@@ -64,6 +64,11 @@ class ApiContext:
     auth: AuthConfig = field(default_factory=AuthConfig)
     #: The append-only audit trail (collector.store.audit.AuditTrail); None: nothing is recorded.
     audit: Any = None
+    #: Durable alarm lifecycle state (collector.store.alarm_state.AlarmStateStore); None: in memory only.
+    alarm_store: Any = None
+    #: ``is_stopped(kiln_id, now_ns) -> bool``: the kiln is not operating (its alarms are suppressed by
+    #: design); None: the engine's operating state (the newest minute ran no grid point).
+    is_stopped: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics import plant_time
 
+from .alarm_settings import LifecycleSettings, NotifySettings
+
 
 class KilnThresholds(BaseModel):
     """Upper limits for one kiln; ``None`` disables the check."""
@@ -41,6 +43,8 @@ class AlarmSettings(BaseModel):
     keep_cleared: int = Field(default=200, ge=0, description="cleared alarms kept for the alarm list")
     evaluate_every_s: float = Field(default=1.0, gt=0, description="[s]")
     hours_every_s: float = Field(default=10.0, gt=0, description="re-read the newest closed hours [s]")
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     def limits(self, kiln: str) -> KilnThresholds:
         return self.thresholds.get(kiln, self.default_thresholds)

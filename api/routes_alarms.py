@@ -1,24 +1,45 @@
-"""``GET /api/v1/alarms``, and the watch that feeds the alarm book from the live state and the store."""
+"""``GET /api/v1/alarms``, the operator's actions on them (acknowledge, shelve, unshelve), their history
+and ISA-18.2 figures, and the watch that feeds the alarm book from the live state and the store and
+follows it with the alarm lifecycle (:mod:`api.alarm_lifecycle`)."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from analytics import quality as q
 from analytics.aggregates import MinuteAggregate
 
+from .alarm_kpi import Raised, alarm_kpis
+from .alarm_lifecycle import (
+    ACTIVE_ACK,
+    ACTIVE_UNACK,
+    CLEARED_UNACK,
+    SHELVED,
+    SUPPRESSED,
+    AlarmLifecycle,
+    Changes,
+    LifecycleError,
+    Occurrence,
+    StoppedHook,
+)
+from .alarm_notify import Notifier, channels
 from .alarms import Alarm, AlarmBook, HourSeen, KilnObservation, MinuteSeen, Observation, SourceSeen
 from .context import ApiContext
-from .timeparse import iso
+from .csv_dialect import csv_text
+from .security.auth import Operator
+from .timeparse import iso, time_range
 
 log = logging.getLogger("kilnwatch.alarms")
 router = APIRouter(prefix="/api/v1")
@@ -44,6 +65,16 @@ class AlarmOut(BaseModel):
     active: bool
     data_time: str | None = Field(description="the minute or hour (event time) the alarm refers to")
     subjects: list[str]
+    state: str = Field(
+        default="normal",
+        description="active_unacknowledged, active_acknowledged, cleared_unacknowledged, shelved, "
+        "suppressed (by design: the kiln is not operating), normal (over)",
+    )
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None
+    shelved_by: str | None = None
+    shelved_until: str | None = None
+    shelve_reason: str | None = None
 
 
 class KilnStatusOut(BaseModel):
@@ -59,9 +90,34 @@ class AlarmsResponse(BaseModel):
     stale_after_s: float
     catch_up_lag_s: float
     kilns: dict[str, KilnStatusOut]
-    active: list[AlarmOut]
-    cleared: list[AlarmOut]
+    active: list[AlarmOut] = Field(description="annunciated: active, acknowledged or not")
+    cleared: list[AlarmOut] = Field(
+        description="cleared before anybody acknowledged them (first), then recently cleared ones, "
+        "newest first"
+    )
+    shelved: list[AlarmOut] = Field(default_factory=list)
+    suppressed: list[AlarmOut] = Field(default_factory=list, description="by design: the kiln is stopped")
     version: int
+
+
+class ActionBody(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class ShelveBody(BaseModel):
+    duration_s: float = Field(gt=0, description="how long the alarm stays shelved [s]")
+    reason: str = Field(min_length=1, max_length=500, description="why (kept in the history and audit)")
+
+
+class AlarmEventOut(BaseModel):
+    time: str
+    id: str
+    kind: str
+    kiln: str | None
+    event: str = Field(description="raised, cleared, acknowledged, shelved, unshelved, suppressed, released")
+    actor: str | None = Field(description="the token's name; null for the system")
+    state: str | None = Field(description="the alarm's state after the event")
+    detail: dict[str, Any]
 
 
 def alarm_out(a: Alarm) -> AlarmOut:
@@ -79,6 +135,50 @@ def alarm_out(a: Alarm) -> AlarmOut:
         data_time=None if a.data_time_ns is None else iso(a.data_time_ns),
         subjects=list(a.subjects),
     )
+
+
+def occurrence_out(occ: Occurrence, alarm: Alarm | None, now_ns: int) -> AlarmOut:
+    """The alarm as the book has it (or, restored after a restart, as stored) with its lifecycle state."""
+    base = (
+        alarm_out(alarm)
+        if alarm is not None
+        else AlarmOut(
+            id=occ.key,
+            kind=occ.kind,
+            severity=occ.severity,
+            kiln=occ.kiln,
+            message=occ.message,
+            code=occ.code,
+            params=occ.params,
+            start=iso(occ.start_ns),
+            end=None if occ.end_ns is None else iso(occ.end_ns),
+            active=occ.active,
+            data_time=None,
+            subjects=[],
+        )
+    )
+    state = occ.state(now_ns)
+    shelved = state == SHELVED  # an expired shelve the watch has not yet ended is over
+    return base.model_copy(
+        update={
+            "state": state,
+            "acknowledged_by": occ.acked_by,
+            "acknowledged_at": None if occ.acked_ns is None else iso(occ.acked_ns),
+            "shelved_by": occ.shelved_by if shelved else None,
+            "shelved_until": iso(occ.shelved_until_ns) if shelved and occ.shelved_until_ns else None,
+            "shelve_reason": occ.shelve_reason if shelved else None,
+        }
+    )
+
+
+def engine_stopped(ctx: ApiContext) -> StoppedHook:
+    """The engine's operating state: the kiln's newest minute had no grid point with the kiln running."""
+
+    def stopped(kiln: str, now_ns: int) -> bool:
+        m = ctx.live.newest_minute(kiln)
+        return m is not None and getattr(m, "n_running", None) == 0
+
+    return stopped
 
 
 def _minute_seen(m: MinuteAggregate | None) -> MinuteSeen | None:
@@ -124,14 +224,80 @@ def observe(ctx: ApiContext, now_ns: int, hours: Mapping[str, HourSeen | None]) 
 
 
 class AlarmWatch:
-    """Evaluates the alarm book every ``evaluate_every_s`` when :meth:`run` runs, and on demand."""
+    """Evaluates the alarm book every ``evaluate_every_s`` when :meth:`run` runs, and on demand, and
+    follows it with the lifecycle, whose state it keeps in ``ctx.alarm_store``."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
-        self.book = AlarmBook(ctx.alarms, time.time_ns())
+        now = time.time_ns()
+        self.book = AlarmBook(ctx.alarms, now)
         self._hours: dict[str, HourSeen | None] = {}
         self._hours_read = -float("inf")
         self._evaluated = -float("inf")
+        if ctx.alarm_store is None:
+            from collector.store.alarm_state import AlarmStateStore  # no store: in memory only
+
+            ctx.alarm_store = AlarmStateStore(":memory:")
+        self.store = ctx.alarm_store
+        s = ctx.alarms
+        grace = s.lifecycle.restore_grace_s
+        if grace is None:
+            grace = s.stale_after_s + s.source_grace_s + 5.0
+        self.lifecycle = AlarmLifecycle(
+            s.lifecycle,
+            restored=self.store.states().values(),
+            started_ns=now,
+            restore_grace_s=grace,
+            channels=channels(s.notify),
+            external_url=s.notify.external_url,
+        )
+        self.notifier = Notifier(self.store, s.notify, ctx.registry)
+        #: Writes of the lifecycle's changes: one thread, so they land in the order they happened,
+        #: and nobody on the event loop waits for one (an evaluation never waits for the store).
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="alarm-state")
+        self._last_write: asyncio.Future[None] | None = None
+
+    def is_stopped(self, kiln: str, now_ns: int) -> bool:
+        """The hook's answer; a hook that fails counts as "operating" (alarms stay annunciated)."""
+        hook: StoppedHook = self.ctx.is_stopped or engine_stopped(self.ctx)
+        try:
+            return bool(hook(kiln, now_ns))
+        except Exception:
+            log.exception("is_stopped(%s) failed: its alarms are not suppressed", kiln)
+            return False
+
+    def persist(self, changes: Changes) -> asyncio.Future[None] | None:
+        """Queue the write of ``changes`` (the in-memory state has them already); returns the write,
+        which an operator's action awaits before it answers."""
+        if not changes:
+            return None
+        self.book.version += 1  # the stream sends the alarms again
+        c = changes
+        try:
+            write = asyncio.get_running_loop().run_in_executor(
+                self._writer, self.store.save, c.upserts, c.deletes, c.events, c.notifications
+            )
+        except RuntimeError:  # the app is shutting down: its writer is closed
+            log.warning("alarm changes after shutdown not stored: %d events", len(c.events))
+            return None
+        write.add_done_callback(self._written)
+        self._last_write = write
+        return write
+
+    async def settled(self) -> None:
+        """Until every change so far is in the store (the history reads it from there)."""
+        last = self._last_write
+        if last is not None and not last.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(last)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        if write.cancelled():
+            return
+        if write.exception() is not None:
+            log.error("storing the alarm state failed", exc_info=write.exception())
+        else:
+            self.notifier.wake()
 
     def _newest_hours(self, newest_minutes: dict[str, int]) -> dict[str, HourSeen | None]:
         """Newest closed hour before each kiln's newest minute [start ns]; runs on a worker thread."""
@@ -149,28 +315,99 @@ class AlarmWatch:
             newest = {k.id: m.start_ns for k in self.ctx.kilns if (m := self.ctx.live.newest_minute(k.id))}
             self._hours = await run_in_threadpool(self._newest_hours, newest)
         self._evaluated = time.monotonic()
-        self.book.update(observe(self.ctx, time.time_ns(), self._hours))
+        now = time.time_ns()
+        self.book.update(observe(self.ctx, now, self._hours))
+        self.persist(self.lifecycle.sync(self.book.active, now, self.is_stopped))
         return self.book
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.evaluate()
-            except Exception:
-                log.exception("evaluating the alarms failed")
-            await asyncio.sleep(self.ctx.alarms.evaluate_every_s)
+        notifier = asyncio.create_task(self.notifier.run(), name="alarm-notifier")
+        try:
+            while True:
+                try:
+                    await self.evaluate()
+                except Exception:
+                    log.exception("evaluating the alarms failed")
+                await asyncio.sleep(self.ctx.alarms.evaluate_every_s)
+        finally:
+            notifier.cancel()
+            await asyncio.gather(notifier, return_exceptions=True)
+            # the last changes reach the store before the wiring closes it
+            await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     def response(self) -> AlarmsResponse:
         book = self.book
+        now = time.time_ns()
+        states = self.lifecycle.by_state(now)
+
+        def out(*names: str) -> list[AlarmOut]:
+            occs = sorted((o for n in names for o in states.get(n, [])), key=lambda o: o.start_ns)
+            return [occurrence_out(o, book.active.get(o.key) if o.active else None, now) for o in occs]
+
+        unacked = out(CLEARED_UNACK)
+        seen = {(o.key, o.end_ns) for o in states.get(CLEARED_UNACK, [])}
+        cleared = [alarm_out(a) for a in book.cleared if (a.key, a.end_ns) not in seen]
         return AlarmsResponse(
-            time=iso(time.time_ns()),
+            time=iso(now),
             stale_after_s=book.settings.stale_after_s,
             catch_up_lag_s=book.settings.catch_up_lag_s,
             kilns={k: KilnStatusOut(**asdict(s)) for k, s in book.status.items()},
-            active=[alarm_out(a) for a in sorted(book.active.values(), key=lambda a: a.start_ns)],
-            cleared=[alarm_out(a) for a in book.cleared],
+            active=out(ACTIVE_UNACK, ACTIVE_ACK),
+            cleared=unacked + cleared,
+            shelved=out(SHELVED),
+            suppressed=out(SUPPRESSED),
             version=book.version,
         )
+
+    async def act(self, who: str, action: str, key: str, body: ActionBody | ShelveBody) -> AlarmOut:
+        """An operator's acknowledge, shelve or unshelve: applied, stored, and put in the audit trail."""
+        await self.evaluate()
+        now = time.time_ns()
+        try:
+            if action == "acknowledge":
+                before, changes = self.lifecycle.acknowledge(key, who, now, body.reason)
+            elif action == "shelve":
+                assert isinstance(body, ShelveBody)
+                before, changes = self.lifecycle.shelve(key, who, now, body.duration_s, body.reason)
+            else:
+                before, changes = self.lifecycle.unshelve(key, who, now, body.reason)
+        except LifecycleError as err:
+            raise HTTPException(404 if err.missing else 409, detail=err.detail) from err
+        occ = self.lifecycle.occurrences.get(key)
+        after = occ.snapshot(now) if occ is not None else {"state": "normal"}
+        write = self.persist(changes)
+        if write is not None:
+            await write  # stored before the answer says it is done
+        if self.ctx.audit is not None:
+            await run_in_threadpool(
+                self.ctx.audit.record,
+                who,
+                f"alarm.{action}",
+                f"alarm/{key}",
+                before=before,
+                after=after,
+                reason=body.reason,
+                at_ns=now,
+            )
+        if occ is None:
+            return AlarmOut(
+                id=key,
+                kind="",
+                severity="",
+                kiln=None,
+                message="",
+                code="",
+                params={},
+                start=before["start"],
+                end=before["end"],
+                active=False,
+                data_time=None,
+                subjects=[],
+                state="normal",
+                acknowledged_by=who if action == "acknowledge" else None,
+                acknowledged_at=iso(now) if action == "acknowledge" else None,
+            )
+        return occurrence_out(occ, self.book.active.get(key) if occ.active else None, now)
 
 
 def get_watch(request: Request) -> AlarmWatch:
@@ -186,3 +423,75 @@ async def alarms(watch: Watch) -> AlarmsResponse:
     """Active alarms, recently cleared ones (newest first) and each kiln's status."""
     await watch.evaluate()
     return watch.response()
+
+
+@router.post("/alarms/{alarm_id:path}/acknowledge", response_model=AlarmOut)
+async def acknowledge(alarm_id: str, who: Operator, watch: Watch, body: ActionBody | None = None) -> AlarmOut:
+    """Acknowledge an active or cleared alarm (operator): who and when go into the history and audit."""
+    return await watch.act(who.name, "acknowledge", alarm_id, body or ActionBody())
+
+
+@router.post("/alarms/{alarm_id:path}/shelve", response_model=AlarmOut)
+async def shelve(alarm_id: str, body: ShelveBody, who: Operator, watch: Watch) -> AlarmOut:
+    """Shelve an alarm for ``duration_s`` with a reason (operator). At the expiry it returns
+    unacknowledged if still active; shelved, it is not annunciated nor notified."""
+    return await watch.act(who.name, "shelve", alarm_id, body)
+
+
+@router.post("/alarms/{alarm_id:path}/unshelve", response_model=AlarmOut)
+async def unshelve(alarm_id: str, who: Operator, watch: Watch, body: ActionBody | None = None) -> AlarmOut:
+    """End a shelve before its expiry (operator)."""
+    return await watch.act(who.name, "unshelve", alarm_id, body or ActionBody())
+
+
+_DAY_NS = 86_400 * _NS
+_EVENT_FIELDS = ["time", "id", "kind", "kiln", "event", "actor", "state", "detail"]
+
+
+@router.get("/alarms/history", response_model=list[AlarmEventOut])
+async def history(
+    watch: Watch,
+    start: str | None = None,
+    end: str | None = None,
+    kiln: str | None = None,
+    event: str | None = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Response | list[AlarmEventOut]:
+    """Every alarm event in [start, end) (default: the last day), oldest first, with who and when."""
+    start_ns, end_ns = time_range(start, end, _DAY_NS, time.time_ns())
+    await watch.settled()
+    rows = await run_in_threadpool(watch.store.events, start_ns, end_ns, kiln, event, 100_000)
+    out = [
+        AlarmEventOut(
+            time=iso(e.at_ns),
+            id=e.key,
+            kind=e.kind,
+            kiln=e.kiln,
+            event=e.event,
+            actor=e.actor,
+            state=e.detail.get("state"),
+            detail={k: v for k, v in e.detail.items() if k != "state"},
+        )
+        for e in rows
+    ]
+    if format == "csv":
+        text = csv_text((o.model_dump() for o in out), _EVENT_FIELDS)
+        return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+    return out
+
+
+@router.get("/alarms/kpi")
+async def kpi(watch: Watch, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """ISA-18.2 figures over [start, end) (default: the last day): annunciated alarms per operator
+    position per 10 minutes and per hour, flood periods, stale and chattering alarms, the most frequent."""
+    await watch.evaluate()
+    now = time.time_ns()
+    start_ns, end_ns = time_range(start, end, _DAY_NS, now)
+    await watch.settled()
+    events = await run_in_threadpool(watch.store.events, start_ns, end_ns, None, "raised", 1_000_000)
+    raised = [Raised(e.at_ns, e.key, e.kiln) for e in events if e.detail.get("annunciated")]
+    active = {o.key: o.start_ns for o in watch.lifecycle.occurrences.values() if o.active}
+    body = alarm_kpis(
+        raised, active, start_ns, end_ns, now, watch.ctx.alarms.lifecycle, [k.id for k in watch.ctx.kilns]
+    )
+    return {"start": iso(start_ns), "end": iso(end_ns), **body}

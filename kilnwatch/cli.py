@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stopping.set)
         if args.config:
-            service: Service | None = Service(plant, settings)
+            service: Service | None = Service(plant, settings, plant_path=args.config)
         else:
             start = demo_service(
                 settings,

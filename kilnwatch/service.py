@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from collector.outputs.historian.writer import InfluxWriter
 from collector.pipeline import Pipeline
 from collector.sources.registry import SourceKinds
 from collector.sources.supervisor import Supervisor
+from collector.store.alarm_state import AlarmStateStore
 from collector.store.audit import AuditTrail
 from collector.store.local import LocalStore
 from collector.store.reader import StoreReader
@@ -36,6 +38,7 @@ from collector.store.reader import StoreReader
 from .access import build_auth, log_policy
 from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
+from .config_audit import plant_digest, record_config_loaded
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
 from .settings import Settings
@@ -77,6 +80,9 @@ class Service:
     listeners: list[OutputListener] = field(default_factory=list)
     extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     bound_port: int | None = None
+    #: The plant file read (for the ``config.loaded`` audit row); None: a plant built in code.
+    plant_path: Path | None = None
+    alarm_state: AlarmStateStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.runtime = build_runtime(self.plant)
@@ -106,6 +112,8 @@ class Service:
         )
         self.store, self.reader, self.pipeline = parts.store, parts.reader, parts.pipeline
         self.audit = AuditTrail(self.settings.store_path)
+        record_config_loaded(self.audit, *plant_digest(self.plant, self.plant_path))
+        self.alarm_state = AlarmStateStore(self.settings.store_path)
         self.sources, self.writer = parts.sources, parts.writer
         self.late_data = LateData(
             self.engine,
@@ -261,6 +269,7 @@ class Service:
             page=self.plant.page,
             auth=self.auth,
             audit=self.audit,
+            alarm_store=self.alarm_state,
         )
 
     # -- running --------------------------------------------------------------------------
@@ -332,6 +341,7 @@ class Service:
         self.pipeline.close()
         self.store.close()
         self.audit.close()
+        self.alarm_state.close()
         log.info("kilnwatch stopped; %d readings stored this run", self.pipeline.stored_readings)
 
     async def started(self) -> None:

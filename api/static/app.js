@@ -19,6 +19,7 @@
     kilns: new Map(),       // id -> kiln view state
     alarms: null,           // last body of the `alarms` event
     alarmsAt: 0,            // performance.now() when it arrived
+    role: null,             // the signed-in token's role: operators get the alarm buttons
     source: null,           // the EventSource
     connected: false,
     lastMessage: 0,         // Date.now() of the last event, pings included
@@ -469,13 +470,19 @@
     return k ? k.name : (id || t('kind.plant'));
   }
 
+  /** Operators and admins acknowledge and shelve; a viewer sees no buttons. */
+  const canOperate = () => state.role === 'operator' || state.role === 'admin';
+
   function renderAlarms() {
     const body = state.alarms;
     if (!body) return;
     const list = document.getElementById('alarm-list');
     const section = list.closest('.alarms');
     const active = [...body.active].sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'alarm' ? -1 : 1));
-    const items = active.map((a) => alarmItem(a)).concat(body.cleared.slice(0, 10).map((a) => alarmItem(a)));
+    const cleared = body.cleared.slice(0, 10);
+    const items = active.map((a) => alarmItem(a))
+      .concat((body.shelved || []).map((a) => alarmItem(a)), (body.suppressed || []).map((a) => alarmItem(a)))
+      .concat(cleared.map((a) => alarmItem(a)));
     if (active.length === 0) {
       const li = document.createElement('li');
       li.className = 'none';
@@ -509,9 +516,92 @@
     when.className = 'when num';
     when.dataset.start = a.start;
     if (a.end) when.dataset.end = a.end;
-    li.append(sev, who, msg, when);
+    const st = a.state || 'normal';
+    li.dataset.state = st;
+    if (st === 'active_unacknowledged' || st === 'cleared_unacknowledged') li.classList.add('unacked');
+    if (st === 'shelved' || st === 'suppressed') {
+      li.className = st;
+      sev.textContent = t(`state.${st}`);
+      if (st === 'shelved') {
+        msg.textContent = `${alarmMessage(a)} — ${t('alarms.shelved_until', { time: hhmmss(Date.parse(a.shelved_until)), reason: a.shelve_reason || '' })}`;
+      }
+    } else if (st === 'cleared_unacknowledged') {
+      sev.textContent = t('state.cleared_unacknowledged');
+    }
+    const actions = document.createElement('span');
+    actions.className = 'actions';
+    if (canOperate()) {
+      if (st === 'active_unacknowledged' || st === 'cleared_unacknowledged') {
+        actions.append(actionButton('ack', 'alarms.ack', () => alarmAction(a.id, 'acknowledge', {})));
+      }
+      if (st === 'active_unacknowledged' || st === 'active_acknowledged') {
+        actions.append(actionButton('shelve', 'alarms.shelve', () => openShelve(a)));
+      }
+      if (st === 'shelved') {
+        actions.append(actionButton('unshelve', 'alarms.unshelve', () => alarmAction(a.id, 'unshelve', {})));
+      }
+    }
+    li.append(sev, who, msg, when, actions);
     updateWhen(when);
     return li;
+  }
+
+  function actionButton(name, key, onClick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `alarm-action ${name}`;
+    b.dataset.action = name;
+    b.textContent = t(key);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  async function alarmAction(id, action, body) {
+    const error = document.getElementById('alarm-action-error');
+    error.textContent = '';
+    try {
+      const response = await fetch(`${API}alarms/${encodeURIComponent(id)}/${action}`, {
+        method: 'POST',
+        cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (response.status === 401) {
+        await signIn();
+        return;
+      }
+      if (!response.ok) {
+        const detail = await response.json().then((j) => j.detail, () => `HTTP ${response.status}`);
+        error.textContent = t('alarms.action_failed', { detail: typeof detail === 'string' ? detail : `HTTP ${response.status}` });
+        return;
+      }
+      state.alarms = await getJSON('alarms');
+      state.alarmsAt = performance.now();
+      renderAlarms();
+    } catch (err) {
+      error.textContent = t('alarms.action_failed', { detail: String(err.message || err) });
+    }
+  }
+
+  function openShelve(a) {
+    const dialog = document.getElementById('shelve-dialog');
+    const form = document.getElementById('shelve-form');
+    const reason = document.getElementById('shelve-reason');
+    setText(document.getElementById('shelve-alarm'), alarmMessage(a));
+    reason.value = '';
+    form.onsubmit = (event) => {
+      const ok = event.submitter && event.submitter.value === 'ok';
+      if (!ok) return;  // method=dialog closes it
+      if (!reason.value.trim()) {
+        event.preventDefault();
+        reason.focus();
+        return;
+      }
+      const duration = Number(document.getElementById('shelve-duration').value);
+      alarmAction(a.id, 'shelve', { duration_s: duration, reason: reason.value.trim() });
+    };
+    dialog.showModal();
+    reason.focus();
   }
 
   /** The alarm in the page's language from its code and parameters; the server's English otherwise. */
@@ -636,8 +726,12 @@
     let delay = 1000;
     for (;;) {
       try {
-        const session = await getJSON('session');
-        if (session.auth && !session.signed_in) await signIn();
+        let session = await getJSON('session');
+        if (session.auth && !session.signed_in) {
+          await signIn();
+          session = await getJSON('session');
+        }
+        state.role = session.role;
         const [page, kilns] = await Promise.all([getJSON('page'), getJSON('kilns')]);
         i18n.setTimeZone(page.timezone);
         showTimezone();

@@ -126,6 +126,16 @@ class AuditTrail:
             rows = self._conn.execute(sql, [*args, limit]).fetchall()
         return [_entry(r) for r in rows]
 
+    def newest(self, action: str) -> AuditEntry | None:
+        """The newest row of ``action`` (exact), or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, at_ns, actor, action, subject, before, after, reason FROM audit"
+                " WHERE action = ? ORDER BY id DESC LIMIT 1",
+                (action,),
+            ).fetchone()
+        return None if row is None else _entry(row)
+
 
 def _entry(row: Sequence[Any]) -> AuditEntry:
     i, at, actor, action, subject, before, after, reason = row
