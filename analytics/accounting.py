@@ -18,6 +18,7 @@ import numpy.typing as npt
 from . import kiln_params as kp
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import ReadingBatch
+from .emissions import intensity_kg_per_t
 from .gridding import GridSamples, sample_on_grid
 from .hours import HOUR_NS, hour_from_minutes
 from .minutes import MINUTE_NS, close_minutes
@@ -26,7 +27,6 @@ from .periods import half_hours_from_minutes
 from .rules import KilnRules
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
-from .emissions import intensity_kg_per_t
 from .substitution import SubstitutionHistory, apply_hour_rules, calculated_co2
 from .validity import numbers_usable
 

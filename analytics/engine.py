@@ -363,7 +363,9 @@ class EmissionsEngine:
 
     # -- operators' overrides -------------------------------------------------------------
 
-    def set_overrides(self, kiln_id: str, overrides: KilnOverrides, start_ns: int, end_ns: int | None) -> None:
+    def set_overrides(
+        self, kiln_id: str, overrides: KilnOverrides, start_ns: int, end_ns: int | None
+    ) -> None:
         """Take a kiln's stopped ranges and manual values (the whole set, replacing the last one);
         the closed minutes of [start, end) (None: up to now) whose result they may change are queued
         for recomputation like late data (:meth:`late_ranges`): their hours get revision + 1."""
@@ -373,7 +375,9 @@ class EmissionsEngine:
         if state.closed_until is None:
             return
         lo = start_ns // HOUR_NS * HOUR_NS
-        hi = state.closed_until if end_ns is None else min(-(-end_ns // HOUR_NS) * HOUR_NS, state.closed_until)
+        hi = (
+            state.closed_until if end_ns is None else min(-(-end_ns // HOUR_NS) * HOUR_NS, state.closed_until)
+        )
         if hi > lo:
             state.revise.append((lo, hi))
 

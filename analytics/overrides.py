@@ -108,7 +108,23 @@ class ManualValue:
     id: int = 0
 
 
-def value_at(values: Sequence[ManualValue], quantity: str, t_ns: int, fuel: str | None = None) -> float | None:
+@dataclass(frozen=True, slots=True)
+class ManualEntry:
+    """What an operator enters: one value of one kiln [unit of :data:`QUANTITIES`]."""
+
+    kiln: str
+    quantity: str
+    value: float
+    unit: str
+    valid_from_ns: int
+    valid_to_ns: int | None = None
+    fuel: str | None = None
+    sample: str = ""  # the lab sample or delivery note it comes from
+
+
+def value_at(
+    values: Sequence[ManualValue], quantity: str, t_ns: int, fuel: str | None = None
+) -> float | None:
     """The value of ``quantity`` (of ``fuel``) in force at ``t_ns``, None if none is."""
     best: ManualValue | None = None
     for v in values:
@@ -141,6 +157,7 @@ class KilnOverrides:
         mgo = value_at(self.manual, CLINKER_MGO_PCT, t_ns)
         if cao is not None or (mgo is not None and rules.cao_pct is not None):
             cao_used = cao if cao is not None else rules.cao_pct
+            assert cao_used is not None
             mgo_used = mgo if mgo is not None else (rules.mgo_pct or 0.0)
             changes["ef_clinker_t_per_t"] = float(
                 xc.clinker_emission_factor(
@@ -148,7 +165,8 @@ class KilnOverrides:
                 )
             )
             changes["ef_clinker_source"] = (
-                f"manual clinker CaO {cao_used} % / MgO {mgo_used} %, 40 CFR 98.83 Eq. H-3 factors 0.785 / 1.092"
+                f"manual clinker CaO {cao_used} % / MgO {mgo_used} %, "
+                "40 CFR 98.83 Eq. H-3 factors 0.785 / 1.092"
             )
         toc = value_at(self.manual, RAW_MEAL_TOC_PCT, t_ns)
         if toc is not None:

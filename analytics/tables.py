@@ -172,6 +172,10 @@ HOURLY = Schema((
     Field("ledger", Nested(LEDGER_ENTRY, nullable=True), "", "per signal, with ?ledger=true",
           get=_ledger_not_asked, csv=False),
     _local_time("hour", lambda h: h.start_ns),
+    Field("operating", bool, "", "false: operators marked the kiln stopped (kiln_stopped annotation); "
+          "not substituted"),
+    Field("annotations", list[str], "", "operators' annotations overlapping the hour, id:kind (CSV: a|b)",
+          get=lambda h: []),
 ))  # fmt: skip
 
 HALFHOURLY = Schema((

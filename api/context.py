@@ -64,6 +64,13 @@ class ApiContext:
     auth: AuthConfig = field(default_factory=AuthConfig)
     #: The append-only audit trail (collector.store.audit.AuditTrail); None: nothing is recorded.
     audit: Any = None
+    #: Operators' annotations (collector.store.annotations.AnnotationStore); None: none kept.
+    annotations: Any = None
+    #: Lab and production values (collector.store.manual_data.ManualDataStore); None: none kept.
+    manual: Any = None
+    #: Called on the loop after a kiln's stops or manual values changed: (kiln, start_ns, end_ns or
+    #: None for "up to now"); the wiring gives them to the engine, which recomputes those hours.
+    overrides_changed: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

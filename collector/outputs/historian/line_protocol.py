@@ -7,6 +7,8 @@ The schema (docs/decisions/0004-outbox-and-writer.md)::
         revision=<int>i <start ns>
     kiln_hourly,kiln=K,plant=P co2_t=..,clinker_t=..,intensity_kg_per_t=..,completeness=..,valid=<bool>,
         revision=<int>i <start ns>
+    annotation,annotation_id=N,kind=K,kiln=K,plant=P title="..",text="..",tags="kind,kiln",
+        time_end=<ms>i,revision=<int>i,cancelled=<bool> <start ns>
 
 Tags are sorted by key (what InfluxDB stores them as). A reading whose value is NaN or infinite
 keeps its ``quality`` field and has no ``value`` field (line protocol has no NaN); an aggregate
@@ -32,6 +34,7 @@ from analytics.signals import SignalInfo
 READING = "reading"
 KILN_MINUTE = "kiln_minute"
 KILN_HOURLY = "kiln_hourly"
+ANNOTATION = "annotation"
 
 # Line protocol escaping (InfluxDB docs, "Line protocol" > "Special characters").
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
@@ -153,3 +156,38 @@ def aggregate_outbox_rows(
     body = "".join([minute_line(m) for m in minutes] + [hour_line(h) for h in hours]).encode()
     oldest = min([m.start_ns for m in minutes] + [h.start_ns for h in hours])
     return [(oldest, len(minutes) + len(hours), body)]
+
+
+def _string_field(text: str) -> str:
+    """A string field value: quoted, with backslash, quote and newline escaped."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def annotation_line(
+    annotation_id: int,
+    plant: str,
+    kiln: str,
+    kind: str,
+    start_ns: int,
+    end_ns: int | None,
+    title: str,
+    text: str,
+    revision: int,
+    cancelled: bool,
+) -> str:
+    """One revision of an annotation, in the shape Grafana's InfluxDB annotation queries map (time,
+    ``time_end`` [ms], ``title``, ``text``, ``tags``). A later revision has the same series and time,
+    so InfluxDB keeps the newest; a cancelled one says ``cancelled=true``."""
+    key = series_key(
+        ANNOTATION, {"annotation_id": str(annotation_id), "kind": kind, "kiln": kiln, "plant": plant}
+    )
+    fields = [
+        f"title={_string_field(title)}",
+        f"text={_string_field(text)}",
+        f"tags={_string_field(f'{kind},{kiln}')}",
+    ]
+    if end_ns is not None:
+        fields.append(f"time_end={end_ns // 1_000_000}i")
+    fields += [f"revision={revision}i", f"cancelled={'true' if cancelled else 'false'}"]
+    return f"{key} {','.join(fields)} {start_ns}\n"
