@@ -325,6 +325,22 @@
     } catch (err) {
       // as above: reloaded when the stream reconnects
     }
+    loadAnnotations(k, start);
+  }
+
+  async function loadAnnotations(k, start) {
+    try {
+      const rows = await getJSON(`kilns/${encodeURIComponent(k.id)}/annotations`, {
+        start: new Date(start).toISOString(),
+        end: new Date(k.newest + HOUR_MS).toISOString(),
+      });
+      k.annotations = rows.filter((a) => !a.cancelled).map((a) => ({
+        start: Date.parse(a.start), end: a.end === null ? null : Date.parse(a.end), kind: a.kind, title: a.title,
+      }));
+      scheduleDraw(k);
+    } catch (err) {
+      // as above
+    }
   }
 
   function cell(text, cls) {
@@ -432,6 +448,14 @@
     for (let t = Math.ceil((t0 + shift) / tickMs) * tickMs - shift; t <= t1; t += tickMs) {
       nodes.push(svgEl('line', { x1: x(t), x2: x(t), y1: T, y2: T + ph, class: 'grid' }));
       nodes.push(svgEl('text', { x: x(t), y: H - 5, 'text-anchor': 'middle', class: 'axis-label' }, hhmm(t)));
+    }
+    for (const a of k.annotations || []) {  // operators' annotations: a band over the time they cover
+      const a0 = Math.max(a.start, t0);
+      const a1 = Math.min(a.end === null ? t1 : a.end, t1);
+      if (a1 <= a0) continue;
+      const band = svgEl('rect', { x: x(a0), y: T, width: Math.max(x(a1) - x(a0), 2), height: ph, class: `annotation ${a.kind}` });
+      band.appendChild(svgEl('title', {}, `${a.kind}: ${a.title}`));
+      nodes.push(band);
     }
     for (const h of hours) {
       const cls = h.valid ? 'hour' : 'hour invalid';
