@@ -52,9 +52,11 @@ class Client:
 def service(start_service: Callable[..., RunningService]) -> tuple[RunningService, Client, Client]:
     operator, viewer = new_token(), new_token()
     lines = ",".join([hash_line("olga", Role.OPERATOR, operator), hash_line("victor", Role.VIEWER, viewer)])
-    svc = start_service(speed=600, backfill_h=4, api_tokens=lines)
+    # as tests/integration/test_accounting_e2e.py: hours up to the wall clock (readings ahead of it are
+    # refused), the first ones an hour or so after the clock starts, later on a busy machine
+    svc = start_service(speed=720, backfill_h=7, tick_s=5.0, api_tokens=lines)
     op, view = Client(svc, operator), Client(svc, viewer)
-    svc.wait_for(lambda: len(_hours(view, *WINDOW)) >= 3, timeout=300)
+    svc.wait_for(lambda: len(_hours(view, *WINDOW)) >= 3, timeout=200, interval=1.0)
     return svc, op, view
 
 
