@@ -85,3 +85,22 @@ def test_manual_fuel_ncv_replaces_the_plant_files_for_that_fuel_only() -> None:
     assert at.fuels[0].ncv_gj_per_t == 27.0 and at.fuels[0].ef_t_per_tj == 94.6
     assert ov.KilnOverrides(manual=manual).rules_at(rules, T0 - 1) is rules
     assert IDX["fuel"] >= 0
+
+
+def test_a_fuel_ncv_per_delivery_changes_the_fuel_co2_from_its_validity_start_only() -> None:
+    eng = make(KilnRules(fuels=(COAL,)))
+    n = 3 * 3600 + 120
+    eng.ingest(readings(T0, n, BASE))
+    before = {h.start_ns: h for h in eng.advance_all().hours}
+    rate = BASE["fuel"]
+    assert before[T0].calculated.fuel_t == pytest.approx(rate * 25.8 * 94.6 / 1000)  # type: ignore[operator]
+    delivery = (ov.ManualValue(ov.FUEL_NCV_GJ_PER_T, 24.0, T0 + 2 * HOUR, fuel="coal", id=1),)
+    eng.set_overrides("k", ov.KilnOverrides(manual=delivery), T0 + 2 * HOUR, None)
+    ((_, lo, hi),) = eng.late_ranges()
+    assert lo == T0 + 2 * HOUR  # the hours before the delivery are not touched
+    after = {h.start_ns: h for h in eng.recompute("k", readings(T0, n, BASE), lo, hi).hours}
+    assert list(after) == [T0 + 2 * HOUR]
+    h = after[T0 + 2 * HOUR]
+    assert h.calculated.fuel_t == pytest.approx(rate * 24.0 * 94.6 / 1000, rel=1e-9)  # type: ignore[operator]
+    assert h.calculated.calcination_t == before[T0 + 2 * HOUR].calculated.calcination_t
+    assert h.revision == 1
