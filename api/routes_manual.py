@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
+import weakref
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 
 from analytics.overrides import FUEL_QUANTITIES, QUANTITIES, ManualEntry
@@ -24,6 +27,19 @@ from .security.auth import Operator
 from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")
+log = logging.getLogger(__name__)
+_refused: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
+def _count_refused(registry: CollectorRegistry, kiln: str, n: int) -> None:
+    """``kilnwatch_manual_rows_refused_total{kiln}``: CSV rows an import refused."""
+    counter = _refused.get(registry)
+    if counter is None:
+        counter = _refused[registry] = Counter(
+            "kilnwatch_manual_rows_refused", "manual-data CSV rows refused", ["kiln"], registry=registry
+        )
+    counter.labels(kiln).inc(n)
+
 
 #: Largest CSV import [bytes] and rows.
 MAX_IMPORT_BYTES = 1_000_000
@@ -223,6 +239,17 @@ async def import_manual(kiln: Kiln, ctx: Context, request: Request, who: Operato
         except ValueError as err:
             errors.append(ImportError_(line=line, error=str(err)))
     records = await _store_values(ctx, kiln.id, entries, who.name, "csv", "CSV import") if entries else []
+    if errors:
+        _count_refused(ctx.registry, kiln.id, len(errors))
+        log.warning(
+            "manual-data import for %s by %s: %d rows stored, %d refused (line %d: %s)",
+            kiln.id,
+            who.name,
+            len(records),
+            len(errors),
+            errors[0].line,
+            errors[0].error,
+        )
     if ctx.audit is not None:
         summary = {"imported": [r.id for r in records], "errors": [e.model_dump() for e in errors]}
         await asyncio.to_thread(

@@ -172,6 +172,10 @@ def test_csv_import_keeps_the_good_rows_and_reports_the_bad_one(service: Any) ->
     assert [e["line"] for e in result["errors"]] == [3]
     assert "plausible" in result["errors"][0]["error"]
     assert {x["source"] for x in view.get("/api/v1/kilns/kiln1/manual").json()} == {"csv"}
+    metrics = svc.service.metrics.registry.get_sample_value(
+        "kilnwatch_manual_rows_refused_total", {"kiln": "kiln1"}
+    )
+    assert metrics == 1
     actions = [e.action for e in svc.service.audit.entries(actor="olga")]
     assert actions == ["manual.create", "manual.create", "manual.import"]
     (summary,) = svc.service.audit.entries(action="manual.import")
