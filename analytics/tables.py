@@ -238,6 +238,7 @@ CROSSCHECK = Schema((
     Field("calculated_intensity_kg_per_t", float | None, "kg/t", "calculated CO2 per tonne of clinker"),
     Field("revision", int, "", "sum of the revisions of the day's hours"),
     *_bounds("day", lambda c: c.day_start_ns, lambda c: c.day_end_ns),
+    Field("n_not_operating_hours", int, "hours", "hours operators marked stopped (kiln_stopped)"),
 ))  # fmt: skip
 
 #: A kiln over a local month or year; its record is a :class:`PeriodLine`.

@@ -99,6 +99,9 @@ def test_kiln_stopped_annotation_makes_its_hours_not_operating(service: Any) -> 
             assert r["co2_t_substituted"] is False and r["substitution_method"] == "not_operating"
             assert r["running_fraction"] == 0.0
     assert [x["id"] for x in view.get("/api/v1/kilns/kiln1/annotations").json()] == [a["id"]]
+    day = _iso(h1)[:10]
+    check = view.get("/api/v1/kilns/kiln1/crosscheck", day=day, days=2, tz="UTC").json()["rows"]
+    assert sum(c["n_not_operating_hours"] for c in check) == 2
 
     # cancelling appends a revision; the hours operate again
     cancelled = op.post(f"/api/v1/kilns/kiln1/annotations/{a['id']}/cancel", json={"reason": "wrong kiln"})
