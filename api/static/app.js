@@ -652,6 +652,57 @@
     everySecond();
   }
 
+  // ---- operator entries: annotations and lab values (operator and admin tokens only) ---------
+
+  /** A datetime-local value read as the plant's wall-clock time, in ms since 1970 UTC. */
+  function plantTime(value) {
+    const guess = Date.parse(`${value}:00Z`);
+    return guess - i18n.offsetMs(guess - i18n.offsetMs(guess));
+  }
+
+  async function postJSON(path, body) {
+    const response = await fetch(API + path, {
+      method: 'POST',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (response.ok) return null;
+    const detail = await response.json().catch(() => ({}));
+    const reason = Array.isArray(detail.detail) ? detail.detail.map((d) => d.msg).join('; ') : detail.detail;
+    return reason || `HTTP ${response.status}`;
+  }
+
+  function setupOperator(session, kilns) {
+    if (session.auth && !['operator', 'admin'].includes(session.role)) return;  // viewers see no forms
+    const box = document.getElementById('operator');
+    const result = document.getElementById('operator-result');
+    for (const select of box.querySelectorAll('.op-kiln')) {
+      select.replaceChildren(...kilns.map((k) => new Option(k.name, k.id)));
+    }
+    const submitted = (form, path, body, onSaved) => form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const f = new FormData(form);
+      let refused;
+      try {
+        refused = await postJSON(`kilns/${encodeURIComponent(f.get('kiln'))}/${path}`, body(f));
+      } catch (err) {
+        refused = String(err);
+      }
+      result.textContent = refused ? t('op.refused', { reason: refused }) : t('op.saved');
+      if (!refused) { form.reset(); onSaved(f.get('kiln')); }
+    });
+    const iso = (v) => new Date(plantTime(v)).toISOString();
+    submitted(document.getElementById('annotation-form'), 'annotations', (f) => ({
+      kind: f.get('kind'), title: f.get('title'), start: iso(f.get('start')),
+      end: f.get('end') ? iso(f.get('end')) : null,
+    }), (kiln) => { const k = state.kilns.get(kiln); if (k) loadHours(k); });
+    submitted(document.getElementById('manual-form'), 'manual', (f) => ({
+      quantity: f.get('quantity'), value: Number(f.get('value')), valid_from: iso(f.get('valid_from')),
+    }), () => {});
+    box.hidden = false;
+  }
+
   async function init() {
     await i18n.start();
     i18n.onChange(relabel);
@@ -666,6 +717,7 @@
         i18n.setTimeZone(page.timezone);
         showTimezone();
         buildCards(kilns);
+        setupOperator(session, kilns);
         break;
       } catch (err) {
         if (err instanceof SignInNeeded) {
