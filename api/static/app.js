@@ -673,7 +673,13 @@
     return reason || `HTTP ${response.status}`;
   }
 
-  function setupOperator(session, kilns) {
+  async function setupOperator(kilns) {
+    let session;
+    try {
+      session = await getJSON('session');  // after the sign-in: whose token it is
+    } catch (err) {
+      return;
+    }
     if (session.auth && !['operator', 'admin'].includes(session.role)) return;  // viewers see no forms
     const box = document.getElementById('operator');
     const result = document.getElementById('operator-result');
@@ -717,7 +723,7 @@
         i18n.setTimeZone(page.timezone);
         showTimezone();
         buildCards(kilns);
-        setupOperator(session, kilns);
+        setupOperator(kilns);
         break;
       } catch (err) {
         if (err instanceof SignInNeeded) {
