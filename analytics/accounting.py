@@ -18,15 +18,20 @@ import numpy.typing as npt
 from . import kiln_params as kp
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import ReadingBatch
+from .emissions import intensity_kg_per_t
 from .gridding import GridSamples, sample_on_grid
-from .hours import hour_from_minutes
+from .hours import HOUR_NS, hour_from_minutes
 from .minutes import MINUTE_NS, close_minutes
+from .overrides import KilnOverrides
 from .periods import half_hours_from_minutes
 from .rules import KilnRules
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
-from .substitution import SubstitutionHistory, apply_hour_rules
+from .substitution import SubstitutionHistory, apply_hour_rules, calculated_co2
 from .validity import numbers_usable
+
+#: ``substitution_method`` of an hour that operators marked stopped.
+NOT_OPERATING = "not_operating"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,9 @@ class KilnAccounting:
         self.clinker_row = None if clinker is None else kiln.signals.index(clinker)
         self.pollutants = tuple(kp.pollutant_signals(kiln, signals)) if Quantity.O2 in kiln.roles else ()
         self.history = SubstitutionHistory(rules.year_starts_ns)
+        #: Operators' stops and manual values; replaced whole (never changed in place), so a
+        #: recomputation on another thread sees one consistent set.
+        self.overrides = KilnOverrides()
 
     @property
     def lookback_ns(self) -> int:
@@ -81,6 +89,10 @@ class KilnAccounting:
             g.max_hold_ns,
         )
         running = self.running(samples)
+        stopped = self.overrides.stopped
+        if stopped:
+            off = stopped.mask(start, samples.value.shape[1], g.step_ns)
+            running = ~off if running is None else running & ~off
         stuck, run = detect_stuck(
             samples.value,
             start,
@@ -116,8 +128,15 @@ class KilnAccounting:
         return ~stopped
 
     def hour(self, hour_start: int, minutes: list[MinuteAggregate], revision: int) -> HourAggregate:
-        """The hour from its minutes (in time order), substituted, then recorded in the history."""
-        g, rules = self.grid, self.rules
+        """The hour from its minutes (in time order), substituted, then recorded in the history.
+
+        The mass balance uses the manual values in force at the hour's start; an hour that operators
+        marked stopped for more than ``1 - operating_fraction`` of it is not operating: reported as
+        measured (0 t without a measurement), not substituted, and kept out of the history."""
+        g = self.grid
+        overrides = self.overrides
+        rules = overrides.rules_at(self.rules, hour_start)
+        operating = overrides.operating_share(hour_start, hour_start + HOUR_NS) >= rules.operating_fraction
         hour = hour_from_minutes(
             self.kiln.id,
             self.kiln.plant,
@@ -132,15 +151,35 @@ class KilnAccounting:
         hour.half_hours = half_hours_from_minutes(
             minutes, hour_start, self.pollutants, rules, g.points_per_minute
         )
-        apply_hour_rules(hour, self.history, rules, g.co2_density)
+        if operating:
+            apply_hour_rules(hour, self.history, rules, g.co2_density)
+        else:
+            not_operating(hour, rules)
         if not numbers_usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
             # Overflowed means (absurd values within a too wide range): not valid, and not reported as
             # numbers, whichever rule produced them.
             hour.valid = False
             hour.co2_t = _finite(hour.co2_t)
             hour.intensity_kg_per_t = _finite(hour.intensity_kg_per_t)
-        self.history.record(hour, rules.hour_valid_fraction)
+        if operating:
+            self.history.record(hour, rules.hour_valid_fraction)
         return hour
+
+
+def not_operating(hour: HourAggregate, rules: KilnRules) -> HourAggregate:
+    """A stopped hour (in place): its measured CO2, or 0 t where nothing valid was measured; no
+    substitute, whatever the availability."""
+    hour.operating = False
+    hour.calculated = calculated_co2(hour.params, rules)
+    if hour.co2_t is None:
+        hour.co2_t = 0.0
+        hour.co2_t_measured = 0.0 if hour.co2_t_measured is None else hour.co2_t_measured
+    hour.co2_t_substituted = False
+    hour.substitution_method = NOT_OPERATING
+    hour.intensity_kg_per_t = None
+    if hour.clinker_t is not None and hour.clinker_t > 0:
+        hour.intensity_kg_per_t = float(intensity_kg_per_t(hour.co2_t, hour.clinker_t))
+    return hour
 
 
 def _finite(x: float | None) -> float | None:

@@ -114,6 +114,9 @@ class HourAggregate:
     convention: str = "eu_mrr"
     co2_short_tons: float | None = None  # us_part75: Eq. F-2/F-11 result in short tons
     running_fraction: float | None = None
+    #: False: operators marked the kiln stopped for most of the hour (analytics.overrides); such an
+    #: hour is reported as measured (0 t without valid points), never substituted.
+    operating: bool = True
     calculated: CalculatedCO2 = field(default_factory=CalculatedCO2)
     half_hours: list[HalfHourAggregate] = field(default_factory=list)
 

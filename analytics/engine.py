@@ -38,6 +38,7 @@ from .engine_types import EngineOutput, EngineParams
 from .hours import HOUR_NS
 from .minute_window import MinuteWindow
 from .minutes import MINUTE_NS
+from .overrides import KilnOverrides
 from .recompute import Recomputation, late_runs
 from .rules import KilnRules
 from .signals import KilnSpec, SignalTable
@@ -61,6 +62,7 @@ class _KilnState:
     carry: ReadingBatch = field(default_factory=ReadingBatch.empty)
     hour_revision: dict[int, int] = field(default_factory=dict)
     late_minutes: set[int] = field(default_factory=set)  # starts of closed minutes that late data touched
+    revise: list[tuple[int, int]] = field(default_factory=list)  # closed ranges operators' changes touched
     late_count: int = 0
 
 
@@ -359,6 +361,30 @@ class EmissionsEngine:
             out.append(state.acct.hour(hour_start, part, revision))
         return out
 
+    # -- operators' overrides -------------------------------------------------------------
+
+    def set_overrides(
+        self, kiln_id: str, overrides: KilnOverrides, start_ns: int, end_ns: int | None
+    ) -> None:
+        """Take a kiln's stopped ranges and manual values (the whole set, replacing the last one);
+        the closed minutes of [start, end) (None: up to now) whose result they may change are queued
+        for recomputation like late data (:meth:`late_ranges`): their hours get revision + 1."""
+        state = self.kilns[kiln_id]
+        state.acct.overrides = overrides
+        self.changes += 1
+        if state.closed_until is None:
+            return
+        lo = start_ns // HOUR_NS * HOUR_NS
+        hi = (
+            state.closed_until if end_ns is None else min(-(-end_ns // HOUR_NS) * HOUR_NS, state.closed_until)
+        )
+        if hi > lo:
+            state.revise.append((lo, hi))
+
+    def is_stopped(self, kiln_id: str, ts_ns: int) -> bool:
+        """Whether operators marked the kiln stopped at ``ts_ns`` (a ``kiln_stopped`` annotation)."""
+        return self.kilns[kiln_id].acct.overrides.stopped.contains(ts_ns)
+
     # -- late data ------------------------------------------------------------------------
 
     @property
@@ -371,8 +397,10 @@ class EmissionsEngine:
         :func:`~analytics.recompute.late_runs`); clears them."""
         out = []
         for kiln_id, state in self.kilns.items():
-            out += [(kiln_id, lo, hi) for lo, hi in late_runs(state.late_minutes)]
+            ranges = late_runs(state.late_minutes) + state.revise
+            out += [(kiln_id, lo, hi) for lo, hi in _merged(ranges)]
             state.late_minutes = set()
+            state.revise = []
         return out
 
     def readings_window(self, kiln_id: str, start: int, end: int) -> tuple[int, int]:
@@ -454,3 +482,14 @@ class EmissionsEngine:
         if ts == _NEVER:
             return None
         return SignalNow(self.latest_value.item(index), self.latest_quality.item(index), ts)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) ranges merged where they overlap or meet in an hour (each hour rebuilt once)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo < -(-out[-1][1] // HOUR_NS) * HOUR_NS:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out

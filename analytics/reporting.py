@@ -41,6 +41,7 @@ class DailyCrossCheck:
     cems_intensity_kg_per_t: float | None
     calculated_intensity_kg_per_t: float | None
     revision: int
+    n_not_operating_hours: int = 0  # hours operators marked stopped (kiln_stopped annotations)
 
 
 def _sum(values: Sequence[float | None]) -> float | None:
@@ -93,6 +94,7 @@ def daily_crosscheck(
         if both
         else None,
         revision=sum(h.revision for h in day),
+        n_not_operating_hours=sum(1 for h in day if not h.operating),
     )
 
 

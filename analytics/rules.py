@@ -107,6 +107,12 @@ class KilnRules:
     raw_meal_per_clinker: float = xc.RAW_MEAL_PER_CLINKER_DEFAULT
     toc_pct: float = xc.TOC_DEFAULT_PCT
     fuels: tuple[FuelRule, ...] = ()
+    #: The plant file's clinker composition [wt %] (None: not given), for manual CaO/MgO values that
+    #: replace one of them (analytics.overrides).
+    cao_pct: float | None = None
+    mgo_pct: float | None = None
+    cao_non_carbonate_pct: float = 0.0
+    mgo_non_carbonate_pct: float = 0.0
     deviation_threshold_pct: float = xc.DEFAULT_DEVIATION_THRESHOLD_PCT
     #: The plant's time zone (IANA name) and the starts of its local years [ns] (analytics.plant_time):
     #: the substitution's reporting period; None: UTC years.

@@ -172,6 +172,10 @@ HOURLY = Schema((
     Field("ledger", Nested(LEDGER_ENTRY, nullable=True), "", "per signal, with ?ledger=true",
           get=_ledger_not_asked, csv=False),
     _local_time("hour", lambda h: h.start_ns),
+    Field("operating", bool, "", "false: operators marked the kiln stopped (kiln_stopped annotation); "
+          "not substituted"),
+    Field("annotations", list[str], "", "operators' annotations overlapping the hour, id:kind (CSV: a|b)",
+          get=lambda h: []),
 ))  # fmt: skip
 
 HALFHOURLY = Schema((
@@ -234,6 +238,7 @@ CROSSCHECK = Schema((
     Field("calculated_intensity_kg_per_t", float | None, "kg/t", "calculated CO2 per tonne of clinker"),
     Field("revision", int, "", "sum of the revisions of the day's hours"),
     *_bounds("day", lambda c: c.day_start_ns, lambda c: c.day_end_ns),
+    Field("n_not_operating_hours", int, "hours", "hours operators marked stopped (kiln_stopped)"),
 ))  # fmt: skip
 
 #: A kiln over a local month or year; its record is a :class:`PeriodLine`.

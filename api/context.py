@@ -69,6 +69,13 @@ class ApiContext:
     #: ``is_stopped(kiln_id, now_ns) -> bool``: the kiln is not operating (its alarms are suppressed by
     #: design); None: the engine's operating state (the newest minute ran no grid point).
     is_stopped: Any = None
+    #: Operators' annotations (collector.store.annotations.AnnotationStore); None: none kept.
+    annotations: Any = None
+    #: Lab and production values (collector.store.manual_data.ManualDataStore); None: none kept.
+    manual: Any = None
+    #: Called on the loop after a kiln's stops or manual values changed: (kiln, start_ns, end_ns or
+    #: None for "up to now"); the wiring gives them to the engine, which recomputes those hours.
+    overrides_changed: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

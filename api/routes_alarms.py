@@ -181,6 +181,20 @@ def engine_stopped(ctx: ApiContext) -> StoppedHook:
     return stopped
 
 
+def stopped_by_annotation_or_engine(ctx: ApiContext) -> StoppedHook:
+    """Stopped when an operator's ``kiln_stopped`` annotation covers the moment, or else when the
+    engine saw the kiln not running in its newest minute."""
+    engine = engine_stopped(ctx)
+    annotations = ctx.annotations
+
+    def stopped(kiln: str, now_ns: int) -> bool:
+        if annotations is not None and annotations.is_stopped(kiln, now_ns):
+            return True
+        return engine(kiln, now_ns)
+
+    return stopped
+
+
 def _minute_seen(m: MinuteAggregate | None) -> MinuteSeen | None:
     if m is None:
         return None
@@ -259,7 +273,7 @@ class AlarmWatch:
 
     def is_stopped(self, kiln: str, now_ns: int) -> bool:
         """The hook's answer; a hook that fails counts as "operating" (alarms stay annunciated)."""
-        hook: StoppedHook = self.ctx.is_stopped or engine_stopped(self.ctx)
+        hook: StoppedHook = self.ctx.is_stopped or stopped_by_annotation_or_engine(self.ctx)
         try:
             return bool(hook(kiln, now_ns))
         except Exception:

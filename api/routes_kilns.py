@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from analytics import kiln_params as kp
 from analytics import tables
 from analytics.aggregates import HourAggregate
+from analytics.hours import HOUR_NS
 from analytics.signals import KilnSpec, Quantity
 
 from . import paging
@@ -104,8 +105,15 @@ async def hourly(
     headers = method_header(kiln_method(ctx, kiln.id))
     clock = report_clock(ctx, [kiln.id], tz)
 
+    notes = [] if ctx.annotations is None else ctx.annotations.current(kiln.id, start_ns - HOUR_NS, end_ns)
+
     def row(h: HourAggregate) -> list[dict[str, Any]]:
-        return [tables.hourly_row(h, feeds, ledger=ledger, clock=clock)]
+        r = tables.hourly_row(h, feeds, ledger=ledger, clock=clock)
+        if notes:
+            r["annotations"] = [
+                f"{a.id}:{a.kind}" for a in notes if a.covers(h.start_ns, h.start_ns + HOUR_NS)
+            ]
+        return [r]
 
     load = paging.hour_groups(ctx.history, kiln.id, row)
     if format == "csv":

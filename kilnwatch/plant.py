@@ -236,6 +236,10 @@ def kiln_rules(
         ef_clinker_source=ef_source,
         raw_meal_per_clinker=comp.raw_meal_per_clinker,
         toc_pct=comp.toc_pct,
+        cao_pct=comp.cao_pct,
+        mgo_pct=comp.mgo_pct,
+        cao_non_carbonate_pct=comp.cao_non_carbonate_pct,
+        mgo_non_carbonate_pct=comp.mgo_non_carbonate_pct,
         fuels=tuple(
             kr.FuelRule(f.signal, f.name, f.ncv_gj_per_t, f.ef_t_per_tj, f.oxidation_factor)
             for f in acc.fuels

@@ -20,6 +20,7 @@ import uvicorn
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
 from analytics.hours import HOUR_NS
+from analytics.overrides import KilnOverrides, StoppedRanges
 from analytics.substitution import period_start_ns
 from api.app import create_app
 from api.context import ApiContext
@@ -31,8 +32,10 @@ from collector.pipeline import Pipeline
 from collector.sources.registry import SourceKinds
 from collector.sources.supervisor import Supervisor
 from collector.store.alarm_state import AlarmStateStore
+from collector.store.annotations import AnnotationStore
 from collector.store.audit import AuditTrail
 from collector.store.local import LocalStore
+from collector.store.manual_data import ManualDataStore
 from collector.store.reader import StoreReader
 
 from .access import build_auth, log_policy
@@ -73,6 +76,8 @@ class Service:
     store: LocalStore = field(init=False)
     reader: StoreReader = field(init=False)
     audit: AuditTrail = field(init=False)
+    annotations: AnnotationStore = field(init=False)
+    manual: ManualDataStore = field(init=False)
     pipeline: Pipeline = field(init=False)
     sources: list[Supervisor] = field(init=False)
     writer: InfluxWriter | None = field(init=False)
@@ -114,6 +119,12 @@ class Service:
         self.audit = AuditTrail(self.settings.store_path)
         record_config_loaded(self.audit, *plant_digest(self.plant, self.plant_path))
         self.alarm_state = AlarmStateStore(self.settings.store_path)
+        plants = {k.id: k.plant for k in self.runtime.kilns}
+        export = parts.aggregate_rows is not None  # with InfluxDB: annotations go into the outbox too
+        self.annotations = AnnotationStore(self.settings.store_path, plants, export=export)
+        self.manual = ManualDataStore(self.settings.store_path)
+        for kiln in self.runtime.kilns:
+            self.overrides_changed(kiln.id, 0, None)  # nothing is closed yet: nothing recomputed
         self.sources, self.writer = parts.sources, parts.writer
         self.late_data = LateData(
             self.engine,
@@ -243,6 +254,14 @@ class Service:
                 log.exception("a listener of closed minutes failed")
         return task
 
+    def overrides_changed(self, kiln_id: str, start_ns: int, end_ns: int | None) -> None:
+        """Give the engine the kiln's current stops and manual values; the closed hours of
+        [start, end) (None: up to now) are recomputed by the late-data task (revision + 1)."""
+        overrides = KilnOverrides(
+            StoppedRanges.of(self.annotations.stopped_ranges(kiln_id)), self.manual.values(kiln_id)
+        )
+        self.engine.set_overrides(kiln_id, overrides, start_ns, end_ns)
+
     def _publish_events(self, out: EngineOutput) -> None:
         for m in out.minutes:
             self.events.publish(
@@ -270,6 +289,9 @@ class Service:
             auth=self.auth,
             audit=self.audit,
             alarm_store=self.alarm_state,
+            annotations=self.annotations,
+            manual=self.manual,
+            overrides_changed=self.overrides_changed,
         )
 
     # -- running --------------------------------------------------------------------------
@@ -342,6 +364,8 @@ class Service:
         self.store.close()
         self.audit.close()
         self.alarm_state.close()
+        self.annotations.close()
+        self.manual.close()
         log.info("kilnwatch stopped; %d readings stored this run", self.pipeline.stored_readings)
 
     async def started(self) -> None:

@@ -326,6 +326,22 @@
     } catch (err) {
       // as above: reloaded when the stream reconnects
     }
+    loadAnnotations(k, start);
+  }
+
+  async function loadAnnotations(k, start) {
+    try {
+      const rows = await getJSON(`kilns/${encodeURIComponent(k.id)}/annotations`, {
+        start: new Date(start).toISOString(),
+        end: new Date(k.newest + HOUR_MS).toISOString(),
+      });
+      k.annotations = rows.filter((a) => !a.cancelled).map((a) => ({
+        start: Date.parse(a.start), end: a.end === null ? null : Date.parse(a.end), kind: a.kind, title: a.title,
+      }));
+      scheduleDraw(k);
+    } catch (err) {
+      // as above
+    }
   }
 
   function cell(text, cls) {
@@ -433,6 +449,14 @@
     for (let t = Math.ceil((t0 + shift) / tickMs) * tickMs - shift; t <= t1; t += tickMs) {
       nodes.push(svgEl('line', { x1: x(t), x2: x(t), y1: T, y2: T + ph, class: 'grid' }));
       nodes.push(svgEl('text', { x: x(t), y: H - 5, 'text-anchor': 'middle', class: 'axis-label' }, hhmm(t)));
+    }
+    for (const a of k.annotations || []) {  // operators' annotations: a band over the time they cover
+      const a0 = Math.max(a.start, t0);
+      const a1 = Math.min(a.end === null ? t1 : a.end, t1);
+      if (a1 <= a0) continue;
+      const band = svgEl('rect', { x: x(a0), y: T, width: Math.max(x(a1) - x(a0), 2), height: ph, class: `annotation ${a.kind}` });
+      band.appendChild(svgEl('title', {}, `${a.kind}: ${a.title}`));
+      nodes.push(band);
     }
     for (const h of hours) {
       const cls = h.valid ? 'hour' : 'hour invalid';
@@ -718,6 +742,63 @@
     everySecond();
   }
 
+  // ---- operator entries: annotations and lab values (operator and admin tokens only) ---------
+
+  /** A datetime-local value read as the plant's wall-clock time, in ms since 1970 UTC. */
+  function plantTime(value) {
+    const guess = Date.parse(`${value}:00Z`);
+    return guess - i18n.offsetMs(guess - i18n.offsetMs(guess));
+  }
+
+  async function postJSON(path, body) {
+    const response = await fetch(API + path, {
+      method: 'POST',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (response.ok) return null;
+    const detail = await response.json().catch(() => ({}));
+    const reason = Array.isArray(detail.detail) ? detail.detail.map((d) => d.msg).join('; ') : detail.detail;
+    return reason || `HTTP ${response.status}`;
+  }
+
+  async function setupOperator(kilns) {
+    let session;
+    try {
+      session = await getJSON('session');  // after the sign-in: whose token it is
+    } catch (err) {
+      return;
+    }
+    if (session.auth && !['operator', 'admin'].includes(session.role)) return;  // viewers see no forms
+    const box = document.getElementById('operator');
+    const result = document.getElementById('operator-result');
+    for (const select of box.querySelectorAll('.op-kiln')) {
+      select.replaceChildren(...kilns.map((k) => new Option(k.name, k.id)));
+    }
+    const submitted = (form, path, body, onSaved) => form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const f = new FormData(form);
+      let refused;
+      try {
+        refused = await postJSON(`kilns/${encodeURIComponent(f.get('kiln'))}/${path}`, body(f));
+      } catch (err) {
+        refused = String(err);
+      }
+      result.textContent = refused ? t('op.refused', { reason: refused }) : t('op.saved');
+      if (!refused) { form.reset(); onSaved(f.get('kiln')); }
+    });
+    const iso = (v) => new Date(plantTime(v)).toISOString();
+    submitted(document.getElementById('annotation-form'), 'annotations', (f) => ({
+      kind: f.get('kind'), title: f.get('title'), start: iso(f.get('start')),
+      end: f.get('end') ? iso(f.get('end')) : null,
+    }), (kiln) => { const k = state.kilns.get(kiln); if (k) loadHours(k); });
+    submitted(document.getElementById('manual-form'), 'manual', (f) => ({
+      quantity: f.get('quantity'), value: Number(f.get('value')), valid_from: iso(f.get('valid_from')),
+    }), () => {});
+    box.hidden = false;
+  }
+
   async function init() {
     await i18n.start();
     i18n.onChange(relabel);
@@ -736,6 +817,7 @@
         i18n.setTimeZone(page.timezone);
         showTimezone();
         buildCards(kilns);
+        setupOperator(kilns);
         break;
       } catch (err) {
         if (err instanceof SignInNeeded) {

@@ -9,6 +9,8 @@ The schema (docs/decisions/0004-outbox-and-writer.md)::
         valid=<bool>,revision=<int>i <start ns>
     kiln_hour_rev,company=C,kiln=K,plant=P,revision=R co2_t=..,clinker_t=..,completeness=..,
         valid=<bool> <start ns>
+    annotation,annotation_id=N,kind=K,kiln=K,plant=P title="..",text="..",tags="kind,kiln",
+        time_end=<ms>i,revision=<int>i,cancelled=<bool> <start ns>
 
 ``company`` is the plant's ``company`` in the plant file, left out when it has none. The
 ``kiln_hour_rev`` point is the hour once per revision (docs/decisions/0032-fleet-from-the-historian.md):
@@ -40,6 +42,7 @@ READING = "reading"
 KILN_MINUTE = "kiln_minute"
 KILN_HOURLY = "kiln_hourly"
 KILN_HOUR_REV = "kiln_hour_rev"
+ANNOTATION = "annotation"
 
 # Line protocol escaping (InfluxDB docs, "Line protocol" > "Special characters").
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
@@ -191,3 +194,38 @@ def aggregate_outbox_rows(
     body = "".join(lines).encode()
     oldest = min([m.start_ns for m in minutes] + [h.start_ns for h in hours])
     return [(oldest, len(minutes) + 2 * len(hours), body)]
+
+
+def _string_field(text: str) -> str:
+    """A string field value: quoted, with backslash, quote and newline escaped."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def annotation_line(
+    annotation_id: int,
+    plant: str,
+    kiln: str,
+    kind: str,
+    start_ns: int,
+    end_ns: int | None,
+    title: str,
+    text: str,
+    revision: int,
+    cancelled: bool,
+) -> str:
+    """One revision of an annotation, in the shape Grafana's InfluxDB annotation queries map (time,
+    ``time_end`` [ms], ``title``, ``text``, ``tags``). A later revision has the same series and time,
+    so InfluxDB keeps the newest; a cancelled one says ``cancelled=true``."""
+    key = series_key(
+        ANNOTATION, {"annotation_id": str(annotation_id), "kind": kind, "kiln": kiln, "plant": plant}
+    )
+    fields = [
+        f"title={_string_field(title)}",
+        f"text={_string_field(text)}",
+        f"tags={_string_field(f'{kind},{kiln}')}",
+    ]
+    if end_ns is not None:
+        fields.append(f"time_end={end_ns // 1_000_000}i")
+    fields += [f"revision={revision}i", f"cancelled={'true' if cancelled else 'false'}"]
+    return f"{key} {','.join(fields)} {start_ns}\n"
