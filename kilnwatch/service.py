@@ -38,6 +38,7 @@ from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
+from .results.wiring import ResultsServers, results_servers
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
@@ -77,6 +78,7 @@ class Service:
     listeners: list[OutputListener] = field(default_factory=list)
     extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     bound_port: int | None = None
+    results: ResultsServers | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.runtime = build_runtime(self.plant)
@@ -287,6 +289,8 @@ class Service:
         tasks.append(asyncio.create_task(self.late_data.run(), name="late-data"))
         tasks += [asyncio.create_task(source.run(), name=source.name) for source in self.sources]
         tasks += [asyncio.create_task(run(), name="extra") for run in self._parts.tasks + self.extra_tasks]
+        self.results = results_servers(self)
+        tasks += [asyncio.create_task(self.results.run(), name="results")] if self.results else []
         api = asyncio.create_task(server.serve(), name="api")
         try:
             while not server.started and not api.done():  # noqa: ASYNC110 - uvicorn offers a flag only
