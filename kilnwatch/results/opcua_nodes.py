@@ -131,12 +131,20 @@ KILN_VARIABLES: Final = (
 )  # fmt: skip
 
 
+#: The value of a variable that has none yet (its status says why): OPC UA's null of each type.
+_EMPTY: Final[dict[ua.VariantType, Any]] = {
+    ua.VariantType.Double: float("nan"),
+    ua.VariantType.Boolean: False,
+    ua.VariantType.UInt32: 0,
+    ua.VariantType.String: "",
+    ua.VariantType.DateTime: datetime(1601, 1, 1, tzinfo=UTC),
+}
+
+
 def variant(value: Any, kind: ua.VariantType) -> ua.Variant:
-    """A value of its declared type; a missing number is NaN (the status says why)."""
+    """A value of its declared type (the server refuses another); a missing one is its type's null."""
     if value is None:
-        if kind is ua.VariantType.Double:
-            return ua.Variant(float("nan"), kind)
-        return ua.Variant()  # Null: asyncua refuses a scalar Boolean or integer without a value
+        return ua.Variant(_EMPTY[kind], kind)
     if kind is ua.VariantType.Double:
         return ua.Variant(float(value), kind)
     return ua.Variant(value, kind)

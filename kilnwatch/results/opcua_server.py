@@ -58,7 +58,7 @@ class ReadOnlyUsers(UserManager):
     def get_user(
         self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
     ) -> User | None:
-        if username is None and certificate is None:
+        if username is None:  # anonymous (certificate is the channel's; X509 tokens are not offered)
             return User(role=UserRole.User) if self._anonymous else None
         known = self._passwords.get(username or "")
         given = (password or "").encode() if isinstance(password, str) else bytes(password or b"")
@@ -190,7 +190,7 @@ class ResultsOpcUaServer:
 
     async def _variable(self, parent: Node, text_id: str, name: str, kind: ua.VariantType, text: str) -> Node:
         node = await parent.add_variable(
-            self._id(text_id), ua.QualifiedName(name, self._idx), ua.Variant(), varianttype=kind
+            self._id(text_id), ua.QualifiedName(name, self._idx), variant(None, kind), varianttype=kind
         )
         await node.write_attribute(
             ua.AttributeIds.Description, ua.DataValue(ua.Variant(ua.LocalizedText(text)))
