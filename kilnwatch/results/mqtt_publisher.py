@@ -26,6 +26,8 @@ from .view import KilnResults, ResultsView, Snapshot
 log = logging.getLogger("kilnwatch.results.mqtt")
 #: Bound of each step of the stop (the death's publish, the disconnect) [s].
 STOP_STEP_S = 2.0
+#: Least time between two publishing rounds [s].
+MIN_GAP_S = 0.25
 
 
 def live_payload(r: KilnResults) -> bytes:
@@ -134,6 +136,7 @@ class ResultsMqttPublisher:
         client.loop_start()
         try:
             while True:
+                await asyncio.sleep(MIN_GAP_S)  # bounded work while a backlog closes minute after minute
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self.config.update_every_s)
                 self._changed.clear()

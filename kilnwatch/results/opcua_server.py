@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from collector.sources.opcua.trust import CERT_SUFFIXES, load_certificates
 
 from .config import ResultsOpcUa
+from .opcua_history import HourlyHistory
 from .opcua_nodes import (
     KILN_ALARMS,
     KILN_VARIABLES,
@@ -43,6 +44,8 @@ log = logging.getLogger("kilnwatch.results.opcua")
 #: Bound of the server's stop [s].
 STOP_TIMEOUT_S = 5.0
 _RETRY_MAX_S = 60.0
+#: Least time between two writes of the results [s].
+MIN_GAP_S = 0.25
 _GOOD = status_code(ua.StatusCodes.Good)
 
 
@@ -169,6 +172,7 @@ class ResultsOpcUaServer:
             trust = ClientTrust(c)
             await trust.load()
             server.set_certificate_validator(trust.validate)
+        server.iserver.history_manager.set_storage(HourlyHistory(self.view))
         self._idx = await server.register_namespace(NAMESPACE)
         await self._build(server)
         await server.start()
@@ -219,6 +223,12 @@ class ResultsOpcUaServer:
                 node = await self._variable(
                     folders[v.folder], f"{kiln.id}.{v.folder}.{v.name}", v.name, v.variant, v.description
                 )
+                if v.folder == "hour":  # HistoryRead over the store's hours
+                    await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+                    await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+                    await node.write_attribute(
+                        ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+                    )
                 if v.unit:
                     await node.add_property(
                         self._id(f"{kiln.id}.{v.folder}.{v.name}.EngineeringUnits"),
@@ -246,6 +256,7 @@ class ResultsOpcUaServer:
                 await self.write(await self.view.snapshot())
             except Exception:
                 log.exception("results OPC UA server: writing the results failed")
+            await asyncio.sleep(MIN_GAP_S)  # bounded work while a backlog closes minute after minute
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), self.config.update_every_s)
             changed.clear()

@@ -98,8 +98,8 @@ def test_results_over_mqtt_equal_live_and_hourly(start_service: Any, mosquitto: 
                 for k in KILNS
             )
 
-        svc.wait_for(hourly_equal, timeout=120, interval=1.0)
-        svc.wait_for(live_equal, timeout=120, interval=1.0)
+        svc.wait_for(hourly_equal, timeout=240, interval=1.0)
+        svc.wait_for(live_equal, timeout=240, interval=1.0)
 
         # a subscriber that comes later gets the retained state
         late = Listener(mosquitto, [f"{prefix}/+/live"])
