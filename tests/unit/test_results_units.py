@@ -110,3 +110,17 @@ def test_sparkplug_birth_then_only_changes_by_alias() -> None:
     quality = {m.alias: dict(zip(m.properties.keys, m.properties.values, strict=True)) for m in data.metrics}
     assert quality[co2.alias]["Quality"].int_value == 0  # the same value, now Bad
     assert all(not m.name for m in data.metrics)  # by alias only
+
+
+def test_the_plant_file_takes_a_results_block_and_names_its_errors() -> None:
+    from kilnwatch.config import ConfigError, parse_plant
+    from kilnwatch.demo import demo_plant
+
+    plant = demo_plant(opcua_port=4840, mqtt_port=None)
+    assert parse_plant(plant).results.opcua is None  # off unless set
+    plant["results"] = {"opcua": {"security_policies": ["None"], "allow_anonymous": True}, "mqtt": {}}
+    parsed = parse_plant(plant)
+    assert parsed.results.opcua is not None and parsed.results.mqtt is not None
+    plant["results"] = {"opcua": {"security_policies": ["None"]}}
+    with pytest.raises(ConfigError, match=r"results\.opcua: no client could read"):
+        parse_plant(plant)
