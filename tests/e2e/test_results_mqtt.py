@@ -5,6 +5,7 @@ rebirth request) carries the same hour."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.sources.sparkplug.host import rebirth_request
 from collector.sources.sparkplug.sparkplug_b_pb2 import Payload
+from tests.e2e.hourly import ns, replay_last_hour
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.paho import stop_client
 
@@ -74,7 +76,8 @@ def test_results_over_mqtt_equal_live_and_hourly(start_service: Any, mosquitto: 
             "sparkplug": {"group": group, "edge_node": node},
         }
     }
-    svc = start_service(speed=600.0, backfill_h=2.0, results=results)
+    backfill_h, hour = replay_last_hour(time.time_ns())
+    svc = start_service(speed=60.0, backfill_h=backfill_h, results=results)
     listener = Listener(mosquitto, [f"{prefix}/#", f"spBv1.0/{group}/#"])
     try:
 
@@ -92,13 +95,18 @@ def test_results_over_mqtt_equal_live_and_hourly(start_service: Any, mosquitto: 
                     return False
             return True
 
+        seen: dict[str, Any] = {}
+
         def hourly_equal() -> bool:
+            seen.update({k: (newest_hour(k), listener.json(f"{prefix}/{k}/hourly")) for k in KILNS})
             return all(
-                (row := newest_hour(k)) is not None and listener.json(f"{prefix}/{k}/hourly") == row
-                for k in KILNS
+                row is not None and ns(row["hour"]) >= hour and got == row for row, got in seen.values()
             )
 
-        svc.wait_for(hourly_equal, timeout=240, interval=1.0)
+        try:
+            svc.wait_for(hourly_equal, timeout=400, interval=1.0)
+        except TimeoutError:
+            pytest.fail(f"/hourly and the hourly topic differ: {seen}; topics {sorted(listener.messages)}")
         svc.wait_for(live_equal, timeout=240, interval=1.0)
 
         # a subscriber that comes later gets the retained state

@@ -8,6 +8,7 @@ import asyncio
 import math
 import re
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kilnwatch.results.opcua_nodes import NAMESPACE
 from simulators.scenarios import Event, Kind, Scenario
+from tests.e2e.hourly import replay_last_hour
 from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -132,7 +134,9 @@ def test_results_server_matches_the_api_and_follows_validity(start_service) -> N
     # kiln2's analysers are in fault from before the first simulated reading to long after the test.
     fault = Scenario([Event(Kind.FAULT, "kiln2", int(t0) - 4 * HOUR_NS, 8 * 3600)])
     results = {"opcua": {"endpoint": url, "security_policies": ["None"], "allow_anonymous": True}}
-    svc = start_service(speed=600.0, backfill_h=2.0, scenario=fault, results=results)
+    backfill_h, hour = replay_last_hour(time.time_ns())
+    # 60x: the replay takes 2-3 min (real-time minutes close once a minute after it)
+    svc = start_service(speed=60.0, backfill_h=backfill_h, scenario=fault, results=results)
     nodes = documented_nodes()
 
     def newest_hour(kiln: str) -> dict[str, Any] | None:
@@ -140,7 +144,7 @@ def test_results_server_matches_the_api_and_follows_validity(start_service) -> N
         return rows[-1] if rows else None
 
     # caught up: the clock runs in real time, the newest minute and hour stay put for a while
-    svc.wait_for(lambda: all(newest_hour(k) for k in KILNS), timeout=240, interval=1.0)
+    svc.wait_for(lambda: all((r := newest_hour(k)) and _ns(r["hour"]) >= hour for k in KILNS), timeout=400)
     svc.wait_for(lambda: svc.get("/api/v1/kilns/kiln1/live").json()["age_s"] < 120, timeout=240, interval=1.0)
 
     last: list[str] = []
