@@ -124,3 +124,33 @@ def test_the_plant_file_takes_a_results_block_and_names_its_errors() -> None:
     plant["results"] = {"opcua": {"security_policies": ["None"]}}
     with pytest.raises(ConfigError, match=r"results\.opcua: no client could read"):
         parse_plant(plant)
+
+
+def test_kilnwatchs_own_sparkplug_host_reads_the_results_node() -> None:
+    import time
+
+    from collector.sources.sparkplug.host import Host
+    from collector.sources.sparkplug.spec import SparkplugBinding
+
+    names = ["co2", "hour_co2", "valid"]
+    metrics = ["k1/live/co2_t_per_h", "k1/hour/co2_t", "k1/live/valid"]
+    bindings = [
+        (i, SparkplugBinding(source="s", group="g", edge_node="n", metric=m)) for i, m in enumerate(metrics)
+    ]
+    host = Host(bindings, names, 300 * 10**9)
+    node = EdgeNode("g", "n", 7)
+    now_ns = time.time_ns()
+    snap = Snapshot({"k1": results(hour=HOUR)}, AlarmState(False, ""), taken_ns=now_ns)
+    out = host.handle(node.topic("NBIRTH"), node.birth(metric_values(snap), now_ns // 10**6), now_ns)
+    assert not out.dropped and not out.rejections
+    later = Snapshot({"k1": results(valid=False, hour=HOUR)}, snap.source_alarm, now_ns)
+    data = node.data(metric_values(later), now_ns // 10**6)
+    assert data is not None
+    out = host.handle(node.topic("NDATA"), data, now_ns)
+    assert not out.dropped and not out.rejections and out.rebirth is None
+    batch = host.flush(now_ns).batch
+    got = {
+        names[int(s)]: (float(v), int(q))
+        for s, v, q in zip(batch.signal, batch.value, batch.quality, strict=True)
+    }
+    assert got["co2"][0] == 120.5 and got["hour_co2"][0] == 118.0
