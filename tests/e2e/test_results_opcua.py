@@ -253,3 +253,23 @@ def test_secured_endpoint_refuses_anonymous_and_the_none_policy(start_service, t
     stranger = {"cert": stranger_cert, "key": stranger_key, "uri": "urn:x"}
     assert asyncio.run(_refused(url, user="dcs", password="dcs-test-pw", **stranger)) is not None
     assert reads()  # and still answers the trusted client
+
+
+def test_a_taken_port_does_not_stop_the_service_and_the_server_comes_up_later(start_service) -> None:
+    port = free_port()
+    url = f"opc.tcp://127.0.0.1:{port}/kilnwatch"
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen()
+    try:
+        results = {"opcua": {"endpoint": url, "security_policies": ["None"], "allow_anonymous": True}}
+        svc = start_service(speed=60.0, backfill_h=0.1, results=results)
+        svc.wait_for(lambda: svc.get("/api/v1/kilns/kiln1/live").json()["time"], timeout=120)
+        assert svc.service.results is not None and svc.service.results.opcua is not None
+        assert not svc.service.results.opcua.started.is_set()  # the port is someone else's
+    finally:
+        blocker.close()
+    # tried again with a growing delay: up once the port is free
+    svc.wait_for(lambda: asyncio.run(_refused(url)) is None, timeout=120, interval=1.0)
+    assert svc.get("/readyz").status_code == 200
