@@ -25,6 +25,8 @@ from collector.secret_values import SECRET_NAME, mask_urls
 from collector.sources.mqtt.spec import MqttBinding, MqttBrokerSpec
 from collector.sources.opcua.spec import OpcUaBinding, OpcUaServerSpec
 
+from .results.config import ResultsConfig
+
 _log = logging.getLogger(__name__)
 
 
@@ -298,6 +300,7 @@ class PlantFile(_Strict):
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     page: PageSettings = Field(default_factory=PageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
 
     @model_validator(mode="after")
     def _one_time_zone_setting(self) -> PlantFile:

@@ -44,6 +44,7 @@ from .config import PlantFile
 from .config_audit import plant_digest, record_config_loaded
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
+from .results.wiring import ResultsServers, results_servers
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
@@ -88,6 +89,7 @@ class Service:
     #: The plant file read (for the ``config.loaded`` audit row); None: a plant built in code.
     plant_path: Path | None = None
     alarm_state: AlarmStateStore = field(init=False)
+    results: ResultsServers | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.runtime = build_runtime(self.plant)
@@ -318,6 +320,8 @@ class Service:
         tasks.append(asyncio.create_task(self.late_data.run(), name="late-data"))
         tasks += [asyncio.create_task(source.run(), name=source.name) for source in self.sources]
         tasks += [asyncio.create_task(run(), name="extra") for run in self._parts.tasks + self.extra_tasks]
+        self.results = results_servers(self)
+        tasks += [asyncio.create_task(self.results.run(), name="results")] if self.results else []
         api = asyncio.create_task(server.serve(), name="api")
         try:
             while not server.started and not api.done():  # noqa: ASYNC110 - uvicorn offers a flag only

@@ -50,3 +50,15 @@ def stack_co2_t(row: dict[str, Any]) -> float:
 def last_full_hour_end(now_ns: int) -> int:
     """End of the newest clock hour that has fully passed [ns]."""
     return now_ns // HOUR_NS * HOUR_NS
+
+
+#: Simulated time replayed before the hour a test waits for [ns]: the service connects meanwhile.
+REPLAY_LEAD_NS = 30 * 60 * NS
+
+
+def replay_last_hour(now_ns: int) -> tuple[float, int]:
+    """(backfill [h], start of the newest full clock hour [ns]): simulated time starts
+    ``REPLAY_LEAD_NS`` before that hour, so that a service started with the simulators (it reads no
+    server history) sees the whole hour even when it takes long to start."""
+    hour = last_full_hour_end(now_ns) - HOUR_NS
+    return (now_ns - hour + REPLAY_LEAD_NS) / HOUR_NS, hour
