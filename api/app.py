@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from . import routes_alarms, routes_health, routes_kilns, routes_minutes, routes_reports, routes_stream
 from .context import ApiContext
 from .limits import Gates
+from .routes_kpi import router as kpi_router
 from .routes_page import router as page_router
 from .routes_totals import router as totals_router
 from .security import routes as security_routes
@@ -53,6 +54,7 @@ def create_app(context: ApiContext) -> FastAPI:
     for data in (routes_kilns, routes_reports, routes_minutes, routes_alarms, routes_stream):
         app.include_router(data.router, dependencies=[VIEWER])
     app.include_router(totals_router, dependencies=[VIEWER])
+    app.include_router(kpi_router, dependencies=[VIEWER])
     app.include_router(page_router, dependencies=[VIEWER])
     app.include_router(routes_health.router)  # /healthz open; /readyz and /metrics need a token
     app.include_router(security_routes.router)

@@ -64,6 +64,8 @@ class ApiContext:
     auth: AuthConfig = field(default_factory=AuthConfig)
     #: The append-only audit trail (collector.store.audit.AuditTrail); None: nothing is recorded.
     audit: Any = None
+    #: Grouping, fuel classes and targets of the KPI report (analytics.kpi.KpiSetup); None: by plant.
+    kpi: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -36,6 +36,7 @@ from collector.store.reader import StoreReader
 from .access import build_auth, log_policy
 from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
+from .kpi_setup import kpi_setup
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
 from .settings import Settings
@@ -261,6 +262,7 @@ class Service:
             page=self.plant.page,
             auth=self.auth,
             audit=self.audit,
+            kpi=kpi_setup(self.plant),
         )
 
     # -- running --------------------------------------------------------------------------
