@@ -25,9 +25,7 @@ from .csv_dialect import csv_text
 HourReader = Callable[[str, int, int], Sequence[HourAggregate]]
 
 
-def read_kilns(
-    read: HourReader, kilns: Sequence[str], bounds: Sequence[int]
-) -> dict[str, list[HourAggregate]]:
+def read_kilns(read: HourReader, kilns: Sequence[str], bounds: Any) -> dict[str, list[HourAggregate]]:
     """Each kiln's hours of [bounds[0], bounds[-1]), read a period at a time."""
     return {k: [h for a, b in itertools.pairwise(bounds) for h in read(k, int(a), int(b))] for k in kilns}
 
