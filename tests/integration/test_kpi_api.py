@@ -73,7 +73,7 @@ def _snapshot(svc: Any) -> dict[str, list[dict[str, Any]]] | None:
 def test_kpi_levels_csv_and_workbook(start_service, monkeypatch) -> None:
     monkeypatch.setattr(service_fixture, "demo_plant", kpi_plant(service_fixture.demo_plant))
     svc = start_service(speed=600.0, backfill_h=3.0, tick_s=5.0)
-    svc.wait_for(lambda: _snapshot(svc), timeout=180, interval=1.0)
+    svc.wait_for(lambda: _snapshot(svc), timeout=240, interval=1.0)  # the backfill is over
     snap = svc.wait_for(lambda: _snapshot(svc), timeout=120, interval=1.0)
 
     kilns = snap["kiln"]
