@@ -133,11 +133,12 @@ KPI_FIELDS: Final[tuple[Kpi, ...]] = (
         "of mixed fuels", "n_hours_fuels"),
     Kpi("biogenic_co2_t", "t", "biomass CO2 of biomass fuels and of the biomass part of mixed fuels "
         "(memo item, not in gross CO2)", "n_hours_fuels"),
-    Kpi("gross_co2_t", "t", "gross CO2 (protocol): CEMS CO2 - biogenic CO2", "n_hours_co2"),
+    Kpi("gross_co2_t", "t", "gross CO2 (protocol): per hour, CEMS CO2 - biogenic CO2 of the fuels whose "
+        "rate is known in that hour", "n_hours_co2"),
     Kpi("gross_co2_kg_per_t_clinker", "kg/t", "gross CO2 / clinker over the hours with both",
         "n_hours_intensity"),
-    Kpi("net_co2_t", "t", "net CO2 (protocol): gross CO2 - CO2 of alternative fossil fuels",
-        "n_hours_co2"),
+    Kpi("net_co2_t", "t", "net CO2 (protocol): per hour, gross CO2 - CO2 of the alternative fossil fuels "
+        "whose rate is known in that hour", "n_hours_co2"),
     Kpi("net_co2_kg_per_t_clinker", "kg/t", "net CO2 / clinker over the hours with both",
         "n_hours_intensity"),
     Kpi("thermal_energy_gj", "GJ", "kiln fuel energy: sum of rate x NCV", "n_hours_fuels"),
