@@ -78,7 +78,7 @@ async def kpi_route(
     cementitious product, completeness and substituted hours, and the targets (actual vs trajectory,
     on/off track, reduction still needed per year). ``format=xlsx``: every level, one sheet each."""
     setup = kpi_setup_of(ctx)
-    clock = report_clock(ctx, sorted(setup.grouping.plant_of)[:1], tz)
+    clock = report_clock(ctx, list(setup.grouping.plant_of)[:1], tz)  # the first plant's zone
     today = clock.date_of(time.time_ns())
     first = _date(start, "start", False) if start else date(today.year, 1, 1)
     last = _date(end, "end", True) if end else today

@@ -154,7 +154,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_kpi(args: argparse.Namespace, plant: PlantFile, runtime: Runtime) -> int:
     """``--table kpi``: the KPI report of every kiln in the plant file, as ``GET /api/v1/kpi`` gives it."""
-    first_kiln = next(iter(runtime.engine_params.rules))
+    first_kiln = next(iter(runtime.engine_params.rules))  # the first plant's zone
     try:
         clock = PlantClock(zone(args.tz or runtime.engine_params.rules[first_kiln].timezone).key)
         first, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
