@@ -23,6 +23,7 @@ from . import (
 from .context import ApiContext
 from .limits import Gates
 from .routes_annotations import router as annotations_router
+from .routes_kpi import router as kpi_router
 from .routes_manual import router as manual_router
 from .routes_page import router as page_router
 from .routes_totals import router as totals_router
@@ -66,6 +67,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(routes_audit.router, dependencies=[VIEWER])  # /audit: admin
     app.include_router(annotations_router, dependencies=[VIEWER])  # writing: operator
     app.include_router(manual_router, dependencies=[VIEWER])  # writing: operator
+    app.include_router(kpi_router, dependencies=[VIEWER])
     app.include_router(page_router, dependencies=[VIEWER])
     app.include_router(routes_health.router)  # /healthz open; /readyz and /metrics need a token
     app.include_router(security_routes.router)

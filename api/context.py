@@ -76,6 +76,8 @@ class ApiContext:
     #: Called on the loop after a kiln's stops or manual values changed: (kiln, start_ns, end_ns or
     #: None for "up to now"); the wiring gives them to the engine, which recomputes those hours.
     overrides_changed: Any = None
+    #: Grouping, fuel classes and targets of the KPI report (analytics.kpi.KpiSetup); None: by plant.
+    kpi: Any = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

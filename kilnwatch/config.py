@@ -153,11 +153,26 @@ class CompositionConfig(_Strict):
 
 
 class FuelConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str
     signal: str = Field(description="id of the kiln's fuel_rate signal [t/h]")
     ncv_gj_per_t: float = Field(gt=0)
-    ef_t_per_tj: float = Field(ge=0, description="0 for biomass (not in gross CO2)")
+    ef_t_per_tj: float = Field(ge=0, description="EF of all the fuel's carbon, biogenic included")
     oxidation_factor: float = Field(default=1.0, gt=0, le=1)
+    fuel_class: Literal["conventional_fossil", "alternative_fossil", "biomass", "mixed"] = Field(
+        default="conventional_fossil", alias="class", description="GCCA protocol fuel class (KPI report)"
+    )
+    biomass_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="biomass share of a mixed fuel's carbon and energy"
+    )
+
+    @model_validator(mode="after")
+    def _fraction_for_mixed(self) -> FuelConfig:
+        if self.fuel_class == "mixed" and self.biomass_fraction is None:
+            raise ValueError(f"fuel {self.name!r}: a mixed fuel needs biomass_fraction (0..1)")
+        if self.fuel_class != "mixed" and self.biomass_fraction is not None:
+            raise ValueError(f"fuel {self.name!r}: biomass_fraction is for class mixed only")
+        return self
 
 
 class AccountingConfig(_Strict):
@@ -212,15 +227,76 @@ class KilnConfig(_Strict):
         return self
 
 
+class BaselineConfig(_Strict):
+    year: int = Field(ge=1990, le=2100)
+    value: float | None = Field(
+        default=None, ge=0, description="default: the KPI of that year, from the store"
+    )
+
+
+class MilestoneConfig(_Strict):
+    year: int = Field(ge=1990, le=2100)
+    value: float | None = Field(default=None, ge=0, description="the KPI's value in that year")
+    reduction_pct: float | None = Field(
+        default=None, ge=0, le=100, description="from the baseline; 100: zero"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MilestoneConfig:
+        if (self.value is None) == (self.reduction_pct is None):
+            raise ValueError(f"milestone {self.year}: give value or reduction_pct, not both or neither")
+        return self
+
+
+class TargetConfig(_Strict):
+    """A reduction target on one KPI (README "Fleet KPIs and targets"; analytics.targets)."""
+
+    kpi: Literal[
+        "gross_co2_kg_per_t_clinker",
+        "net_co2_kg_per_t_clinker",
+        "net_co2_kg_per_t_cementitious",
+        "thermal_energy_mj_per_t_clinker",
+    ] = "gross_co2_kg_per_t_clinker"
+    baseline: BaselineConfig
+    milestones: list[MilestoneConfig] = Field(min_length=1)
+    shape: Literal["linear", "stepwise"] = "linear"
+
+    @model_validator(mode="after")
+    def _after_baseline(self) -> TargetConfig:
+        years = [m.year for m in self.milestones]
+        if len(set(years)) != len(years):
+            raise ValueError(f"milestone years repeat: {years}")
+        if min(years) <= self.baseline.year:
+            raise ValueError(f"milestones must come after the baseline year {self.baseline.year}")
+        return self
+
+
+class CompanyConfig(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = ""
+    target: TargetConfig | None = None
+
+
+class FleetConfig(_Strict):
+    name: str = "fleet"
+    target: TargetConfig | None = None
+
+
 class PlantConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     name: str = ""
-    company: str = Field(
-        default="",
-        pattern=r"^[A-Za-z0-9_\-]*$",
-        description="the company the plant belongs to: the historian's `company` tag (fleet reports)",
+    #: The id of the company the plant belongs to (under ``companies`` when those are listed): the
+    #: KPI report's grouping and the historian's ``company`` tag (fleet reports).
+    company: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="id of the company the plant belongs to; the historian's `company` tag",
     )
     kilns: list[KilnConfig] = Field(min_length=1)
+    cementitious_t_per_h: float | None = Field(
+        default=None, ge=0, description="mean cementitious product rate [t/h] until manual data comes"
+    )
+    target: TargetConfig | None = None
     reporting: Literal["eu_mrr", "us_part75", "us_part98"] = Field(
         default="eu_mrr", description="EU MRR Art. 43, or 40 CFR 75 App. F / 40 CFR 98 Eq. C-6 mass rates"
     )
@@ -301,6 +377,24 @@ class PlantFile(_Strict):
     page: PageSettings = Field(default_factory=PageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
+    companies: list[CompanyConfig] = Field(default_factory=list)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+
+    @model_validator(mode="after")
+    def _companies_resolve(self) -> PlantFile:
+        ids = [c.id for c in self.companies]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"companies: an id is used twice: {ids}")
+        if not ids:
+            return self
+        for i, plant in enumerate(self.plants):
+            if plant.company is None:
+                raise ValueError(f"plants[{i}].company: plant {plant.id} names no company (known: {ids})")
+            if plant.company not in ids:
+                raise ValueError(
+                    f"plants[{i}].company: {plant.company!r} is not under companies (known: {ids})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_time_zone_setting(self) -> PlantFile:

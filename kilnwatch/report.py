@@ -8,6 +8,11 @@ the plant's local midnight, a plain date in ``--to`` includes that day; an ISO 8
 excel-comma`` writes CSV for decimal-comma spreadsheets (semicolon, decimal comma, UTF-8 with BOM).
 Ranges longer than a week show a progress bar (rich) on stderr while the store is read day by day.
 JSON carries the method block; a CSV written to ``--output F`` gets it beside, as ``F.method.json``.
+
+    kilnwatch report --table kpi --level company --period month --from 2026-01-01 --to 2026-12-31
+
+writes the fleet KPI report of every kiln in the plant file (``GET /api/v1/kpi``); ``--format xlsx
+--output kpi.xlsx`` writes the workbook with one sheet per level and the method.
 """
 
 from __future__ import annotations
@@ -24,17 +29,20 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from analytics import tables
+from analytics import kpi, tables
 from analytics.aggregates import HourAggregate
 from analytics.hours import HOUR_NS
+from analytics.kpi import LEVELS
 from analytics.periods import DAY_NS
 from analytics.plant_time import PlantClock, zone
 from analytics.reporting import daily_crosscheck, daily_from_hours
+from api import kpi_report
 from api.csv_dialect import DIALECTS, csv_text
 from collector.store.reader import StoreReader
 
 from .config import ConfigError, PlantFile, load_plant_file, parse_plant
 from .demo import demo_plant
+from .kpi_setup import kpi_setup
 from .plant import Runtime, build_runtime
 from .settings import Settings
 
@@ -53,12 +61,17 @@ def add_report_parser(
         "written to --output F gets the method block beside it, as F.method.json.",
         formatter_class=formatter_class,
     )
-    p.add_argument("--kiln", required=True, help="kiln id")
+    p.add_argument("--kiln", help="kiln id (every table but kpi)")
     p.add_argument(
         "--from", dest="start", required=True, help="YYYY-MM-DD (local midnight) or ISO 8601 (naive = local)"
     )
     p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (included) or ISO 8601 (excluded)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv", help="CSV (one table) or JSON")
+    p.add_argument(
+        "--format",
+        choices=("csv", "json", "xlsx"),
+        default="csv",
+        help="CSV (one table), JSON; xlsx: kpi only",
+    )
     p.add_argument(
         "--dialect",
         choices=DIALECTS,
@@ -67,8 +80,13 @@ def add_report_parser(
     )
     p.add_argument("--tz", help="IANA time zone of the dates and days (default: the plant's timezone)")
     p.add_argument(
-        "--table", choices=(*TABLES, "all"), default="hourly", help="which report; 'all': JSON only"
+        "--table",
+        choices=(*TABLES, "all", "kpi"),
+        default="hourly",
+        help="which report; 'all': JSON only; 'kpi': the fleet KPI report (--level, --period)",
     )
+    p.add_argument("--level", choices=LEVELS, default="plant", help="kpi: kiln, plant, company or fleet")
+    p.add_argument("--period", choices=("month", "year", "range"), default="month", help="kpi: periods")
     p.add_argument("--output", type=Path, help="file to write (default: stdout)")
     p.add_argument("--config", type=Path, help="plant file (default: the demo plant)")
     p.add_argument(
@@ -92,6 +110,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"kilnwatch report: {err}", file=sys.stderr)
         return 2
     runtime = build_runtime(plant)
+    if args.table == "kpi":
+        return cmd_kpi(args, plant, runtime)
+    if args.format == "xlsx":
+        print("kilnwatch report: --format xlsx is for --table kpi", file=sys.stderr)
+        return 2
+    if args.kiln is None:
+        print("kilnwatch report: --kiln is needed (except for --table kpi)", file=sys.stderr)
+        return 2
     if args.kiln not in runtime.engine_params.rules:
         print(
             f"kilnwatch report: no kiln {args.kiln!r} in the plant file; known: {sorted(runtime.kiln_names)}",
@@ -119,6 +145,48 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(text, encoding="utf-8", newline="")
         if args.format == "csv":  # the rules used travel beside the table
+            method = args.output.with_name(args.output.name + ".method.json")
+            method.write_text(json.dumps(report["method"], indent=1) + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_kpi(args: argparse.Namespace, plant: PlantFile, runtime: Runtime) -> int:
+    """``--table kpi``: the KPI report of every kiln in the plant file, as ``GET /api/v1/kpi`` gives it."""
+    first_kiln = next(iter(runtime.engine_params.rules))  # the first plant's zone
+    try:
+        clock = PlantClock(zone(args.tz or runtime.engine_params.rules[first_kiln].timezone).key)
+        first, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as err:
+        print(f"kilnwatch report: --table kpi takes local dates (2026-01-01): {err}", file=sys.stderr)
+        return 2
+    if last < first:
+        print(f"kilnwatch report: --from {first} must not be after --to {last}", file=sys.stderr)
+        return 2
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if not settings.store_path.exists():
+        print(f"kilnwatch report: no local store at {settings.store_path}", file=sys.stderr)
+        return 2
+    if args.format == "xlsx" and args.output is None:
+        print("kilnwatch report: --format xlsx needs --output", file=sys.stderr)
+        return 2
+    setup = kpi_setup(plant)
+    periods = kpi.periods(clock, args.period, first, last)
+    reader = StoreReader(settings.store_path)
+    levels = LEVELS if args.format == "xlsx" else (args.level,)
+    reports = {lv: kpi_report.build(setup, reader.hours, lv, periods, clock) for lv in levels}
+    report = reports[args.level]
+    if args.format == "xlsx":
+        args.output.write_bytes(kpi_report.workbook(reports))
+        return 0
+    if args.format == "json":
+        text = json.dumps(report, indent=1) + "\n"
+    else:
+        text = kpi_report.csv_of(report, args.dialect)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8", newline="")
+        if args.format == "csv":
             method = args.output.with_name(args.output.name + ".method.json")
             method.write_text(json.dumps(report["method"], indent=1) + "\n", encoding="utf-8")
     else:

@@ -42,6 +42,7 @@ from .access import build_auth, log_policy
 from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
 from .config_audit import plant_digest, record_config_loaded
+from .kpi_setup import kpi_setup
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
 from .results.wiring import ResultsServers, results_servers
@@ -294,6 +295,7 @@ class Service:
             annotations=self.annotations,
             manual=self.manual,
             overrides_changed=self.overrides_changed,
+            kpi=kpi_setup(self.plant),
         )
 
     # -- running --------------------------------------------------------------------------

@@ -18,6 +18,7 @@
   const state = {
     kilns: new Map(),       // id -> kiln view state
     alarms: null,           // last body of the `alarms` event
+    target: null,           // the plant's KPI row with a target, this year (GET /kpi)
     alarmsAt: 0,            // performance.now() when it arrived
     role: null,             // the signed-in token's role: operators get the alarm buttons
     source: null,           // the EventSource
@@ -159,6 +160,36 @@
       state.kilns.set(info.id, k);
       renderCardWords(k);
     }
+  }
+
+  // ---- the plant's reduction target: this year's KPI against its trajectory (GET /kpi) -------
+
+  async function loadTarget() {
+    try {
+      const body = await getJSON('kpi', { level: 'plant', period: 'year' });
+      state.target = (body.rows || []).find((r) => r.target_kpi) || null;
+    } catch (err) {
+      state.target = null;  // no report access or no store: the header shows no target
+    }
+    renderTarget();
+  }
+
+  function renderTarget() {
+    const el = document.getElementById('target');
+    const r = state.target;
+    el.hidden = !r;
+    if (!r) return;
+    const status = r.target_on_track === null ? 'target.unknown' : (r.target_on_track ? 'target.on' : 'target.off');
+    el.dataset.onTrack = String(r.target_on_track);
+    setText(el, t('target.line', {
+      year: r.period,
+      target: fmt(r.target_value, 0),
+      actual: fmt(r[r.target_kpi], 0),
+      unit: t(r.target_kpi.includes('_mj_') ? 'unit.energy' : 'unit.intensity'),
+      status: t(status),
+      needed: fmt(r.reduction_needed_kg_per_t_per_year, 0),
+      final: String(r.target_final_year),
+    }));
   }
 
   function renderPlantName() {
@@ -735,6 +766,7 @@
   function relabel() {
     showTimezone();
     renderPlantName();
+    renderTarget();
     setConnection(...state.connection);
     for (const k of state.kilns.values()) renderCardWords(k);
     renderAlarms();
@@ -818,6 +850,8 @@
         showTimezone();
         buildCards(kilns);
         setupOperator(kilns);
+        loadTarget();
+        setInterval(loadTarget, 15 * 60 * 1000);
         break;
       } catch (err) {
         if (err instanceof SignInNeeded) {

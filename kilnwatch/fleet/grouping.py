@@ -32,5 +32,5 @@ class Grouping:
                 if p.id in zones:
                     raise ValueError(f"plant {p.id!r} is in two plant files")
                 zones[p.id] = p.timezone
-                kilns += [KilnRef(p.company, p.id, k.id) for k in p.kilns]
+                kilns += [KilnRef(p.company or "", p.id, k.id) for k in p.kilns]
         return cls(tuple(kilns), zones)
