@@ -1,33 +1,28 @@
 """The hourly report's rows kept beside each stored hour, and the hour's change sequence.
 
-``hourly_report`` holds, for each row of ``hourly`` (the hour's full record, ``data``), the parts of
-its report row that do not depend on the request: ``report``, the row as JSON without its last two
-keys (``ledger``, null unless asked for, and ``hour_local``, which depends on the report's time
-zone), and ``flat``, the row's CSV cells as a JSON array without ``hour_local``. A year of hours
-then splices 1.5 KiB of stored text per hour instead of decoding 7 KiB of record and building a
-row object; the table is apart from ``hourly`` so that a report reads only its small rows
-(decision 0031).
+``hourly_report`` holds, for each row of ``hourly`` (the hour's full record, ``data``), its report
+row as :mod:`analytics.stored_rows` makes it: ``report`` (JSON) and ``flat`` (the CSV cells). A year
+of hours then splices 1.5 KiB of stored text per hour instead of decoding 7 KiB of record and
+building a row object; the table is apart from ``hourly`` so that a report reads only its small
+rows (decision 0031).
 
 ``change_seq``: a store-wide counter (``store_meta``), raised for every hour written or revised; an
 hour written again with the same record keeps its number. The write connection takes the counter
 inside its write transaction (``BEGIN IMMEDIATE``), so numbers commit in order: a reader that saw
 number N has seen every change up to N.
 
-The report rows are tied to the hourly schema: :func:`form_id` names its fields; when it differs
-from the one the rows were written with, they are written again on opening, with new numbers
-(their content changed).
+The report rows are tied to the hourly schema (:func:`analytics.stored_rows.form_id`); when it
+differs from the one the rows were written with, they are written again on opening, with new
+numbers (their content changed).
 """
 
 import json
 import logging
 import sqlite3
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
-from analytics import tables
+from analytics import stored_rows
 from analytics.aggregates import HourAggregate, hour_from_dict
 
 log = logging.getLogger("kilnwatch")
@@ -41,29 +36,9 @@ CREATE TABLE IF NOT EXISTS hourly_report (
 );
 CREATE INDEX IF NOT EXISTS hourly_report_seq ON hourly_report(change_seq);
 """
-#: Raise when a getter of the hourly schema changes what it writes (field changes are seen anyway).
-FORM_VERSION = 1
-_LAST_KEYS = ("ledger", "hour_local")
-_CSV = tables.HOURLY.csv_header[:-1]  # every CSV cell but hour_local
 _SEQ_KEY = "hourly_change_seq"
 _FORM_KEY = "hourly_form"
 _BACKFILL_CHUNK = 500
-
-
-def form_id() -> str:
-    """What the stored forms were made with: the fields of the hourly rows and :data:`FORM_VERSION`."""
-    names = [f"{f.name}:{f.dtype}:{f.csv}" for f in (*tables.HOURLY.fields, *tables.PARAMETER.fields)]
-    return f"{FORM_VERSION}-{zlib.crc32(json.dumps(names).encode()):08x}"
-
-
-def forms(h: HourAggregate) -> tuple[bytes, bytes]:
-    """(``report``, ``flat``) of one hour."""
-    row = tables.hourly_row(h, ledger=False)
-    if list(row)[-2:] != list(_LAST_KEYS):
-        raise AssertionError("ledger and hour_local must stay the last fields of the hourly rows")
-    report = orjson.dumps({k: v for k, v in row.items() if k not in _LAST_KEYS})
-    flat = orjson.dumps([tables.csv_value(row[c]) for c in _CSV])
-    return report, flat
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -71,7 +46,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     or with another hourly schema), numbered in time order. Idempotent."""
     conn.execute(META)
     conn.executescript(TABLE)
-    current = form_id()
+    current = stored_rows.form_id()
     stored = conn.execute("SELECT value FROM store_meta WHERE key = ?", (_FORM_KEY,)).fetchone()
     if stored is not None and stored[0] != current:
         conn.execute("DELETE FROM hourly_report")
@@ -90,7 +65,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO hourly_report VALUES (?, ?, ?, ?, ?)",
                 [
-                    (k, ts, first + i, *forms(hour_from_dict(json.loads(d))))
+                    (k, ts, first + i, *stored_rows.forms(hour_from_dict(json.loads(d))))
                     for i, (k, ts, d) in enumerate(rows)
                 ],
             )
@@ -132,7 +107,7 @@ def write_hours(conn: sqlite3.Connection, hours: Iterable[HourAggregate]) -> Non
             (h.kiln, h.start_ns, h.revision, json.dumps(h.to_dict())),
         )
         if cur.rowcount:
-            changed.append((h.kiln, h.start_ns, *forms(h)))
+            changed.append((h.kiln, h.start_ns, *stored_rows.forms(h)))
     if not changed:
         return
     first = next_seq(conn, len(changed))

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from analytics import stored_rows
 from analytics.aggregates import HourAggregate, MinuteAggregate, hour_from_dict, minute_from_dict
 from analytics.batch import ReadingBatch
 
@@ -98,7 +99,7 @@ class StoreReader:
         """A store written before the report rows were kept (read-only here: not migrated)."""
         hours = self.hours(kiln, start_ns, end_ns)[: None if limit < 0 else limit]
         which = 0 if form == "report" else 1
-        text = [hourly_forms.forms(h)[which] for h in hours]
+        text = [stored_rows.forms(h)[which] for h in hours]
         return StoredHourRows([h.start_ns for h in hours], [0] * len(hours), text, 0)
 
     def _has_forms(self, conn: sqlite3.Connection) -> bool:
