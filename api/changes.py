@@ -16,18 +16,19 @@ method block; ``If-None-Match`` with it answers 304 before anything is read.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from kilnwatch import __version__
 
 from .context import ApiContext, ChangeSource
-from .timeparse import EARLIEST, LATEST
+from .timeparse import EARLIEST, LATEST, iso, parse_time, time_range
 
 #: Response header: the change number up to which the answer is complete.
 CHANGE_SEQ_HEADER = "X-Kilnwatch-Change-Seq"
@@ -100,12 +101,35 @@ def window_of(start_ns: int, end_ns: int, step_ns: int) -> tuple[int, int]:
     return -(-start_ns // step_ns), -(-end_ns // step_ns)
 
 
-def default_span(request: Request, changed_since: int | None, start_ns: int, end_ns: int) -> tuple[int, int]:
-    """With ``changed_since``, a bound not given is the earliest or latest supported time."""
+@dataclass(frozen=True, slots=True)
+class PullRange:
+    """[start_ns, end_ns) of an hourly request and its ``changed_since``."""
+
+    start_ns: int
+    end_ns: int
+    changed_since: int | None
+
+
+async def _pull_range(
+    start: Annotated[
+        str | None, Query(description="ISO 8601, default: 24 h before end (changed_since: any)")
+    ] = None,
+    end: Annotated[str | None, Query(description="ISO 8601, default: now (changed_since: any)")] = None,
+    changed_since: ChangedSince = None,
+) -> PullRange:
+    """``?start=&end=`` (by default the 24 hours up to now, at most 3 years); with ``changed_since``
+    a bound not given is the earliest or latest supported time, and any span goes (pages bound it)."""
     if changed_since is None:
-        return start_ns, end_ns
-    q = request.query_params
-    return (start_ns if "start" in q else EARLIEST_NS, end_ns if "end" in q else LATEST_NS)
+        return PullRange(*time_range(start, end, 24 * 3600 * 10**9, time.time_ns()), None)
+    lo = parse_time(start, "start") if start else EARLIEST_NS
+    hi = parse_time(end, "end") if end else LATEST_NS
+    if lo >= hi:
+        raise HTTPException(422, detail=f"start ({iso(lo)}) must be before end ({iso(hi)})")
+    return PullRange(lo, hi, changed_since)
+
+
+#: The hourly route's range and ``changed_since``.
+PullSpan = Annotated[PullRange, Depends(_pull_range)]
 
 
 async def begin(

@@ -26,20 +26,10 @@ from .context import ChangeSource, StoredHourRows
 from .csv_dialect import BOM, writer
 
 
-def local_times(clock: PlantClock, ts: list[int]) -> list[bytes]:
-    """``hour_local`` of each hour start, as JSON string bytes."""
-    return [orjson.dumps(clock.local_iso(t)) for t in ts]
-
-
 def json_array(rows: StoredHourRows, clock: PlantClock) -> bytes:
-    """The rows as one JSON array: each stored row with ``ledger`` and ``hour_local`` appended."""
-    if not rows.ts:
-        return b"[]"
-    tail = b',"ledger":null,"hour_local":'
-    parts = [
-        r[:-1] + tail + local + b"}" for r, local in zip(rows.text, local_times(clock, rows.ts), strict=True)
-    ]
-    return b"[" + b",".join(parts) + b"]"
+    """The rows as one JSON array, their local times filled in."""
+    fill = Filler(clock).json
+    return b"[" + b",".join([fill(r, t) for r, t in zip(rows.text, rows.ts, strict=True)]) + b"]"
 
 
 def read_page(

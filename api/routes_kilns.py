@@ -17,9 +17,9 @@ from analytics.hours import HOUR_NS
 from analytics.signals import KilnSpec, Quantity
 
 from . import changes, hourly_rows, paging
-from .changes import AsOf, ChangedSince
+from .changes import AsOf, PullSpan
 from .context import ApiContext, ChangeSource
-from .deps import Context, CsvDialect, Format, Kiln, Last24h, ReportSlot, Tz, get_context, kiln_or_404
+from .deps import Context, CsvDialect, Format, Kiln, ReportSlot, Tz, get_context, kiln_or_404
 from .live import live_json
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
 from .report_time import report_clock
@@ -86,7 +86,7 @@ async def hourly(
     ctx: Context,
     request: Request,
     _slot: ReportSlot,
-    span: Last24h,
+    span: PullSpan,
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
@@ -98,7 +98,6 @@ async def hourly(
         ),
     ] = False,
     ledger: Annotated[bool, Query(description="add the per-signal completeness ledger")] = False,
-    changed_since: ChangedSince = None,
     as_of: AsOf = None,
 ) -> Any:
     """Hourly CO2 of a kiln. ``co2_t`` is the reported value: invalid parameters substituted (see
@@ -106,7 +105,7 @@ async def hourly(
     JSON pages hold at most ``max_rows`` hours; the next page is in the ``Link: <url>; rel="next"``
     header (and ``next`` of the envelope). CSV streams the whole range. ``changed_since``: only the
     hours added or revised after that change number (``X-Kilnwatch-Change-Seq`` of an earlier answer)."""
-    start_ns, end_ns = changes.default_span(request, changed_since, span.start_ns, span.end_ns)
+    start_ns, end_ns, changed_since = span.start_ns, span.end_ns, span.changed_since
     feeds = signal_feeds(ctx, kiln)
     method = kiln_method(ctx, kiln.id)
     clock = report_clock(ctx, [kiln.id], tz)
@@ -136,6 +135,10 @@ async def hourly(
         return _hourly_page(
             request, body, cursor, end_ns, headers, method if envelope else None, pull, changed_since
         )
+
+    if pull.changed_hours is not None:  # the general path reads only the stretch that changed
+        start_ns = max(start_ns, min(pull.changed_hours, default=end_ns))
+        end_ns = min(end_ns, max(pull.changed_hours, default=start_ns - HOUR_NS) + HOUR_NS)
 
     def row(h: HourAggregate) -> list[dict[str, Any]]:
         if pull.changed_hours is not None and h.start_ns not in pull.changed_hours:
