@@ -53,22 +53,27 @@ def forms(h: HourAggregate) -> tuple[bytes, bytes]:
     return report, flat
 
 
-class Filler:
-    """Completes stored rows for one report's time zone."""
+def _values(get: Local, starts: list[int], clock: PlantClock) -> list[Any]:
+    if get.of_starts is not None:
+        return get.of_starts(starts, clock)
+    return [get.read(HourStart(t), clock) for t in starts]
 
-    def __init__(self, clock: PlantClock) -> None:
-        self.clock = clock
-        local = _local_fields()
-        self._json = [(orjson.dumps(_marker(name)), get.read) for name, get in local]
-        header = tables.HOURLY.csv_header
-        self._cells = [(header.index(name), get.read) for name, get in local if name in header]
 
-    def json(self, text: bytes, start_ns: int) -> bytes:
-        for marker, read in self._json:
-            text = text.replace(marker, orjson.dumps(read(HourStart(start_ns), self.clock)), 1)
-        return text
+def fill_json(texts: list[bytes], starts: list[int], clock: PlantClock) -> list[bytes]:
+    """Stored ``report`` rows of the hours starting at ``starts``, completed for ``clock``."""
+    for name, get in _local_fields():
+        marker = orjson.dumps(_marker(name))
+        values = [orjson.dumps(v) for v in _values(get, starts, clock)]
+        texts = [t.replace(marker, v, 1) for t, v in zip(texts, values, strict=True)]
+    return texts
 
-    def cells(self, cells: list[Any], start_ns: int) -> list[Any]:
-        for i, read in self._cells:
-            cells[i] = read(HourStart(start_ns), self.clock)
-        return cells
+
+def fill_cells(rows: list[list[Any]], starts: list[int], clock: PlantClock) -> list[list[Any]]:
+    """Stored ``flat`` rows (decoded) of the hours starting at ``starts``, completed for ``clock``."""
+    header = tables.HOURLY.csv_header
+    for name, get in _local_fields():
+        if name in header:
+            i = header.index(name)
+            for row, v in zip(rows, _values(get, starts, clock), strict=True):
+                row[i] = v
+    return rows

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from analytics import tables
 from analytics.plant_time import PlantClock
-from analytics.stored_rows import Filler
+from analytics.stored_rows import fill_cells, fill_json
 
 from . import paging
 from .context import ChangeSource, StoredHourRows
@@ -28,8 +28,7 @@ from .csv_dialect import BOM, writer
 
 def json_array(rows: StoredHourRows, clock: PlantClock) -> bytes:
     """The rows as one JSON array, their local times filled in."""
-    fill = Filler(clock).json
-    return b"[" + b",".join([fill(r, t) for r, t in zip(rows.text, rows.ts, strict=True)]) + b"]"
+    return b"[" + b",".join(fill_json(rows.text, rows.ts, clock)) + b"]"
 
 
 def read_page(
@@ -47,8 +46,7 @@ def read_page(
 def csv_chunk(rows: StoredHourRows, clock: PlantClock, dialect: str) -> str:
     """Stored CSV cells, their local times filled in, as CSV lines of ``dialect``."""
     buf = io.StringIO()
-    fill = Filler(clock).cells
-    cells = [fill(orjson.loads(f), t) for f, t in zip(rows.text, rows.ts, strict=True)]
+    cells = fill_cells([orjson.loads(f) for f in rows.text], rows.ts, clock)
     if dialect == "excel-comma":
         cells = [[repr(v).replace(".", ",") if isinstance(v, float) else v for v in row] for row in cells]
     writer(buf, dialect).writerows(cells)

@@ -211,3 +211,16 @@ def test_stored_cells_parse_as_the_csv_header(store: tuple[Runtime, Any, Path]) 
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == N_HOURS and list(rows[0]) == tables.HOURLY.csv_header
     assert rows[0]["hour_local"] == "2026-01-01T01:00:00+01:00"  # the plant's zone
+
+
+@pytest.mark.parametrize(
+    "tz", ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Baku", "UTC"]
+)
+def test_local_times_of_many_hours_are_those_of_one(tz: str) -> None:
+    """A year and a half of hours (both DST changes, Lord Howe's half-hour one), and odd times."""
+    from analytics.plant_time import local_isos
+
+    clock = PlantClock(tz)
+    starts = [T0 - 200 * 24 * HOUR_NS + i * HOUR_NS for i in range(13_000)]
+    starts += [T0 + 1_800 * 10**9 + 7, 0, 2_000_000_000 * 10**9]
+    assert local_isos(starts, clock) == [clock.local_iso(t) for t in starts]
