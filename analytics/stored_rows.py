@@ -3,7 +3,7 @@
 A stored row is :func:`analytics.tables.hourly_row` without the ledger (null), written once when the
 hour is: ``report`` as JSON text, ``flat`` as the JSON array of its CSV cells. What depends on the
 report's time zone (the :class:`~analytics.schema.Local` fields, e.g. ``hour_local``) is stored as a
-marker, the string ``"\\u0000<name>"``, and filled in by :func:`fill_json` / :func:`fill_cells` from
+marker, the string ``"\\u0000<name>"``, and filled in by :func:`json_array` / :func:`fill_cells` from
 the hour's start alone; so a report never decodes the hour's record (decision 0031).
 """
 
@@ -59,13 +59,22 @@ def _values(get: Local, starts: list[int], clock: PlantClock) -> list[Any]:
     return [get.read(HourStart(t), clock) for t in starts]
 
 
-def fill_json(texts: list[bytes], starts: list[int], clock: PlantClock) -> list[bytes]:
-    """Stored ``report`` rows of the hours starting at ``starts``, completed for ``clock``."""
-    for name, get in _local_fields():
-        marker = orjson.dumps(_marker(name))
-        values = [orjson.dumps(v) for v in _values(get, starts, clock)]
-        texts = [t.replace(marker, v, 1) for t, v in zip(texts, values, strict=True)]
-    return texts
+def json_array(texts: list[bytes | None], starts: list[int], clock: PlantClock) -> bytearray:
+    """Stored ``report`` rows of the hours starting at ``starts``, completed for ``clock``, as one JSON
+    array. ``texts`` is emptied on the way (each row freed once copied): the array is the one copy."""
+    if not texts:
+        return bytearray(b"[]")
+    local = [(orjson.dumps(_marker(name)), _values(get, starts, clock)) for name, get in _local_fields()]
+    out = bytearray(b"[")
+    for i, text in enumerate(texts):
+        assert text is not None
+        for marker, values in local:
+            text = text.replace(marker, orjson.dumps(values[i]), 1)
+        out += text
+        out += b","
+        texts[i] = None
+    out[-1:] = b"]"
+    return out
 
 
 def fill_cells(rows: list[list[Any]], starts: list[int], clock: PlantClock) -> list[list[Any]]:

@@ -92,7 +92,7 @@ def next_url(request: Request, **params: str) -> str:
 
 
 def json_page(
-    rows: bytes,
+    rows: bytes | memoryview,
     headers: dict[str, str],
     next_link: str | None,
     method: dict[str, Any] | None = None,

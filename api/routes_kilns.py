@@ -158,7 +158,7 @@ async def hourly(
 
 def _hourly_page(
     request: Request,
-    rows: bytes,
+    rows: bytes | memoryview,
     cursor: int | None,
     end_ns: int,
     headers: dict[str, str],
