@@ -3,7 +3,8 @@
 The store holds 8 760 hours (2025) of one demo kiln: hours the engine computed from the simulator's
 model, repeated with shifted times (``tests/unit/report_store.py``). The API runs in its own process
 under uvicorn on 127.0.0.1 (the service's settings: uvloop, httptools, no access log); the client is
-httpx in this process, reading the whole body. Per format: a warm-up, then 5 requests, median.
+httpx in this process, reading the whole body. A warm-up, then JSON, CSV and the ceiling in turn
+5 times; medians.
 
 Ceiling, in this process: a plain sqlite3 read of the same hours' stored report rows and one orjson
 dump of them as a JSON array (no HTTP, no framework): what the store and the JSON writer take.
@@ -90,28 +91,30 @@ def serve(store: Path, port: int) -> None:
     uvicorn.run(app, host=HOST, port=port, log_level="warning", **UVICORN)  # type: ignore[arg-type]
 
 
-def ceiling(store: Path) -> tuple[float, int]:
-    """The same rows read with sqlite3 and dumped with orjson [ms], and the peak memory of it [bytes]."""
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    q = "SELECT report FROM hourly_report WHERE kiln = ? AND ts >= ? AND ts < ? ORDER BY ts"
+class Ceiling:
+    """The same rows read with sqlite3 and dumped with orjson, in this process."""
 
-    def once() -> bytes:
-        rows = conn.execute(q, ("kiln1", START_NS, START_NS + N_HOURS * 3600 * 10**9)).fetchall()
+    def __init__(self, store: Path) -> None:
+        self.conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+
+    def once(self) -> bytes:
+        q = "SELECT report FROM hourly_report WHERE kiln = ? AND ts >= ? AND ts < ? ORDER BY ts"
+        rows = self.conn.execute(q, ("kiln1", START_NS, START_NS + N_HOURS * 3600 * 10**9)).fetchall()
         return orjson.dumps([orjson.Fragment(r) for (r,) in rows])
 
-    once()
-    runs = []
-    for _ in range(RUNS):
+    def ms(self) -> float:
         t = time.perf_counter()
-        body = once()
-        runs.append((time.perf_counter() - t) * 1e3)
-    assert body.count(b'"hour":') == N_HOURS
-    tracemalloc.start()
-    once()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    conn.close()
-    return statistics.median(runs), peak
+        body = self.once()
+        elapsed = (time.perf_counter() - t) * 1e3
+        assert body.count(b'"hour":') == N_HOURS
+        return elapsed
+
+    def peak(self) -> int:
+        tracemalloc.start()
+        self.once()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
 
 
 def vm(pid: int, key: str) -> int:
@@ -122,29 +125,36 @@ def vm(pid: int, key: str) -> int:
     return 0
 
 
-def measure(base: str, fmt: str) -> tuple[float, int, int]:
-    """Median time of a year's request [ms], its bytes and rows, then its traced peak [bytes]."""
-    params = {**QUERY, "format": fmt}
+def api_ms(http: httpx.Client, fmt: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
+    """One year's request [ms] and its rows."""
+    t = time.perf_counter()
+    r = http.get(PATH, params={**QUERY, "format": fmt}, headers=headers)
+    elapsed = (time.perf_counter() - t) * 1e3
+    r.raise_for_status()
+    return elapsed, len(r.json()) if fmt == "json" else r.text.count("\n") - 1
+
+
+def measure(base: str, ceiling: Ceiling) -> dict[str, Any]:
+    """JSON, CSV and the ceiling in turn, ``RUNS`` times after a warm-up: medians [ms]; then a traced
+    request of each format: peaks [bytes]."""
+    runs: dict[str, list[float]] = {"json": [], "csv": [], "ceiling": []}
     with httpx.Client(base_url=base, timeout=120) as http:
-
-        def once(headers: dict[str, str] | None = None) -> httpx.Response:
-            r = http.get(PATH, params=params, headers=headers)
-            r.raise_for_status()
-            return r
-
-        r = once()
-        rows = len(r.json()) if fmt == "json" else r.text.count("\n") - 1
-        if rows != N_HOURS:
-            raise RuntimeError(f"{fmt}: {rows} rows, not {N_HOURS}")
-        runs = []
+        for fmt in ("json", "csv"):
+            _, rows = api_ms(http, fmt)
+            if rows != N_HOURS:
+                raise RuntimeError(f"{fmt}: {rows} rows, not {N_HOURS}")
+        ceiling.ms()
         for _ in range(RUNS):
-            t = time.perf_counter()
-            once()
-            runs.append((time.perf_counter() - t) * 1e3)
-        once({TRACE_HEADER: "1"})
-        peak = int(http.get("/_bench/peak").text)
-    log(f"{fmt}: {len(r.content) >> 10} KiB, runs {', '.join(f'{x:.0f}' for x in runs)} ms")
-    return statistics.median(runs), len(r.content), peak
+            runs["json"].append(api_ms(http, "json")[0])
+            runs["csv"].append(api_ms(http, "csv")[0])
+            runs["ceiling"].append(ceiling.ms())
+        peaks = {}
+        for fmt in ("json", "csv"):
+            api_ms(http, fmt, {TRACE_HEADER: "1"})
+            peaks[fmt] = int(http.get("/_bench/peak").text)
+    for name, values in runs.items():
+        log(f"{name}: runs {', '.join(f'{x:.0f}' for x in values)} ms")
+    return {**{k: statistics.median(v) for k, v in runs.items()}, "peaks": peaks}
 
 
 def main() -> None:
@@ -165,14 +175,15 @@ def main() -> None:
         LocalStore(store, []).close()  # a store from an earlier version: migrated before the clock runs
         port = free_port()
         cmd = [python(), __file__, "--serve", str(store), "--port", str(port)]
+        ceiling = Ceiling(store)
         with process(cmd, Path(tmp) / "server.log", lambda: accepting(port), "API server") as proc:
             rss0 = vm(proc.pid, "VmRSS")
-            base = f"http://{HOST}:{port}"
-            json_ms, _, json_peak = measure(base, "json")
-            csv_ms, _, csv_peak = measure(base, "csv")
+            got = measure(f"http://{HOST}:{port}", ceiling)
             hwm = vm(proc.pid, "VmHWM")
-        ceiling_ms, ceiling_peak = ceiling(store)
+        ceiling_peak = ceiling.peak()
     mib = 2**20
+    json_ms, csv_ms, ceiling_ms = got["json"], got["csv"], got["ceiling"]
+    json_peak, csv_peak = got["peaks"]["json"], got["peaks"]["csv"]
     log(
         f"ceiling (sqlite3 + orjson, no HTTP): {ceiling_ms:.0f} ms, peak {ceiling_peak / mib:.1f} MiB; "
         f"server peak RSS growth over the run {(hwm - rss0) / mib:.0f} MiB; traced peak JSON "
