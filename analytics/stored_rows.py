@@ -31,6 +31,7 @@ class HourStart(NamedTuple):
 
 #: What a local field holds in a stored row (the same for every one: they are filled in field order).
 MARKER = "\x00local"
+_SPLICE_ROWS = 256
 
 
 def _local_fields() -> list[tuple[str, Local]]:
@@ -59,26 +60,31 @@ def _values(get: Local, starts: list[int], clock: PlantClock) -> list[Any]:
     return [get.read(HourStart(t), clock) for t in starts]
 
 
-def json_array(texts: list[bytes], starts: list[int], clock: PlantClock) -> bytes:
+def json_array(texts: list[bytes], starts: list[int], clock: PlantClock) -> bytearray:
     """Stored ``report`` rows of the hours starting at ``starts``, completed for ``clock``, as one JSON
-    array. ``texts`` is emptied (its rows are in the array). A few passes of C over the whole text
-    (join, split at the markers, join with the values) instead of Python work per row."""
+    array. ``texts`` is used up: each row is freed once copied, so the array is the one copy. Per
+    ``_SPLICE_ROWS`` rows a few passes of C (join, split at the markers, join with the values)
+    instead of Python work per row."""
     if not texts:
-        return b"[]"
-    values = [[orjson.dumps(v) for v in _values(get, starts, clock)] for _, get in _local_fields()]
-    whole = b",".join(texts)
-    texts.clear()
-    parts = whole.split(orjson.dumps(MARKER))
-    del whole
-    if len(parts) != len(starts) * len(values) + 1:
-        raise ValueError(f"{len(parts) - 1} local-time markers in {len(starts)} stored rows")
-    filled: list[bytes] = [b""] * (2 * len(parts) - 1)
-    filled[0::2] = parts
-    del parts
-    filled[1::2] = values[0] if len(values) == 1 else [v for row in zip(*values, strict=True) for v in row]
-    filled[0] = b"[" + filled[0]
-    filled.append(b"]")
-    return b"".join(filled)
+        return bytearray(b"[]")
+    # a copy of exactly its size: orjson leaves each small result in a buffer of 4 KiB
+    per_field = [[b"%b" % orjson.dumps(v) for v in _values(get, starts, clock)] for _, get in _local_fields()]
+    values = per_field[0] if len(per_field) == 1 else [v for row in zip(*per_field, strict=True) for v in row]
+    k, marker = len(per_field), orjson.dumps(MARKER)
+    out = bytearray(b"[")
+    for lo in range(0, len(texts), _SPLICE_ROWS):
+        hi = min(len(texts), lo + _SPLICE_ROWS)
+        parts = b",".join(texts[lo:hi]).split(marker)
+        texts[lo:hi] = [b""] * (hi - lo)
+        if len(parts) != (hi - lo) * k + 1:
+            raise ValueError(f"{len(parts) - 1} local-time markers in {hi - lo} stored rows")
+        filled: list[bytes] = [b""] * (2 * len(parts) - 1)
+        filled[0::2] = parts
+        filled[1::2] = values[lo * k : hi * k]
+        out += b"".join(filled)
+        out += b","
+    out[-1:] = b"]"
+    return out
 
 
 def fill_cells(rows: list[list[Any]], starts: list[int], clock: PlantClock) -> list[list[Any]]:
