@@ -9,6 +9,8 @@ the hour's start alone; so a report never decodes the hour's record (decision 00
 
 from __future__ import annotations
 
+import csv
+import io
 import zlib
 from typing import Any, NamedTuple
 
@@ -20,7 +22,7 @@ from .plant_time import PlantClock
 from .schema import Local
 
 #: Raise when a getter of the hourly schema changes what it writes (field changes are seen anyway).
-FORM_VERSION = 2
+FORM_VERSION = 3
 
 
 class HourStart(NamedTuple):
@@ -31,6 +33,8 @@ class HourStart(NamedTuple):
 
 #: What a local field holds in a stored row (the same for every one: they are filled in field order).
 MARKER = "\x00local"
+#: The same in an RFC 4180 line.
+CSV_MARKER = "@kilnwatch-local@"
 _SPLICE_ROWS = 256
 
 
@@ -44,14 +48,16 @@ def form_id() -> str:
     return f"{FORM_VERSION}-{zlib.crc32(orjson.dumps(names)):08x}"
 
 
-def forms(h: HourAggregate) -> tuple[bytes, bytes]:
-    """(``report``, ``flat``) of one hour, local fields as markers."""
+def forms(h: HourAggregate) -> tuple[bytes, bytes, bytes]:
+    """(``report``, ``flat``, ``line``) of one hour, local fields as markers."""
     row = tables.hourly_row(h, ledger=False)
     for name, _ in _local_fields():
         row[name] = MARKER
     report = orjson.dumps(row)
-    flat = orjson.dumps([tables.csv_value(row[c]) for c in tables.HOURLY.csv_header])
-    return report, flat
+    cells = [tables.csv_value(row[c]) for c in tables.HOURLY.csv_header]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([CSV_MARKER if c == MARKER else c for c in cells])
+    return report, orjson.dumps(cells), buf.getvalue().encode()
 
 
 def _values(get: Local, starts: list[int], clock: PlantClock) -> list[Any]:
@@ -96,3 +102,28 @@ def fill_cells(rows: list[list[Any]], starts: list[int], clock: PlantClock) -> l
             for row, v in zip(rows, _values(get, starts, clock), strict=True):
                 row[i] = v
     return rows
+
+
+def csv_lines(texts: list[bytes], starts: list[int], clock: PlantClock) -> bytes:
+    """Stored RFC 4180 ``line`` rows of the hours starting at ``starts``, completed for ``clock``:
+    joined, split at the markers and joined again with the local values (each a CSV cell)."""
+    if not texts:
+        return b""
+    per_field = [[_csv_cell(v) for v in _values(get, starts, clock)] for name, get in _local_fields()
+                 if name in tables.HOURLY.csv_header]  # fmt: skip
+    values = per_field[0] if len(per_field) == 1 else [v for row in zip(*per_field, strict=True) for v in row]
+    parts = b"".join(texts).split(CSV_MARKER.encode())
+    if len(parts) != len(values) + 1:
+        raise ValueError(f"{len(parts) - 1} local-time markers in {len(texts)} stored lines")
+    filled: list[bytes] = [b""] * (2 * len(parts) - 1)
+    filled[0::2] = parts
+    filled[1::2] = values
+    return b"".join(filled)
+
+
+def _csv_cell(v: Any) -> bytes:
+    if isinstance(v, str) and not any(c in v for c in ',"\r\n'):
+        return v.encode()
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([v])
+    return buf.getvalue().encode()

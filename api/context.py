@@ -77,7 +77,9 @@ class StoredHourRows(Protocol):
 
     ts: list[int]
     change_seq: list[int]
-    text: list[bytes]  # "report": the JSON row without ledger and hour_local; "flat": the CSV cells
+    #: "report": the JSON row, "flat": its CSV cells as JSON, "line": its RFC 4180 line (local times
+    #: as markers, ``analytics.stored_rows``)
+    text: list[bytes]
     newest_seq: int  # the store's newest change number when the rows were read
 
 
@@ -94,7 +96,7 @@ class ChangeSource(Protocol):
         end_ns: int,
         changed_since: int | None = None,
         limit: int = -1,
-        form: Literal["report", "flat"] = "report",
+        form: Literal["report", "flat", "line"] = "report",
     ) -> StoredHourRows: ...
     def changed_hours(
         self, kilns: Sequence[str], changed_since: int, start_ns: int, end_ns: int

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi.concurrency import run_in_threadpool
@@ -44,14 +44,17 @@ def read_page(
     return rows, cursor
 
 
-def csv_chunk(rows: StoredHourRows, clock: PlantClock, dialect: str) -> str:
-    """Stored CSV cells, their local times filled in, as CSV lines of ``dialect``."""
+def csv_chunk(rows: StoredHourRows, clock: PlantClock, dialect: str) -> bytes:
+    """Stored rows (``line`` for rfc4180, else ``flat``), their local times filled in, as CSV lines
+    of ``dialect``."""
+    if dialect == "rfc4180":
+        return stored_rows.csv_lines(rows.text, rows.ts, clock)
     buf = io.StringIO()
     cells = fill_cells([orjson.loads(f) for f in rows.text], rows.ts, clock)
     if dialect == "excel-comma":
         cells = [[repr(v).replace(".", ",") if isinstance(v, float) else v for v in row] for row in cells]
     writer(buf, dialect).writerows(cells)
-    return buf.getvalue()
+    return buf.getvalue().encode()
 
 
 def csv_stream(
@@ -67,7 +70,7 @@ def csv_stream(
 ) -> StreamingResponse:
     """Every hour of [start, end) (changed after ``changed_since``) as CSV, read a chunk at a time."""
 
-    async def body() -> AsyncIterator[str]:
+    async def body() -> AsyncIterator[str | bytes]:
         buf = io.StringIO()
         if dialect == "excel-comma":
             buf.write(BOM)
@@ -76,7 +79,8 @@ def csv_stream(
         t = start_ns
         while t < end_ns:
             hi = min(end_ns, t + paging.CHUNK_NS)  # the hours of 14 days at a time, as the other reports
-            rows = await run_in_threadpool(history.hourly_rows, kiln, t, hi, changed_since, -1, "flat")
+            form: Literal["line", "flat"] = "line" if dialect == "rfc4180" else "flat"
+            rows = await run_in_threadpool(history.hourly_rows, kiln, t, hi, changed_since, -1, form)
             if rows.ts:
                 yield await run_in_threadpool(csv_chunk, rows, clock, dialect)
             t = hi

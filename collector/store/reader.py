@@ -68,7 +68,7 @@ class StoreReader:
         end_ns: int,
         changed_since: int | None = None,
         limit: int = -1,
-        form: Literal["report", "flat"] = "report",
+        form: Literal["report", "flat", "line"] = "report",
     ) -> StoredHourRows:
         """The report rows of one kiln's hours in [start, end), oldest first; with ``changed_since``
         only the hours written or revised after that number. At most ``limit`` rows (-1: all). One
@@ -76,7 +76,7 @@ class StoreReader:
         conn = self._conn()
         if not self._has_forms(conn):
             return self._hourly_rows_computed(kiln, start_ns, end_ns, limit, form)
-        column = "report" if form == "report" else "flat"
+        column = {"report": "report", "flat": "flat", "line": "line"}[form]
         q = f"SELECT ts, change_seq, {column} FROM hourly_report WHERE kiln = ? AND ts >= ? AND ts < ?"
         args: list[object] = [kiln, start_ns, end_ns]
         if changed_since is not None:
@@ -98,7 +98,7 @@ class StoreReader:
     ) -> StoredHourRows:
         """A store written before the report rows were kept (read-only here: not migrated)."""
         hours = self.hours(kiln, start_ns, end_ns)[: None if limit < 0 else limit]
-        which = 0 if form == "report" else 1
+        which = ("report", "flat", "line").index(form)
         text = [stored_rows.forms(h)[which] for h in hours]
         return StoredHourRows([h.start_ns for h in hours], [0] * len(hours), text, 0)
 
