@@ -141,14 +141,16 @@ async def begin(
     kilns: list[str],
     span: tuple[int, int],
     as_of: int | None,
+    filters_itself: bool = False,
 ) -> Pull | Response:
     """The pull of a report request, or the 304 answer when the client's copy is current. ``span``:
-    the hours the report reads (for ``changed_since``)."""
+    the hours the report reads (for ``changed_since``); ``filters_itself``: the route reads only the
+    changed hours on its own (no list of them needed)."""
     current = await run_in_threadpool(newest_seq, ctx)
     pull = Pull(current if as_of is None else as_of, etag(request, current, window, method), None)
     if matches(request, pull.etag):
         return Response(status_code=304, headers=pull.headers())
-    if changed_since is None or not isinstance(ctx.history, ChangeSource):
+    if changed_since is None or filters_itself or not isinstance(ctx.history, ChangeSource):
         return pull
     history = ctx.history
     hours = await run_in_threadpool(history.changed_hours, kilns, changed_since, *span)

@@ -110,14 +110,16 @@ async def hourly(
     method = kiln_method(ctx, kiln.id)
     clock = report_clock(ctx, [kiln.id], tz)
     window = changes.window_of(start_ns, end_ns, HOUR_NS)
+    history = ctx.history
+    stored_rows = isinstance(history, ChangeSource) and not ledger  # decision 0031
+    span_ns = (start_ns, end_ns)
     pull = await changes.begin(
-        request, ctx, window, method, changed_since, [kiln.id], (start_ns, end_ns), as_of
+        request, ctx, window, method, changed_since, [kiln.id], span_ns, as_of, filters_itself=stored_rows
     )
     if isinstance(pull, Response):
         return pull
     headers = {**method_header(method), **pull.headers()}
-    history = ctx.history
-    if isinstance(history, ChangeSource) and not ledger:  # the stored report rows (decision 0031)
+    if stored_rows and isinstance(history, ChangeSource):
         if format == "csv":
             name = f"{kiln.id}-hourly.csv"
             return hourly_rows.csv_stream(
