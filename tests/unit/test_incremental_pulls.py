@@ -224,3 +224,18 @@ def test_local_times_of_many_hours_are_those_of_one(tz: str) -> None:
     starts = [T0 - 200 * 24 * HOUR_NS + i * HOUR_NS for i in range(13_000)]
     starts += [T0 + 1_800 * 10**9 + 7, 0, 2_000_000_000 * 10**9]
     assert local_isos(starts, clock) == [clock.local_iso(t) for t in starts]
+
+
+def test_rows_made_for_another_schema_are_made_again_with_new_numbers(
+    store: tuple[Runtime, Any, Path],
+) -> None:
+    rt, _, path = store
+    before = client(store).get(HOURLY, params=SPAN).content
+    with sqlite3.connect(path) as conn:  # as if the rows were made by a version with other fields
+        conn.execute("UPDATE store_meta SET value = 'other' WHERE key = 'hourly_form'")
+        conn.execute("UPDATE hourly_report SET report = CAST('{}' AS BLOB)")
+    LocalStore(path, rt.table.ids).close()
+    rows = StoreReader(path).hourly_rows("kiln1", T0, T0 + N_HOURS * HOUR_NS)
+    # content changed for a puller: every hour again, above the numbers it has seen
+    assert rows.change_seq == list(range(N_HOURS + 1, 2 * N_HOURS + 1))
+    assert client(store).get(HOURLY, params=SPAN).content == before
