@@ -14,7 +14,7 @@ instant after the gap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -121,3 +121,33 @@ def period_bounds(clock: PlantClock, start_ns: int, end_ns: int) -> dict[str, st
         "start_local": clock.local_iso(start_ns),
         "end_local": clock.local_iso(end_ns),
     }
+
+
+def local_isos(starts: list[int], clock: PlantClock) -> list[str]:
+    """:meth:`PlantClock.local_iso` of many times [ns] at once: the offset is looked up at both ends
+    of each UTC day they fall in, and per time only in a day where it changes (a zone never changes
+    its offset twice within one day)."""
+    if not starts:
+        return []
+    secs = np.asarray(starts, dtype=np.int64) // NS_PER_S
+    days = secs // 86_400
+    uniq = np.unique(days)
+    first = np.array([_offset_s(int(d) * 86_400, clock.tz) for d in uniq.tolist()], dtype=np.int64)
+    last = np.array([_offset_s(int(d) * 86_400 + 86_399, clock.tz) for d in uniq.tolist()], dtype=np.int64)
+    at = np.searchsorted(uniq, days)
+    offsets = first[at]
+    for i in np.flatnonzero(first[at] != last[at]).tolist():
+        offsets[i] = _offset_s(int(secs[i]), clock.tz)
+    text = np.datetime_as_string((secs + offsets).astype("datetime64[s]"), unit="s").tolist()
+    suffix = {int(o): _suffix(int(o)) for o in np.unique(offsets).tolist()}
+    return [t + suffix[o] for t, o in zip(text, offsets.tolist(), strict=True)]
+
+
+def _offset_s(s: int, tz: ZoneInfo) -> int:
+    offset = datetime.fromtimestamp(s, tz=UTC).astimezone(tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _suffix(offset_s: int) -> str:
+    """The offset as ``isoformat`` writes it (+01:00, -03:30, +00:00)."""
+    return datetime(2000, 1, 1, tzinfo=timezone(timedelta(seconds=offset_s))).isoformat()[19:]

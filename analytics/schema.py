@@ -56,6 +56,9 @@ class Local:
     the report is asked in."""
 
     read: Callable[[Any, PlantClock], Any]
+    #: The values for many records at once from their starts [ns] (``analytics.stored_rows``), when
+    #: the value depends on the record's start alone; None: ``read`` row by row.
+    of_starts: Callable[[list[int], PlantClock], list[Any]] | None = None
 
 
 @dataclass(frozen=True)

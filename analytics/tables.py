@@ -25,7 +25,7 @@ from .aggregates import HourAggregate, ParameterStats, PollutantHalfHour
 from .kiln_params import CLINKER_RATE, CO2_DRY, CO_DRY, FLOW_N_DRY
 from .ledger import LEDGER_REASONS
 from .periods import DailyPollutant
-from .plant_time import PlantClock
+from .plant_time import PlantClock, local_isos
 from .reporting import DailyCrossCheck, PeriodTotals, PlantHour
 from .schema import UTC_CLOCK, Field, Local, Nested, Schema, num
 
@@ -43,7 +43,7 @@ def _local_time(what: str, start_ns: Callable[[Any], int]) -> Field:
     """``<what>_local``: the start of the row's hour or half-hour in the report's time zone."""
     return Field(
         f"{what}_local", str, "", "start in the report's time zone, ISO 8601 with its offset",
-        get=Local(lambda r, clock: clock.local_iso(start_ns(r))),
+        get=Local(lambda r, clock: clock.local_iso(start_ns(r)), local_isos),
     )  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
@@ -84,3 +84,34 @@ class ApiContext:
 
     def kiln(self, kiln_id: str) -> KilnSpec | None:
         return next((k for k in self.kilns if k.id == kiln_id), None)
+
+
+class StoredHourRows(Protocol):
+    """Hourly report rows as the store keeps them, column by column (``collector.store.hourly_forms``)."""
+
+    ts: list[int]
+    change_seq: list[int]
+    #: "report": the JSON row, "flat": its CSV cells as JSON, "line": its RFC 4180 line (local times
+    #: as markers, ``analytics.stored_rows``)
+    text: list[bytes]
+    newest_seq: int  # the store's newest change number when the rows were read
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """A history that numbers its changes and keeps the hourly report rows (the local store);
+    called from a worker thread."""
+
+    def newest_change_seq(self) -> int: ...
+    def hourly_rows(
+        self,
+        kiln: str,
+        start_ns: int,
+        end_ns: int,
+        changed_since: int | None = None,
+        limit: int = -1,
+        form: Literal["report", "flat", "line"] = "report",
+    ) -> StoredHourRows: ...
+    def changed_hours(
+        self, kilns: Sequence[str], changed_since: int, start_ns: int, end_ns: int
+    ) -> list[int]: ...

@@ -31,6 +31,11 @@ class Rfc4180(csv.excel):
 _DIALECTS: Final[dict[str, type[csv.Dialect]]] = {"rfc4180": Rfc4180, "excel-comma": ExcelComma}
 
 
+def writer(buf: io.StringIO, dialect: str = "rfc4180") -> Any:
+    """A ``csv.writer`` of ``dialect`` into ``buf``."""
+    return csv.writer(buf, dialect=_DIALECTS[dialect])
+
+
 def _cell(v: Any, decimal_comma: bool) -> Any:
     v = tables.csv_value(v)
     if decimal_comma and isinstance(v, float):

@@ -79,3 +79,8 @@ class Report(BaseModel, Generic[RowT]):
     next: str | None = Field(
         default=None, description="URL of the next page (also as Link: rel=next); null on the last page"
     )
+    change_seq: int | None = Field(
+        default=None,
+        description="the store's change number up to which the answer is complete (also as the "
+        "X-Kilnwatch-Change-Seq header): ask with ?changed_since=<it> next time",
+    )

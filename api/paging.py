@@ -92,10 +92,14 @@ def next_url(request: Request, **params: str) -> str:
 
 
 def json_page(
-    rows: bytes, headers: dict[str, str], next_link: str | None, method: dict[str, Any] | None = None
+    rows: bytes | memoryview,
+    headers: dict[str, str],
+    next_link: str | None,
+    method: dict[str, Any] | None = None,
+    change_seq: int | None = None,
 ) -> Response:
-    """A page: the bare array, or with ``method`` ``{"method", "rows", "next"}``; with
-    ``Link: <...>; rel="next"`` when there is a next page."""
+    """A page: the bare array, or with ``method`` ``{"method", "rows", "next"}`` (and ``change_seq``
+    when given, :mod:`api.changes`); with ``Link: <...>; rel="next"`` when there is a next page."""
     out = dict(headers)
     if next_link is not None:
         out["Link"] = f"<{next_link}>; {LINK_NEXT}"
@@ -108,6 +112,7 @@ def json_page(
                 rows,
                 b',"next":',
                 to_json(next_link),
+                b"" if change_seq is None else b',"change_seq":%d' % change_seq,
                 b"}",
             )
         )

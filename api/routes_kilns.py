@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from analytics import kiln_params as kp
@@ -14,9 +16,10 @@ from analytics.aggregates import HourAggregate
 from analytics.hours import HOUR_NS
 from analytics.signals import KilnSpec, Quantity
 
-from . import paging
-from .context import ApiContext
-from .deps import Context, CsvDialect, Format, Kiln, Last24h, ReportSlot, Tz, get_context, kiln_or_404
+from . import changes, hourly_rows, paging
+from .changes import AsOf, PullSpan
+from .context import ApiContext, ChangeSource
+from .deps import Context, CsvDialect, Format, Kiln, ReportSlot, Tz, get_context, kiln_or_404
 from .live import live_json
 from .models import HourlyRow, KilnSummary, LiveResponse, Report
 from .report_time import report_clock
@@ -83,7 +86,7 @@ async def hourly(
     ctx: Context,
     request: Request,
     _slot: ReportSlot,
-    span: Last24h,
+    span: PullSpan,
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
@@ -95,19 +98,55 @@ async def hourly(
         ),
     ] = False,
     ledger: Annotated[bool, Query(description="add the per-signal completeness ledger")] = False,
+    as_of: AsOf = None,
 ) -> Any:
     """Hourly CO2 of a kiln. ``co2_t`` is the reported value: invalid parameters substituted (see
     ``substitution_method``), CO counted as CO2 under eu_mrr; revised hours carry a higher ``revision``.
     JSON pages hold at most ``max_rows`` hours; the next page is in the ``Link: <url>; rel="next"``
-    header (and ``next`` of the envelope). CSV streams the whole range."""
-    start_ns, end_ns = span.start_ns, span.end_ns
+    header (and ``next`` of the envelope). CSV streams the whole range. ``changed_since``: only the
+    hours added or revised after that change number (``X-Kilnwatch-Change-Seq`` of an earlier answer)."""
+    start_ns, end_ns, changed_since = span.start_ns, span.end_ns, span.changed_since
     feeds = signal_feeds(ctx, kiln)
-    headers = method_header(kiln_method(ctx, kiln.id))
+    method = kiln_method(ctx, kiln.id)
     clock = report_clock(ctx, [kiln.id], tz)
-
+    window = changes.window_of(start_ns, end_ns, HOUR_NS)
+    history = ctx.history
     notes = [] if ctx.annotations is None else ctx.annotations.current(kiln.id, start_ns - HOUR_NS, end_ns)
+    # Stored rows (decision 0031) carry no annotations: a range with some takes the general path.
+    stored_rows = isinstance(history, ChangeSource) and not ledger and not notes
+    span_ns = (start_ns, end_ns)
+    pull = await changes.begin(
+        request, ctx, window, method, changed_since, [kiln.id], span_ns, as_of, filters_itself=stored_rows
+    )
+    if isinstance(pull, Response):
+        return pull
+    headers = {**method_header(method), **pull.headers()}
+    if stored_rows and isinstance(history, ChangeSource):
+        if format == "csv":
+            name = f"{kiln.id}-hourly.csv"
+            return hourly_rows.csv_stream(
+                history, kiln.id, start_ns, end_ns, changed_since, clock, dialect, headers, name
+            )
+        stored, cursor = await run_in_threadpool(
+            hourly_rows.read_page, history, kiln.id, start_ns, end_ns, changed_since, ctx.limits.max_rows
+        )
+        body = await run_in_threadpool(hourly_rows.json_array, stored, clock)
+        if as_of is None:  # complete up to the number of its own read
+            pull = dataclasses.replace(
+                pull, seq=stored.newest_seq, etag=changes.etag(request, stored.newest_seq, window, method)
+            )
+            headers.update(pull.headers())
+        return _hourly_page(
+            request, body, cursor, end_ns, headers, method if envelope else None, pull, changed_since
+        )
+
+    if pull.changed_hours is not None:  # the general path reads only the stretch that changed
+        start_ns = max(start_ns, min(pull.changed_hours, default=end_ns))
+        end_ns = min(end_ns, max(pull.changed_hours, default=start_ns - HOUR_NS) + HOUR_NS)
 
     def row(h: HourAggregate) -> list[dict[str, Any]]:
+        if pull.changed_hours is not None and h.start_ns not in pull.changed_hours:
+            return []
         r = tables.hourly_row(h, feeds, ledger=ledger, clock=clock)
         if notes:
             r["annotations"] = [
@@ -121,5 +160,22 @@ async def hourly(
             load, start_ns, end_ns, paging.CHUNK_NS, tables.HOURLY, f"{kiln.id}-hourly.csv", headers, dialect
         )
     rows, cursor = await paging.page(load, start_ns, end_ns, paging.CHUNK_NS, ctx.limits.max_rows)
-    link = None if cursor is None else paging.next_url(request, start=iso(cursor), end=iso(end_ns))
-    return paging.json_page(rows, headers, link, kiln_method(ctx, kiln.id) if envelope else None)
+    return _hourly_page(
+        request, rows, cursor, end_ns, headers, method if envelope else None, pull, changed_since
+    )
+
+
+def _hourly_page(
+    request: Request,
+    rows: bytes | memoryview,
+    cursor: int | None,
+    end_ns: int,
+    headers: dict[str, str],
+    method: dict[str, Any] | None,
+    pull: changes.Pull,
+    changed_since: int | None,
+) -> Response:
+    link = None
+    if cursor is not None:
+        link = paging.next_url(request, start=iso(cursor), end=iso(end_ns), **pull.next_params(changed_since))
+    return paging.json_page(rows, headers, link, method, pull.seq)

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 
 from analytics import pollutants as pol
 from analytics import tables
+from analytics.aggregates import HourAggregate
 from analytics.crosscheck import DEFAULT_DEVIATION_THRESHOLD_PCT
 from analytics.hours import HOUR_NS
 from analytics.periods import DAY_NS
@@ -30,7 +31,8 @@ from analytics.reporting import daily_crosscheck, daily_from_hours, plant_hours
 from analytics.schema import Schema
 from analytics.signals import KilnSpec
 
-from . import paging
+from . import changes, paging
+from .changes import AsOf, ChangedSince
 from .context import ApiContext
 from .deps import Context, CsvDialect, Format, Kiln, ReportSlot, Tz
 from .models import CrossCheckRow, DailyRow, HalfHourRow, LedgerRow, PlantHourRow, Report
@@ -57,14 +59,27 @@ async def _answer(
     header_method: dict[str, Any] | None = None,
     next_params: Callable[[int], dict[str, str]] | None = None,
     dialect: str = "rfc4180",
+    pull: changes.Pull | None = None,
+    changed_since: int | None = None,
 ) -> Any:
     """Rows of [lo, hi) as a JSON page or a CSV stream. ``header_method``: a shorter method block for
     the header (default: ``method``); ``next_params``: the query of the next page from its cursor
-    (default: ``start`` = the cursor, ``end`` = ``hi``); ``dialect``: of the CSV."""
+    (default: ``start`` = the cursor, ``end`` = ``hi``); ``dialect``: of the CSV; ``pull``: its change
+    number and validator (:mod:`api.changes`)."""
     headers = method_header(header_method or method)
+    if pull is not None:
+        headers.update(pull.headers())
     if format == "csv":
         return paging.csv_stream(load, lo, hi, paging.CHUNK_NS, fields, filename, headers, dialect)
-    return await _json(request, load, lo, hi, method, headers, next_params)
+    nxt = next_params
+    if pull is not None:
+        given = next_params or (lambda cursor: {"start": iso(cursor), "end": iso(hi)})
+        carried = pull.next_params(changed_since)
+
+        def nxt(cursor: int) -> dict[str, str]:
+            return {**given(cursor), **carried}
+
+    return await _json(request, load, lo, hi, method, headers, nxt, pull)
 
 
 async def _json(
@@ -75,6 +90,7 @@ async def _json(
     method: dict[str, Any],
     headers: dict[str, str],
     next_params: Callable[[int], dict[str, str]] | None,
+    pull: changes.Pull | None = None,
 ) -> Response:
     ctx: ApiContext = request.app.state.context
     rows, cursor = await paging.page(load, lo, hi, paging.CHUNK_NS, ctx.limits.max_rows)
@@ -82,7 +98,7 @@ async def _json(
     if cursor is not None:
         params = next_params(cursor) if next_params else {"start": iso(cursor), "end": iso(hi)}
         link = paging.next_url(request, **params)
-    return paging.json_page(rows, headers, link, method)
+    return paging.json_page(rows, headers, link, method, None if pull is None else pull.seq)
 
 
 def _newest_hour_end(ctx: ApiContext, kiln: str, lo: int, hi: int) -> int:
@@ -140,28 +156,33 @@ async def halfhourly(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """IED half-hours per pollutant: mean at the reference O2 (10 %), dry; validity; confidence interval;
     validated value; daily ELV; whether the validated value lies above it (information only: for
     cement kilns the daily average decides compliance)."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
     clock = report_clock(ctx, [kiln.id], tz)
-    load = paging.hour_groups(
-        ctx.history,
-        kiln.id,
-        lambda h: tables.halfhourly_rows([h], pollutant, start_ns, end_ns, clock),
-    )
+    method = kiln_method(ctx, kiln.id)
+    lo = start_ns // HOUR_NS * HOUR_NS
+    window = changes.window_of(start_ns, end_ns, HOUR_NS // 2)
+    began = await changes.begin(request, ctx, window, method, changed_since, [kiln.id], (lo, end_ns), as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
+
+    def rows(h: HourAggregate) -> list[dict[str, Any]]:
+        if not pull.keeps(h.start_ns, h.start_ns + HOUR_NS):
+            return []
+        return tables.halfhourly_rows([h], pollutant, start_ns, end_ns, clock)
+
+    load = paging.hour_groups(ctx.history, kiln.id, rows)
+    filename = f"{kiln.id}-halfhourly.csv"
     return await _answer(
-        request,
-        load,
-        start_ns // HOUR_NS * HOUR_NS,
-        end_ns,
-        tables.HALFHOURLY,
-        kiln_method(ctx, kiln.id),
-        format,
-        f"{kiln.id}-halfhourly.csv",
-        dialect=dialect,
-    )
+        request, load, lo, end_ns, tables.HALFHOURLY, method, format, filename,
+        dialect=dialect, pull=pull, changed_since=changed_since,
+    )  # fmt: skip
 
 
 @router.get("/kilns/{kiln_id}/daily", response_model=Report[DailyRow])
@@ -175,6 +196,8 @@ async def daily(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """IED daily averages per pollutant from the validated half-hours, their validity (at most
     ``max_discarded_half_hours_per_day`` discarded of the day's 46, 48 or 50) and exceedance of the
@@ -182,6 +205,11 @@ async def daily(
     clock = report_clock(ctx, [kiln.id], tz)
     bounds = _days(clock, start, end)
     lo, hi = bounds[0], bounds[-1]
+    method = kiln_method(ctx, kiln.id)
+    began = await changes.begin(request, ctx, (lo, hi), method, changed_since, [kiln.id], (lo, hi), as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
     closed_until = await run_in_threadpool(_newest_hour_end, ctx, kiln.id, lo, hi)
     max_discarded = int(
         _kiln_rule(
@@ -190,7 +218,7 @@ async def daily(
     )
 
     def read(a: int, b: int) -> list[paging.Group]:
-        days = _starting_in(bounds, a, b)
+        days = [(d, e) for d, e in _starting_in(bounds, a, b) if pull.keeps(d, e)]
         if not days:
             return []
         hours = ctx.history.hours(kiln.id, days[0][0], days[-1][1])
@@ -202,9 +230,11 @@ async def daily(
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
 
-    method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-daily.csv"
-    return await _answer(request, load, lo, hi, tables.DAILY, method, format, filename, dialect=dialect)
+    return await _answer(
+        request, load, lo, hi, tables.DAILY, method, format, filename,
+        dialect=dialect, pull=pull, changed_since=changed_since,
+    )  # fmt: skip
 
 
 @router.get("/kilns/{kiln_id}/crosscheck", response_model=Report[CrossCheckRow])
@@ -218,6 +248,8 @@ async def crosscheck(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """Mass-balance corroboration (MRR Art. 46; WE10): the local day's CEMS CO2 against calcination +
     fuels + raw-meal TOC, with the deviation in % and a flag above the kiln's threshold."""
@@ -225,6 +257,12 @@ async def crosscheck(
     d0 = _local_day(clock, day)
     bounds = [int(b) for b in clock.day_bounds(d0, d0 + timedelta(days=days - 1))]
     first, last = bounds[0], bounds[-1]
+    method = kiln_method(ctx, kiln.id)
+    span = (first, last)
+    began = await changes.begin(request, ctx, span, method, changed_since, [kiln.id], span, as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
     threshold = float(
         _kiln_rule(
             ctx, kiln, "mass_balance", "deviation_threshold_pct", default=DEFAULT_DEVIATION_THRESHOLD_PCT
@@ -232,7 +270,7 @@ async def crosscheck(
     )
 
     def read(a: int, b: int) -> list[paging.Group]:
-        days = _starting_in(bounds, a, b)
+        days = [(d, e) for d, e in _starting_in(bounds, a, b) if pull.keeps(d, e)]
         if not days:
             return []
         hours = ctx.history.hours(kiln.id, days[0][0], days[-1][1])
@@ -250,12 +288,12 @@ async def crosscheck(
             "days": str(len(_starting_in(bounds, cursor, last))),
         }
 
-    method = kiln_method(ctx, kiln.id)
     filename = f"{kiln.id}-crosscheck.csv"
     fields = tables.CROSSCHECK
     return await _answer(
-        request, load, first, last, fields, method, format, filename, None, next_params, dialect
-    )
+        request, load, first, last, fields, method, format, filename, None, next_params, dialect,
+        pull, changed_since,
+    )  # fmt: skip
 
 
 @router.get("/kilns/{kiln_id}/ledger", response_model=Report[LedgerRow])
@@ -269,17 +307,32 @@ async def ledger(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """Completeness per signal and hour: expected, received and valid grid points, the invalid ones
     by reason, and whether the hourly value the signal feeds was substituted."""
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
     feeds = signal_feeds(ctx, kiln)
     clock = report_clock(ctx, [kiln.id], tz)
-    load = paging.hour_groups(ctx.history, kiln.id, lambda h: tables.ledger_rows(h, feeds, clock))
     method = kiln_method(ctx, kiln.id)
+    span = (start_ns, end_ns)
+    window = changes.window_of(start_ns, end_ns, HOUR_NS)
+    began = await changes.begin(request, ctx, window, method, changed_since, [kiln.id], span, as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
+
+    def rows(h: HourAggregate) -> list[dict[str, Any]]:
+        return tables.ledger_rows(h, feeds, clock) if pull.keeps(h.start_ns, h.start_ns + HOUR_NS) else []
+
+    load = paging.hour_groups(ctx.history, kiln.id, rows)
     filename = f"{kiln.id}-ledger.csv"
     fields = tables.LEDGER
-    return await _answer(request, load, start_ns, end_ns, fields, method, format, filename, dialect=dialect)
+    return await _answer(
+        request, load, start_ns, end_ns, fields, method, format, filename,
+        dialect=dialect, pull=pull, changed_since=changed_since,
+    )  # fmt: skip
 
 
 @router.get("/plants/{plant_id}/hourly", response_model=Report[PlantHourRow])
@@ -293,6 +346,8 @@ async def plant_hourly(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """A plant's hourly CO2 and clinker summed over its kilns; intensity = sum CO2 / sum clinker."""
     kilns = [k for k in ctx.kilns if k.plant == plant_id]
@@ -301,20 +356,27 @@ async def plant_hourly(
         raise HTTPException(404, detail=f"no plant {plant_id!r}; known plants: {known}")
     start_ns, end_ns = time_range(start, end, DAY_NS, time.time_ns())
     clock = report_clock(ctx, [k.id for k in kilns], tz)
+    shared = kiln_method(ctx)  # the header keeps to the shared rules: a plant may have many kilns
+    method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
+    window = changes.window_of(start_ns, end_ns, HOUR_NS)
+    ids = [k.id for k in kilns]
+    began = await changes.begin(request, ctx, window, method, changed_since, ids, (start_ns, end_ns), as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
 
     def read(a: int, b: int) -> list[paging.Group]:
         by_kiln = {k.id: ctx.history.hours(k.id, a, b) for k in kilns}
-        sums = plant_hours(plant_id, by_kiln)
+        sums = [h for h in plant_hours(plant_id, by_kiln) if pull.keeps(h.start_ns, h.start_ns + HOUR_NS)]
         rows = tables.plant_hourly_rows(sums, clock)
         return [(h.start_ns, [r]) for h, r in zip(sums, rows, strict=True)]
 
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
 
-    shared = kiln_method(ctx)  # the header keeps to the shared rules: a plant may have many kilns
-    method = {**shared, "kilns": {k.id: ctx.method.get("kilns", {}).get(k.id, {}) for k in kilns}}
     filename = f"{plant_id}-hourly.csv"
     fields = tables.PLANT_HOURLY
     return await _answer(
-        request, load, start_ns, end_ns, fields, method, format, filename, shared, None, dialect
-    )
+        request, load, start_ns, end_ns, fields, method, format, filename, shared, None, dialect,
+        pull, changed_since,
+    )  # fmt: skip

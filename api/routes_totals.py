@@ -12,12 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from analytics import tables
 from analytics.plant_time import PlantClock
 from analytics.reporting import PeriodTotals
 
-from . import paging
+from . import changes, paging
+from .changes import AsOf, ChangedSince
 from .context import ApiContext
 from .deps import Context, CsvDialect, Format, Kiln, ReportSlot, Tz
 from .models import PeriodTotalsRow, Report
@@ -58,10 +60,18 @@ async def _totals(
     format: str,
     dialect: str,
     name: str,
+    changed_since: int | None,
+    as_of: int | None,
 ) -> Any:
     """One row per period of ``bounds``; each period is read a month at a time."""
     width = 4 if step_months == 12 else 7  # 2026 or 2026-03
-    periods = list(itertools.pairwise(bounds))
+    method = kiln_method(ctx, kiln_id)
+    span = (bounds[0], bounds[-1])
+    began = await changes.begin(request, ctx, span, method, changed_since, [kiln_id], span, as_of)
+    if isinstance(began, Response):
+        return began
+    pull = began
+    periods = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if pull.keeps(lo, hi)]
 
     def label(ns: int) -> str:
         return clock.date_of(ns).isoformat()[:width]
@@ -82,8 +92,7 @@ async def _totals(
     async def load(a: int, b: int) -> list[paging.Group]:
         return await run_in_threadpool(read, a, b)
 
-    method = kiln_method(ctx, kiln_id)
-    headers = method_header(method)
+    headers = {**method_header(method), **pull.headers()}
     lo, hi = bounds[0], bounds[-1]
     if format == "csv":
         fields, filename = tables.PERIOD_TOTALS, f"{kiln_id}-{name}.csv"
@@ -93,8 +102,9 @@ async def _totals(
     if cursor is not None:
         left = sum(1 for s in bounds[:-1] if s >= cursor)
         key = "year" if step_months == 12 else "month"
-        link = paging.next_url(request, **{key: label(cursor), f"{key}s": str(left)})
-    return paging.json_page(rows, headers, link, method)
+        params = {key: label(cursor), f"{key}s": str(left), **pull.next_params(changed_since)}
+        link = paging.next_url(request, **params)
+    return paging.json_page(rows, headers, link, method, pull.seq)
 
 
 @router.get("/kilns/{kiln_id}/monthly", response_model=Report[PeriodTotalsRow])
@@ -108,13 +118,16 @@ async def monthly(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """A kiln's totals per local month of its plant's time zone (or ``tz``)."""
     clock = report_clock(ctx, [kiln.id], tz)
     first = _first_month(clock, month, "month", year_only=False)
     y, m = divmod(first.year * 12 + first.month - 1 + months - 1, 12)
     bounds = [int(b) for b in clock.month_bounds(first, date(y, m + 1, 1))]
-    return await _totals(ctx, request, kiln.id, clock, bounds, 1, format, dialect, "monthly")
+    since = changed_since
+    return await _totals(ctx, request, kiln.id, clock, bounds, 1, format, dialect, "monthly", since, as_of)
 
 
 @router.get("/kilns/{kiln_id}/yearly", response_model=Report[PeriodTotalsRow])
@@ -128,9 +141,12 @@ async def yearly(
     format: Format = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    changed_since: ChangedSince = None,
+    as_of: AsOf = None,
 ) -> Any:
     """A kiln's totals per local year of its plant's time zone (or ``tz``)."""
     clock = report_clock(ctx, [kiln.id], tz)
     first = _first_month(clock, year, "year", year_only=True)
     bounds = [clock.midnight_ns(date(first.year + i, 1, 1)) for i in range(years + 1)]
-    return await _totals(ctx, request, kiln.id, clock, bounds, 12, format, dialect, "yearly")
+    since = changed_since
+    return await _totals(ctx, request, kiln.id, clock, bounds, 12, format, dialect, "yearly", since, as_of)

@@ -40,6 +40,7 @@ FIGURES: list[tuple[int, str]] = [
     (14, "peer_mqtt_to_historian.py"),
     (15, "sparkplug_ingest.py"),  # issue 14: against a bare protobuf decode of the same messages; no goal set
     (16, "fleet_report.py"),  # issue 17 item 5: a year of 8 kilns vs the bare export; no goal
+    (17, "hourly_year.py"),  # issue 16 item 2: a year of /hourly, JSON and CSV, against sqlite3 + orjson
 ]
 
 Compare = Callable[[float, float], bool]

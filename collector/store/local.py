@@ -28,6 +28,7 @@ from analytics.batch import ReadingBatch
 from collector.conditioning import ValueCorrections
 from collector.file_modes import private_file
 
+from . import hourly_forms
 from .conflicts import as_dead_letter, conflicts_of, insert_conflicts
 from .dead_letters import DeadLetter
 from .dead_letters import insert as insert_dead_letters
@@ -144,6 +145,7 @@ class LocalStore:
         if "raw" not in columns:  # a store written before raw values were kept
             self._conn.execute("ALTER TABLE reading ADD COLUMN raw REAL")
         migrate_dead_letters(self._conn)  # a store written before dead letters were cut to 4 KiB
+        hourly_forms.migrate(self._conn)  # the report rows and change sequence of the stored hours
         self.signal_names = tuple(signal_names)
         self._conn.executemany("INSERT OR IGNORE INTO signal(name) VALUES (?)", [(n,) for n in signal_names])
         ids = dict(self._conn.execute("SELECT name, id FROM signal").fetchall())
@@ -243,10 +245,7 @@ class LocalStore:
                 "INSERT OR REPLACE INTO minute VALUES (?, ?, ?, ?)",
                 [(m.kiln, m.start_ns, m.revision, json.dumps(m.to_dict())) for m in minutes],
             )
-            c.executemany(
-                "INSERT OR REPLACE INTO hourly VALUES (?, ?, ?, ?)",
-                [(h.kiln, h.start_ns, h.revision, json.dumps(h.to_dict())) for h in hours],
-            )
+            hourly_forms.write_hours(c, hours)
             c.executemany(
                 "INSERT INTO outbox(created_ns, oldest_ns, n_points, body) VALUES (?, ?, ?, ?)",
                 [(time.time_ns(), oldest, n, body) for oldest, n, body in outbox],

@@ -1,0 +1,89 @@
+"""``/hourly`` from the report rows the store keeps (decision 0031): JSON spliced from the stored row
+texts, CSV streamed from the stored cells, a bounded number of hours at a time. No hour record is
+decoded and no row object built; only ``hour_local`` (the report's time zone) is made per row.
+
+The JSON is byte for byte what :func:`analytics.tables.hourly_row` dumped with orjson would give
+(``ledger`` null: the ledger takes the general path); the stored rows are
+:mod:`analytics.stored_rows`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from analytics import stored_rows, tables
+from analytics.plant_time import PlantClock
+from analytics.stored_rows import fill_cells
+
+from . import paging
+from .context import ChangeSource, StoredHourRows
+from .csv_dialect import BOM, writer
+
+
+def json_array(rows: StoredHourRows, clock: PlantClock) -> memoryview:
+    """The rows as one JSON array, their local times filled in; the stored texts are used up. A view
+    of the buffer: the response sends it as it is."""
+    return memoryview(stored_rows.json_array(rows.text, rows.ts, clock))
+
+
+def read_page(
+    history: ChangeSource, kiln: str, start_ns: int, end_ns: int, changed_since: int | None, max_rows: int
+) -> tuple[StoredHourRows, int | None]:
+    """At most ``max_rows`` hours from ``start_ns`` and the start of the next page (None: no more)."""
+    rows = history.hourly_rows(kiln, start_ns, end_ns, changed_since, max_rows + 1, "report")
+    if len(rows.ts) <= max_rows:
+        return rows, None
+    cursor = rows.ts[max_rows]
+    del rows.ts[max_rows:], rows.change_seq[max_rows:], rows.text[max_rows:]
+    return rows, cursor
+
+
+def csv_chunk(rows: StoredHourRows, clock: PlantClock, dialect: str) -> bytes:
+    """Stored rows (``line`` for rfc4180, else ``flat``), their local times filled in, as CSV lines
+    of ``dialect``."""
+    if dialect == "rfc4180":
+        return stored_rows.csv_lines(rows.text, rows.ts, clock)
+    buf = io.StringIO()
+    cells = fill_cells([orjson.loads(f) for f in rows.text], rows.ts, clock)
+    if dialect == "excel-comma":
+        cells = [[repr(v).replace(".", ",") if isinstance(v, float) else v for v in row] for row in cells]
+    writer(buf, dialect).writerows(cells)
+    return buf.getvalue().encode()
+
+
+def csv_stream(
+    history: ChangeSource,
+    kiln: str,
+    start_ns: int,
+    end_ns: int,
+    changed_since: int | None,
+    clock: PlantClock,
+    dialect: str,
+    headers: dict[str, str],
+    filename: str,
+) -> StreamingResponse:
+    """Every hour of [start, end) (changed after ``changed_since``) as CSV, read a chunk at a time."""
+
+    async def body() -> AsyncIterator[str | bytes]:
+        buf = io.StringIO()
+        if dialect == "excel-comma":
+            buf.write(BOM)
+        writer(buf, dialect).writerow(tables.HOURLY.csv_header)
+        yield buf.getvalue()
+        t = start_ns
+        while t < end_ns:
+            hi = min(end_ns, t + paging.CHUNK_NS)  # the hours of 14 days at a time, as the other reports
+            form: Literal["line", "flat"] = "line" if dialect == "rfc4180" else "flat"
+            rows = await run_in_threadpool(history.hourly_rows, kiln, t, hi, changed_since, -1, form)
+            if rows.ts:
+                yield await run_in_threadpool(csv_chunk, rows, clock, dialect)
+            t = hi
+
+    out: dict[str, Any] = {"Content-Disposition": f'attachment; filename="{filename}"', **headers}
+    return StreamingResponse(body(), media_type="text/csv", headers=out)
