@@ -124,7 +124,7 @@ def test_kiln_stopped_annotation_makes_its_hours_not_operating(service: Any) -> 
 def test_manual_cao_changes_the_calcination_from_its_validity_start(service: Any) -> None:
     svc, op, view = service
     rows = _hours(view, *WINDOW)
-    day = rows[0]["hour"][:10]
+    day = rows[2]["hour"][:10]  # the day the value starts in: it has hours before and after or at
     valid_from = _s(rows[2]["hour"])
     body = {"quantity": "clinker_cao_pct", "value": 64.0, "unit": "wt %", "valid_from": _iso(valid_from)}
     assert view.post("/api/v1/kilns/kiln1/manual", json=body).status_code == 403
@@ -139,9 +139,8 @@ def test_manual_cao_changes_the_calcination_from_its_validity_start(service: Any
         before = [r for r in _hours(view, *WINDOW) if r["hour"].startswith(day)]
         check = view.get("/api/v1/kilns/kiln1/crosscheck", day=day, tz="UTC").json()["rows"][0]
         after = [r for r in _hours(view, *WINDOW) if r["hour"].startswith(day)]
-        revised = all(
-            r["revision"] >= 1 for r in after if valid_from <= _s(r["hour"]) < _s(after[-1]["hour"])
-        )
+        affected = [r for r in after if _s(r["hour"]) >= valid_from]
+        revised = bool(affected) and all(r["revision"] >= 1 for r in affected)
         same = [(r["hour"], r["revision"]) for r in before] == [(r["hour"], r["revision"]) for r in after]
         return (check, after) if same and revised and check["n_hours"] == len(after) else None
 
