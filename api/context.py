@@ -26,6 +26,14 @@ class LiveSource(Protocol):
     def signal_now(self, index: int) -> SignalNow | None: ...
 
 
+class ProvisionalSource(Protocol):
+    """Each kiln's running minute as it was last computed (the wiring computes it once a second)."""
+
+    def row(self, kiln_id: str) -> dict[str, Any] | None:
+        """The ``tables.RUNNING_MINUTE`` row of the kiln's running minute, None without one."""
+        ...
+
+
 class HistorySource(Protocol):
     """The store's query side; called from a worker thread."""
 
@@ -64,6 +72,8 @@ class ApiContext:
     auth: AuthConfig = field(default_factory=AuthConfig)
     #: The append-only audit trail (collector.store.audit.AuditTrail); None: nothing is recorded.
     audit: Any = None
+    #: The running minutes (provisional values of /live and the stream); None: none are shown.
+    provisional: ProvisionalSource | None = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

@@ -38,6 +38,7 @@ from .assembly import Assembly, assemble, source_plans
 from .config import PlantFile
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
+from .running_minutes import RunningMinutes
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
@@ -89,6 +90,8 @@ class Service:
         self._started = asyncio.Event()
         self.events = Broadcaster()
         self.listeners.append(self._publish_events)
+        self.running_minutes = RunningMinutes(self.engine, self.events)  # provisional, never stored
+        self.extra_tasks.append(self.running_minutes.run)
         self._more_due = asyncio.Event()  # advance() stopped at its budget
         self._plans = source_plans(self.plant, self.runtime)
         self._source_signals = {
@@ -261,6 +264,7 @@ class Service:
             page=self.plant.page,
             auth=self.auth,
             audit=self.audit,
+            provisional=self.running_minutes,
         )
 
     # -- running --------------------------------------------------------------------------

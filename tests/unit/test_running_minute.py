@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from analytics import tables
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineParams
 from analytics.minutes import MINUTE_NS
 from analytics.rules import KilnRules
 from analytics.signals import SignalTable
+from api.context import ApiContext
+from api.events import Broadcaster
+from api.live import live_json
+from api.models import LiveResponse
+from collector.health import HealthRegistry
+from collector.metrics import Metrics
+from collector.store.reader import StoreReader
+from kilnwatch.running_minutes import RunningMinutes
 
 from .engine_helpers import T0, engine, series
 
@@ -127,3 +141,48 @@ def test_the_stuck_check_carries_over_the_minutes_not_yet_closed(minutes_open: i
     closed = {m.start_ns: m for m in eng.advance_all().minutes}
     assert headline(running) == headline(closed[T0 + 2 * MINUTE_NS])
     assert running.valid is False  # every CO2 point of that minute is stuck
+
+
+def test_running_minutes_are_computed_once_per_new_second_and_shown_in_live(tmp_path: Path) -> None:
+    eng, table = engine()
+    events = Broadcaster()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    events._subscribers.add(queue)  # what a stream subscription holds
+    running = RunningMinutes(eng, events, min_interval_s=0.5)
+    data = readings(table, 0, 40)
+    eng.ingest(data.take(data.ts < T0 + 20 * S), now_s=10.0)
+    assert running.update(10.0) == 1
+    assert running.update(10.6) == 0  # no new second complete: nothing computed, nothing sent
+    eng.ingest(data.take((data.ts >= T0 + 20 * S) & (data.ts < T0 + 21 * S)), now_s=10.7)
+    assert running.update(10.7) == 1
+    eng.ingest(data.take((data.ts >= T0 + 21 * S) & (data.ts < T0 + 22 * S)), now_s=10.8)
+    assert running.update(10.8) == 0  # within min_interval_s of the last one
+    assert running.update(11.2) == 1
+    sent = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert [(e["type"], e["kiln"], e["row"]["through"]) for e in sent] == [
+        ("running_minute", "k", "2026-01-01T00:00:19Z"),
+        ("running_minute", "k", "2026-01-01T00:00:20Z"),
+        ("running_minute", "k", "2026-01-01T00:00:21Z"),
+    ]
+
+    ctx = ApiContext(
+        table=table,
+        kilns=[s.spec for s in eng.kilns.values()],
+        live=eng,
+        history=StoreReader(tmp_path / "none.sqlite3"),
+        readiness=HealthRegistry(),
+        registry=Metrics().registry,
+        provisional=running,
+    )
+    body = json.loads(live_json(ctx, ctx.kilns[0]))
+    assert body["time"] is None  # no closed minute yet
+    row = body["running_minute"]
+    assert row == sent[-1]["row"]
+    assert LiveResponse.model_validate(body).model_dump(mode="json")["running_minute"] == row
+    assert list(row) == tables.RUNNING_MINUTE.names
+    assert row["provisional"] is True and row["minute"] == "2026-01-01T00:00:00Z" and row["points"] == 22
+    assert row["co2_t_per_h"] == eng.running_minute("k", 11.2).co2_t_per_h  # type: ignore[union-attr]
+
+    # every signal went quiet: no running minute any more
+    running.update(100.0)
+    assert json.loads(live_json(ctx, ctx.kilns[0]))["running_minute"] is None
