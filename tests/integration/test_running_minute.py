@@ -26,14 +26,16 @@ def test_running_minute_is_live_provisional_and_never_stored(
     page_settings: Callable[..., None],  # noqa: F811
 ) -> None:
     page_settings(stream=StreamSettings(ping_s=2))
-    # three minutes of history in three seconds, then real time: closed minutes, then 1 Hz readings
-    svc = start_service(speed=60, backfill_h=0.05)
+    # 15 minutes of history in 15 seconds, then real time: closed minutes, then 1 Hz readings
+    svc = start_service(speed=60, backfill_h=0.25)
 
     def three_seconds_of_kiln1(seen: list[Any]) -> bool:
         rows = [e.data for e in seen if e.event == "running_minute" and e.data["kiln"] == "kiln1"]
         return len({r["through"] for r in rows}) >= 3
 
-    svc.wait_for(lambda: svc.sims.clock.caught_up and svc.get("/api/v1/kilns/kiln1/live").json()["time"])
+    svc.wait_for(
+        lambda: svc.sims.clock.caught_up and svc.get("/api/v1/kilns/kiln1/live").json()["time"], timeout=120
+    )
     seen = collect(svc.base_url + "/api/v1/stream", three_seconds_of_kiln1, timeout=60)
     rows = [e.data for e in seen if e.event == "running_minute"]
     assert {r["kiln"] for r in rows} <= {"kiln1", "kiln2"}
