@@ -1,8 +1,8 @@
 """``GET /api/v1/stream``: Server-Sent Events with each kiln's newest minute, closed hours and alarms.
 
 On connect the stream sends ``hello`` (``{"kilns", "ping_s", "retry_ms", "stale_after_s"}``, with the
-reconnect delay as the SSE ``retry`` field), every kiln's live payload and the alarms, then as things
-happen:
+reconnect delay as the SSE ``retry`` field), every kiln's live payload, the alarms and every kiln's
+running minute, then as things happen:
 
 - ``minute``: the live payload of ``/api/v1/kilns/{id}/live`` when a kiln's minute closes (while a
   source replays history, at most one per kiln every ``min_interval_s``, the newest);
@@ -77,12 +77,12 @@ async def _events(
         for kiln in kilns:
             if ctx.live.newest_minute(kiln.id) is not None:
                 yield _minute(ctx, kiln)
-        for kiln in kilns:
-            if (row := running_row(ctx, kiln)) is not None:
-                yield _running(row)
         await watch.evaluate()
         sent_version = watch.book.version
         yield _alarms(watch)
+        for kiln in kilns:
+            if (row := running_row(ctx, kiln)) is not None:
+                yield _running(row)
         dirty: set[str] = set()
         flushed = time.monotonic()
         while True:
