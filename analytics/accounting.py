@@ -21,10 +21,11 @@ from .batch import ReadingBatch
 from .emissions import intensity_kg_per_t
 from .gridding import GridSamples, sample_on_grid
 from .hours import HOUR_NS, hour_from_minutes
-from .minutes import MINUTE_NS, close_minutes
+from .minutes import MINUTE_NS, close_minutes, minute_headline
 from .overrides import KilnOverrides
 from .periods import half_hours_from_minutes
 from .rules import KilnRules
+from .running_minute import RunningMinute
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
 from .substitution import SubstitutionHistory, apply_hour_rules, calculated_co2
@@ -71,10 +72,11 @@ class KilnAccounting:
             return 0
         return int(-(-round(self.rules.stuck_s * 1e9) // MINUTE_NS)) * MINUTE_NS
 
-    def minutes(
-        self, points: ReadingBatch, start: int, n_minutes: int, run: RunState, revision: int = 0
-    ) -> tuple[list[MinuteAggregate], RunState]:
-        """Close ``n_minutes`` from ``start`` over ``points`` (global signal indexes, any order)."""
+    def _sample(
+        self, points: ReadingBatch, start: int, n_points: int, run: RunState
+    ) -> tuple[GridSamples, npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_], RunState]:
+        """``n_points`` grid points from ``start`` over ``points`` (global signal indexes, any
+        order): the samples, where the kiln runs, the stuck points and the stuck check's state after."""
         g = self.grid
         local = np.searchsorted(self.members, points.signal.astype(np.int64)).astype(np.int32)
         samples = sample_on_grid(
@@ -84,7 +86,7 @@ class KilnAccounting:
             points.quality,
             len(self.members),
             start,
-            n_minutes * g.points_per_minute,
+            n_points,
             g.step_ns,
             g.max_hold_ns,
         )
@@ -102,6 +104,14 @@ class KilnAccounting:
             self.stuck_check,
             np.ones(samples.value.shape[1], dtype=bool) if running is None else running,
         )
+        return samples, running, stuck, run
+
+    def minutes(
+        self, points: ReadingBatch, start: int, n_minutes: int, run: RunState, revision: int = 0
+    ) -> tuple[list[MinuteAggregate], RunState]:
+        """Close ``n_minutes`` from ``start`` over ``points`` (global signal indexes, any order)."""
+        g = self.grid
+        samples, running, stuck, run = self._sample(points, start, n_minutes * g.points_per_minute, run)
         minutes = close_minutes(
             self.kiln,
             self.signals,
@@ -117,6 +127,39 @@ class KilnAccounting:
             co_counts_as_co2=self.rules.co_counts_as_co2,
         )
         return minutes, run
+
+    def running_minute(
+        self, points: ReadingBatch, from_ns: int, minute_ns: int, through_ns: int, run: RunState
+    ) -> RunningMinute:
+        """The minute from ``minute_ns`` on its grid points up to ``through_ns``, as :meth:`minutes`
+        would close them: sampled (and stuck-checked, from ``run``) from ``from_ns``, where closing
+        stands; ``run`` is left as it is."""
+        step = self.grid.step_ns
+        samples, _, stuck, _ = self._sample(points, from_ns, (through_ns - from_ns) // step + 1, run)
+        k = (minute_ns - from_ns) // step
+        tail = GridSamples(
+            samples.value[:, k:], samples.valid[:, k:], samples.quality[:, k:], samples.present[:, k:]
+        )
+        head = minute_headline(
+            self.kiln,
+            self.signals,
+            tail,
+            self.grid.valid_fraction,
+            self.grid.co2_density,
+            stuck=stuck[:, k:],
+            co_counts_as_co2=self.rules.co_counts_as_co2,
+        )
+        return RunningMinute(
+            self.kiln.id,
+            self.kiln.plant,
+            minute_ns,
+            through_ns,
+            tail.valid.shape[1],
+            head.co2_t_per_h,
+            head.clinker_t_per_h,
+            head.intensity_kg_per_t,
+            head.valid,
+        )
 
     def running(self, samples: GridSamples) -> npt.NDArray[np.bool_] | None:
         """Where the kiln runs: not known to make less clinker than the threshold (unknown = runs)."""

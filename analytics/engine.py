@@ -41,6 +41,7 @@ from .minutes import MINUTE_NS
 from .overrides import KilnOverrides
 from .recompute import Recomputation, late_runs
 from .rules import KilnRules
+from .running_minute import RunningMinute
 from .signals import KilnSpec, SignalTable
 from .silence import clock_close_target, silence_markers
 from .stuck import RunState
@@ -467,6 +468,51 @@ class EmissionsEngine:
             state.acct.history.forget_before(lo)
             for h in [h for h in state.hour_revision if h < lo]:
                 del state.hour_revision[h]
+
+    # -- the running minute -----------------------------------------------------------------
+
+    def complete_through(self, now_s: float | None = None) -> dict[str, int | None]:
+        """Per kiln, the newest grid point at which every active signal has reported [ns] (None: no
+        signal active): how far :meth:`running_minute` reaches. One reduction for all kilns, so a
+        caller can ask for running minutes only where this moved on."""
+        step = self.params.step_ns
+        marks = self._watermarks(now_s).tolist()
+        return {
+            s.spec.id: None if wm == _NEVER else wm // step * step
+            for s, wm in zip(self._states, marks, strict=True)
+        }
+
+    def running_minute(self, kiln_id: str, now_s: float | None = None) -> RunningMinute | None:
+        """The kiln's running minute from the points received so far, provisional (``now_s`` as in
+        :meth:`ingest`): the minute of :meth:`complete_through`, on its grid points up to there,
+        computed by the kernels that close minutes, from where closing stands (so the stuck check
+        carries over the minutes not yet closed). A full minute gives the numbers its closing will
+        give. None when no signal is active or that minute is closed already. Nothing is recorded:
+        the engine's state stays as it was (its buffered readings are only joined into one batch).
+        """
+        state = self.kilns[kiln_id]
+        through = self._complete_through(state, now_s)
+        if through is None or state.closed_until is None:
+            return None
+        start = through // MINUTE_NS * MINUTE_NS
+        if start < state.closed_until:
+            return None
+        if len(state.pending) > 1:  # joined once here rather than again every second
+            state.pending = [ReadingBatch.concat(state.pending)]
+        pending = state.pending[0] if state.pending else ReadingBatch.empty()
+        points = ReadingBatch.concat([state.carry, pending.take(pending.ts <= through)])
+        return state.acct.running_minute(points, state.closed_until, start, through, state.run)
+
+    def _complete_through(self, state: _KilnState, now_s: float | None) -> int | None:
+        """:meth:`complete_through` of one kiln."""
+        ts = self.latest_ts[state.members]
+        active = ts != _NEVER
+        if now_s is not None:
+            active &= self.last_arrival[state.members] >= now_s - self.params.idle_after_s
+        if not active.any():
+            return None
+        step = self.params.step_ns
+        return int(ts[active].min()) // step * step
 
     # -- live -----------------------------------------------------------------------------
 

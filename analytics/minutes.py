@@ -71,12 +71,9 @@ def close_minutes(
     per_minute = samples.valid.shape[1] // n_minutes
     if stuck is None:
         stuck = np.zeros(samples.valid.shape, dtype=bool)
-    checked = GridSamples(samples.value, samples.valid & ~stuck, samples.quality, samples.present)
-    row = {g: i for i, g in enumerate(kiln.signals)}
-    series = kp.derive(kiln, signals, row, checked, reference_o2_pct)
+    checked, stats = _derived_stats(kiln, signals, samples, stuck, n_minutes, reference_o2_pct)
     reasons = reason_counts(reason_codes(samples, stuck), per_minute)  # [n, M, R]
     received = received_counts(samples.present, per_minute)  # [n, M]
-    stats = {name: _period_stats(v, ok, n_minutes) for name, (v, ok) in series.items()}
     member_stats = [
         _period_stats(checked.value[i], checked.valid[i], n_minutes) for i in range(len(kiln.signals))
     ]
@@ -110,6 +107,55 @@ def close_minutes(
             )
         )
     return out
+
+
+def _derived_stats(
+    kiln: KilnSpec,
+    signals: Sequence[SignalInfo],
+    samples: GridSamples,
+    stuck: npt.NDArray[np.bool_],
+    periods: int,
+    reference_o2_pct: float | None,
+) -> tuple[GridSamples, dict[str, PeriodStats]]:
+    """The samples without their stuck points, and each derived parameter's statistics per period."""
+    checked = GridSamples(samples.value, samples.valid & ~stuck, samples.quality, samples.present)
+    row = {g: i for i, g in enumerate(kiln.signals)}
+    series = kp.derive(kiln, signals, row, checked, reference_o2_pct)
+    return checked, {name: _period_stats(v, ok, periods) for name, (v, ok) in series.items()}
+
+
+class MinuteHeadline(NamedTuple):
+    """The headline of one (possibly partial) minute: what the running minute shows."""
+
+    co2_t_per_h: float | None
+    clinker_t_per_h: float | None
+    intensity_kg_per_t: float | None
+    valid: bool
+
+
+def minute_headline(
+    kiln: KilnSpec,
+    signals: Sequence[SignalInfo],
+    samples: GridSamples,
+    valid_fraction: float,
+    co2_density: float,
+    *,
+    stuck: npt.NDArray[np.bool_] | None = None,
+    co_counts_as_co2: bool = True,
+) -> MinuteHeadline:
+    """The headline numbers of the grid points in ``samples`` taken as one minute, however many
+    there are: :func:`close_minutes`'s kernels on a full minute give its numbers, on the first
+    points of a minute the running minute's (validity as a fraction of those points)."""
+    points = samples.valid.shape[1]
+    if points == 0:
+        return MinuteHeadline(None, None, None, False)
+    if stuck is None:
+        stuck = np.zeros(samples.valid.shape, dtype=bool)
+    _, stats = _derived_stats(kiln, signals, samples, stuck, 1, None)
+    head = _headlines(stats, points, valid_fraction, co2_density, co_counts_as_co2)
+    return MinuteHeadline(
+        _number(head.co2[0]), _number(head.clinker[0]), _number(head.intensity[0]), bool(head.valid[0])
+    )
 
 
 class _Headlines(NamedTuple):

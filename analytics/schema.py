@@ -92,10 +92,12 @@ class Schema:
 
 @dataclass(frozen=True, slots=True)
 class Nested:
-    """A JSON object of names (signals, parameters) to rows of ``schema``; null if ``nullable``."""
+    """A JSON object of names (signals, parameters) to rows of ``schema``; null if ``nullable``.
+    With ``single``, one row of ``schema`` itself (e.g. the running minute of ``/live``)."""
 
     schema: Schema
     nullable: bool = False
+    single: bool = False
 
 
 _FLOATS = (float, float | None)

@@ -296,6 +296,22 @@ SIGNAL_VALUE = Schema((
     Field("time", str | None, "", f"source time of the value, {_ISO}"),
 ))  # fmt: skip
 
+#: The minute still open, from the points received so far (an engine's ``RunningMinute``): in ``/live``
+#: and the stream's ``running_minute`` event, never stored, replaced by the closed minute.
+RUNNING_MINUTE = Schema((
+    Field("kiln", str, "", "kiln id"),
+    Field("minute", str, "", f"start of the running minute, {_ISO}", get=lambda r: iso(r.start_ns)),
+    Field("through", str, "", f"its newest grid point: every active signal has reported up to it, {_ISO}",
+          get=lambda r: iso(r.through_ns)),
+    Field("points", int, "points", "grid points from the minute's start through 'through'"),
+    Field("co2_t_per_h", float | None, "t/h", "CO2 mass flow of those points"),
+    Field("clinker_t_per_h", float | None, "t/h", "clinker production rate of those points"),
+    Field("intensity_kg_per_t", float | None, "kg/t", "CO2 per tonne of clinker of those points"),
+    Field("valid", bool, "", "those points meet the minute's validity rules (as fractions of them)"),
+    Field("provisional", bool, "", "always true: not a minute aggregate, never stored",
+          get=lambda r: True),
+))  # fmt: skip
+
 LIVE = Schema((
     Field("kiln", str, "", "kiln id"),
     Field("time", str | None, "", f"start of the newest closed minute, {_ISO}"),
@@ -306,6 +322,8 @@ LIVE = Schema((
     Field("age_s", float | None, "s", "seconds since the end of that minute"),
     Field("signals", Nested(SIGNAL_VALUE), "", "each signal's last value", csv=False),
     Field("method", dict[str, Any], "", "the rules used for the numbers", csv=False),
+    Field("running_minute", Nested(RUNNING_MINUTE, nullable=True, single=True), "",
+          "the minute still open, from the points so far: provisional (null: none)", csv=False),
 ))  # fmt: skip
 
 #: The stream's ``hour`` event: an hour closed or was recomputed. Its record is the engine's event

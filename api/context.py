@@ -26,6 +26,14 @@ class LiveSource(Protocol):
     def signal_now(self, index: int) -> SignalNow | None: ...
 
 
+class ProvisionalSource(Protocol):
+    """Each kiln's running minute as it was last computed (the wiring computes it once a second)."""
+
+    def row(self, kiln_id: str) -> dict[str, Any] | None:
+        """The ``tables.RUNNING_MINUTE`` row of the kiln's running minute, None without one."""
+        ...
+
+
 class HistorySource(Protocol):
     """The store's query side; called from a worker thread."""
 
@@ -78,6 +86,8 @@ class ApiContext:
     overrides_changed: Any = None
     #: Grouping, fuel classes and targets of the KPI report (analytics.kpi.KpiSetup); None: by plant.
     kpi: Any = None
+    #: The running minutes (provisional values of /live and the stream); None: none are shown.
+    provisional: ProvisionalSource | None = None
 
     #: /live bodies by kiln: (live.changes when built, body, end of its minute [s since 1970]).
     live_bodies: dict[str, tuple[int, dict[str, Any], float | None]] = field(default_factory=dict, repr=False)

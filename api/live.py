@@ -1,5 +1,6 @@
 """The live payload of a kiln: the one serialiser of ``GET /api/v1/kilns/{id}/live`` and of the
-``minute`` events of ``/api/v1/stream``. Its fields are :data:`analytics.tables.LIVE`, in order."""
+``minute`` events of ``/api/v1/stream``. Its fields are :data:`analytics.tables.LIVE`, in order;
+``running_minute`` is the provisional value of the minute still open (``ctx.provisional``)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,13 @@ def live_body(ctx: ApiContext, kiln: KilnSpec) -> dict[str, Any]:
         "age_s": None if minute is None else round(time.time() - _minute_end_s(minute), 3),
         "signals": signals,
         "method": ctx.method,
+        "running_minute": running_row(ctx, kiln),
     }
+
+
+def running_row(ctx: ApiContext, kiln: KilnSpec) -> dict[str, Any] | None:
+    """The kiln's running minute as last computed (provisional), None without one."""
+    return None if ctx.provisional is None else ctx.provisional.row(kiln.id)
 
 
 def live_json(ctx: ApiContext, kiln: KilnSpec) -> bytes:
@@ -65,6 +72,7 @@ def live_json(ctx: ApiContext, kiln: KilnSpec) -> bytes:
     _, body, minute_end_s = cached
     if minute_end_s is not None:
         body["age_s"] = round(time.time() - minute_end_s, 3)
+    body["running_minute"] = running_row(ctx, kiln)  # it moves on by itself, not with live.changes
     return orjson.dumps(body)
 
 

@@ -43,7 +43,8 @@ def _annotation(dtype: Any) -> Any:
     if isinstance(dtype, Nested):
         if id(dtype.schema) not in _MODELS:
             raise LookupError("a nested schema needs its model first: row_model(name, schema)")
-        inner: Any = dict[str, _MODELS[id(dtype.schema)]]  # type: ignore[misc]
+        model = _MODELS[id(dtype.schema)]
+        inner: Any = model if dtype.single else dict[str, model]  # type: ignore[valid-type]
         return inner | None if dtype.nullable else inner
     return dtype
 
@@ -56,6 +57,9 @@ LedgerEntry: Any = row_model(
     "LedgerEntry",
     tables.LEDGER_ENTRY,
     "Completeness of one signal in one hour; valid + the reasons = expected.",
+)
+RunningMinuteRow: Any = row_model(
+    "RunningMinuteRow", tables.RUNNING_MINUTE, "The running minute: provisional, never stored."
 )
 LiveResponse: Any = row_model("LiveResponse", tables.LIVE)
 MinuteRow: Any = row_model("MinuteRow", tables.MINUTE)

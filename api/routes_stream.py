@@ -1,8 +1,8 @@
 """``GET /api/v1/stream``: Server-Sent Events with each kiln's newest minute, closed hours and alarms.
 
 On connect the stream sends ``hello`` (``{"kilns", "ping_s", "retry_ms", "stale_after_s"}``, with the
-reconnect delay as the SSE ``retry`` field), every kiln's live payload and the alarms, then as things
-happen:
+reconnect delay as the SSE ``retry`` field), every kiln's live payload, the alarms and every kiln's
+running minute, then as things happen:
 
 - ``minute``: the live payload of ``/api/v1/kilns/{id}/live`` when a kiln's minute closes (while a
   source replays history, at most one per kiln every ``min_interval_s``, the newest);
@@ -10,6 +10,9 @@ happen:
   recomputed an older minute;
 - ``hour``: ``{"kiln", "hour", "revision"}`` (``tables.HOUR_EVENT``) when an hour closes or is
   recomputed;
+- ``running_minute``: ``tables.RUNNING_MINUTE`` (``provisional: true``), about once a second per kiln:
+  the minute still open from the points received so far; never stored, the ``minute`` event of
+  that minute replaces it;
 - ``alarms``: the body of ``/api/v1/alarms`` whenever an alarm or a kiln status changes;
 - ``ping``: ``{"time"}`` every ``ping_s``, so that proxies keep the connection open and a client
   can tell a half-open connection from a quiet one.
@@ -31,7 +34,7 @@ from analytics.signals import KilnSpec
 
 from .context import ApiContext
 from .deps import Context, StreamSlot
-from .live import live_json
+from .live import live_json, running_row
 from .routes_alarms import AlarmWatch, Watch
 from .timeparse import iso
 
@@ -46,6 +49,10 @@ async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
 
 def _minute(ctx: ApiContext, kiln: KilnSpec) -> ServerSentEvent:
     return ServerSentEvent(live_json(ctx, kiln).decode(), event="minute")
+
+
+def _running(row: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps(row), event="running_minute")
 
 
 def _alarms(watch: AlarmWatch) -> ServerSentEvent:
@@ -73,6 +80,9 @@ async def _events(
         await watch.evaluate()
         sent_version = watch.book.version
         yield _alarms(watch)
+        for kiln in kilns:
+            if (row := running_row(ctx, kiln)) is not None:
+                yield _running(row)
         dirty: set[str] = set()
         flushed = time.monotonic()
         while True:
@@ -86,7 +96,10 @@ async def _events(
                     return
                 pending = asyncio.create_task(_next(subscription))
                 newest = ctx.live.newest_minute(event["kiln"]) if event.get("kiln") in by_id else None
-                if (
+                if event.get("type") == "running_minute":
+                    if event.get("kiln") in by_id:
+                        yield _running(event["row"])
+                elif (
                     event.get("type") == "minute"
                     and event.get("revision", 0) > 0  # recomputed, not merely overtaken in a burst
                     and newest is not None

@@ -46,6 +46,7 @@ from .kpi_setup import kpi_setup
 from .late_data import LateData, stored_readings
 from .plant import Runtime, build_runtime
 from .results.wiring import ResultsServers, results_servers
+from .running_minutes import RunningMinutes
 from .settings import Settings
 
 log = logging.getLogger("kilnwatch")
@@ -103,6 +104,8 @@ class Service:
         self._started = asyncio.Event()
         self.events = Broadcaster()
         self.listeners.append(self._publish_events)
+        self.running_minutes = RunningMinutes(self.engine, self.events)  # provisional, never stored
+        self.extra_tasks.append(self.running_minutes.run)
         self._more_due = asyncio.Event()  # advance() stopped at its budget
         self._plans = source_plans(self.plant, self.runtime)
         self._source_signals = {
@@ -296,6 +299,7 @@ class Service:
             manual=self.manual,
             overrides_changed=self.overrides_changed,
             kpi=kpi_setup(self.plant),
+            provisional=self.running_minutes,
         )
 
     # -- running --------------------------------------------------------------------------

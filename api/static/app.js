@@ -10,6 +10,7 @@
   const MINUTE_MS = 60_000;
   const HOUR_MS = 3_600_000;
   const TREND_MS = 2 * HOUR_MS;
+  const RUNNING_QUIET_MS = 10_000;  // a running minute not updated for this long is shown greyed
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const STATUS_ICON = {
     valid: '●', stale: '▲', maintenance: '◆', fault: '✖', catching_up: '↻', invalid: '▲', no_data: '○',
@@ -139,6 +140,8 @@
         newest: null,            // start of the newest minute [ms]
         minutes: new Map(),      // minute start [ms] -> {v, valid}
         hours: [],
+        running: null,           // newest running_minute row (provisional)
+        runningAt: 0,            // performance.now() when it arrived
         el: {
           card,
           intensity: $(card, '.intensity'),
@@ -152,6 +155,11 @@
           svg: $(card, '.chart'),
           tbody: $(card, 'tbody'),
           day: $(card, '.day'),
+          running: $(card, '.running'),
+          rIntensity: $(card, '.r-intensity'),
+          rCo2: $(card, '.r-co2'),
+          rClinker: $(card, '.r-clinker'),
+          rtime: $(card, '.rtime'),
         },
         drawPending: false,
       };
@@ -202,7 +210,7 @@
   function renderCardWords(k) {
     $(k.el.card, '.table-wrap').setAttribute('aria-label', t('today.region', { kiln: k.name }));
     if (k.live) renderLive(k);
-    else { renderAge(k); renderStatus(k); }
+    else { renderAge(k); renderStatus(k); renderRunning(k); }
     draw(k);
     renderTable(k);
   }
@@ -252,6 +260,36 @@
     e.vtime.title = p.time ? t('card.minute_start', { time: i18n.full(Date.parse(p.time)) }) : '';
     renderAge(k);
     renderStatus(k);
+    renderRunning(k);
+  }
+
+  function onRunning(row) {
+    const k = state.kilns.get(row.kiln);
+    if (!k) return;
+    k.running = row;
+    k.runningAt = performance.now();
+    renderRunning(k);
+  }
+
+  /** The running minute beside the closed one: provisional, until the closed minute replaces it. */
+  function renderRunning(k) {
+    const r = k.running;
+    const e = k.el;
+    const closed = k.live && k.live.time ? Date.parse(k.live.time) : null;
+    const shown = r !== null && (closed === null || Date.parse(r.minute) > closed);
+    const quiet = shown && performance.now() - k.runningAt > RUNNING_QUIET_MS;
+    e.card.dataset.running = shown ? (quiet ? 'quiet' : 'live') : 'none';
+    e.card.dataset.runningThrough = shown ? r.through : '';
+    e.rIntensity.dataset.value = shown && isNum(r.intensity_kg_per_t) ? String(r.intensity_kg_per_t) : '';
+    setText(e.rIntensity, shown ? fmt(r.intensity_kg_per_t, 0) : '—');
+    setText(e.rCo2, shown ? fmt(r.co2_t_per_h, 1) : '—');
+    setText(e.rClinker, shown ? fmt(r.clinker_t_per_h, 1) : '—');
+    const through = shown ? Date.parse(r.through) : null;
+    setText(e.rtime, shown ? hhmmss(through) : '--:--:--');
+    e.rtime.dateTime = shown ? r.through : '';
+    e.running.title = shown
+      ? t('card.running_title', { start: hhmm(Date.parse(r.minute)), through: hhmmss(through), points: r.points })
+      : '';
   }
 
   function renderAge(k) {
@@ -704,6 +742,7 @@
     });
     source.addEventListener('ping', seen);
     source.addEventListener('minute', (e) => { seen(); onMinute(JSON.parse(e.data)); });
+    source.addEventListener('running_minute', (e) => { seen(); onRunning(JSON.parse(e.data)); });
     source.addEventListener('revised', (e) => {
       seen();
       const k = state.kilns.get(JSON.parse(e.data).kiln);
@@ -748,7 +787,7 @@
     const now = Date.now();
     setText(document.getElementById('clock'), hhmmss(now));
     showTimezone();  // the offset moves with daylight saving time
-    for (const k of state.kilns.values()) { renderAge(k); renderStatus(k); }
+    for (const k of state.kilns.values()) { renderAge(k); renderStatus(k); renderRunning(k); }
     renderTotal();
     for (const el of document.querySelectorAll('#alarm-list .when')) updateWhen(el);
     // A half-open connection shows no error: without pings for a while, start again.
