@@ -19,7 +19,9 @@ from . import kiln_params as kp
 from .aggregates import HourAggregate, MinuteAggregate
 from .batch import ReadingBatch
 from .gridding import GridSamples, sample_on_grid
-from .hours import hour_from_minutes
+from .hour_columns import gc_paused, measured_hours
+from .hours import HOUR_NS, hour_from_minutes
+from .minute_columns import MinuteColumns
 from .minutes import MINUTE_NS, close_minutes
 from .periods import half_hours_from_minutes
 from .rules import KilnRules
@@ -133,6 +135,50 @@ class KilnAccounting:
             minutes, hour_start, self.pollutants, rules, g.points_per_minute
         )
         apply_hour_rules(hour, self.history, rules, g.co2_density)
+        self._settle(hour)
+        return hour
+
+    def hours(self, columns: MinuteColumns, revisions: Sequence[int]) -> list[HourAggregate]:
+        """:meth:`hour` of every hour that has minutes in ``columns``, in time order, in one
+        vectorised pass (:mod:`analytics.hour_columns`); ``revisions`` one per such hour."""
+        with gc_paused():
+            return self._hours(columns, revisions)
+
+    def _hours(self, columns: MinuteColumns, revisions: Sequence[int]) -> list[HourAggregate]:
+        g, rules = self.grid, self.rules
+        got = measured_hours(
+            self.kiln.id,
+            self.kiln.plant,
+            columns,
+            revisions,
+            g.points_per_minute,
+            g.co2_density,
+            rules,
+            self.pollutants,
+        )
+        for hour in got.hours:
+            # The history takes measured means only, so every hour can go in first: a substitute
+            # looks only at the hours before its own, which then hold what they held hour by hour.
+            self.history.record(hour, rules.hour_valid_fraction)
+        for hour, needs_rules, calculated, usable in zip(
+            got.hours, got.needs_rules, got.calculated, got.usable, strict=True
+        ):
+            if needs_rules:
+                apply_hour_rules(hour, self.history, rules, g.co2_density)
+                self._settle(hour)
+                continue
+            hour.calculated = calculated  # reported = measured: nothing else to apply
+            if not usable:
+                self._settle(hour)
+        return got.hours
+
+    def hour_starts(self, columns: MinuteColumns) -> list[int]:
+        """The hours :meth:`hours` gives for ``columns`` [ns]."""
+        return np.unique(columns.start_ns // HOUR_NS * HOUR_NS).tolist()
+
+    def _settle(self, hour: HourAggregate) -> None:
+        """The last check of a reported hour, then its place in the substitution history."""
+        rules = self.rules
         if not numbers_usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
             # Overflowed means (absurd values within a too wide range): not valid, and not reported as
             # numbers, whichever rule produced them.
@@ -140,7 +186,6 @@ class KilnAccounting:
             hour.co2_t = _finite(hour.co2_t)
             hour.intensity_kg_per_t = _finite(hour.intensity_kg_per_t)
         self.history.record(hour, rules.hour_valid_fraction)
-        return hour
 
 
 def _finite(x: float | None) -> float | None:
