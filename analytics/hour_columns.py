@@ -127,7 +127,7 @@ def measured_hours(
     bounds = np.flatnonzero(np.r_[True, hidx[1:] != hidx[:-1]])
     seen = _grid(cols.n_expected, slot, h, 0).sum(axis=2)
     received = _grid(cols.received, slot, h, 0).sum(axis=2)
-    has_received = _grid(cols.has_received, slot, h, False).any(axis=2)
+    has_received = np.asarray(_grid(cols.has_received, slot, h, False).any(axis=2))
     mi, pi, ri, count = cols.reason_at
     reasons = np.zeros((h, p, len(LEDGER_REASONS)), dtype=np.int64)
     np.add.at(reasons, (hidx[mi], pi, ri), count)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,7 +83,7 @@ class MinuteColumns:
         coo = np.array(at, dtype=np.int64).reshape(-1, 3)
         running = [m.n_running for m in ordered]
 
-        def cols(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        def cols(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
             return np.ascontiguousarray(a.reshape(n, p, *a.shape[1:]).swapaxes(0, 1))
 
         return cls(
