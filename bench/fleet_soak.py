@@ -178,6 +178,31 @@ class MinuteWatch:
                         self.delays.append(time.time() - end)
 
 
+class LivePoll:
+    """When each new minute of one kiln first shows on ``/live`` (polled every 0.5 s): how late
+    the engine closed it, beside the stream's figure [s after the minute's end]."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.delays: list[float] = []
+        self.counting = False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        seen = None
+        while not self.stop.wait(0.5):
+            try:
+                minute = httpx.get(self.url, timeout=5).json().get("time")
+            except httpx.HTTPError:
+                continue
+            if minute and minute != seen:
+                if seen is not None and self.counting:
+                    end = datetime.fromisoformat(minute.replace("Z", "+00:00")).timestamp() + 60
+                    self.delays.append(time.time() - end)
+                seen = minute
+
+
 def cpu_of(pid: int) -> float:
     return sum(cpu_seconds(p) for p in (pid, *_children(pid)))
 
@@ -213,13 +238,15 @@ def main() -> None:
                 publisher.start()
                 watch = MinuteWatch(f"{base}/stream")
                 watch.thread.start()
+                poll = LivePoll(f"{base}/kilns/{kilns[0]}/live")
+                poll.thread.start()
                 newest = f"{base}/kilns/{kilns[-1]}/live"
                 wait_for(
                     lambda: httpx.get(newest, timeout=5).json().get("time"), 180, "a first closed minute"
                 )
                 time.sleep(args.warmup_s)
                 behind.value = 0.0
-                watch.counting = True
+                watch.counting = poll.counting = True
                 rss0, cpu0, t0 = rss_mib(service.pid), cpu_of(service.pid), time.monotonic()
                 log(f"fleet_soak start: {rss0:.1f} MiB, {len(kilns)} kilns x {SIGNALS_PER_KILN} signals")
                 end_at = t0 + args.minutes * 60
@@ -234,10 +261,16 @@ def main() -> None:
                         f"{rss_mib(service.pid):.1f} MiB, {len(watch.delays)} minutes closed, {late} late"
                         + (f", delay max {max(watch.delays):.1f} s" if watch.delays else "")
                         + f"; publisher at most {behind.value:.1f} s behind"
+                        + (
+                            f"; {kilns[0]} on /live: delay max {max(poll.delays):.1f} s"
+                            if poll.delays
+                            else ""
+                        )
                     )
                 cpu1, t1, rss1 = cpu_of(service.pid), time.monotonic(), rss_mib(service.pid)
                 publisher_behind = behind.value
-                watch.counting = False
+                watch.counting = poll.counting = False
+                poll.stop.set()
                 stop.set()
                 publisher.join(120)
                 if publisher.exitcode != 0:
@@ -258,7 +291,8 @@ def main() -> None:
         f"{len(delays)} minutes closed, {late} later than {lateness + 2:g} s after their end "
         f"(delay median {np.median(delays):.1f} s, max {delays.max():.1f} s); "
         f"{sent:,} readings published, {stored:,} stored; the publisher was at most "
-        f"{publisher_behind:.1f} s behind the wall clock"
+        f"{publisher_behind:.1f} s behind the wall clock; {kilns[0]}'s minutes on /live "
+        f"{np.round(poll.delays, 1).tolist()} s after their end"
     )
     result_line("fleet_soak", cpu_pct, "%", GOAL_CPU_PCT, cpu_pct / GOAL_CPU_PCT)
     result_line("fleet_soak_rss", rss1, "MiB", rss0, rss1 / rss0)
