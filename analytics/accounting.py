@@ -28,7 +28,6 @@ from .rules import KilnRules
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
 from .substitution import SubstitutionHistory, apply_hour_rules
-from .validity import numbers_usable
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +178,20 @@ class KilnAccounting:
     def _settle(self, hour: HourAggregate) -> None:
         """The last check of a reported hour, then its place in the substitution history."""
         rules = self.rules
-        if not numbers_usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
+        if not _usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
             # Overflowed means (absurd values within a too wide range): not valid, and not reported as
             # numbers, whichever rule produced them.
             hour.valid = False
             hour.co2_t = _finite(hour.co2_t)
             hour.intensity_kg_per_t = _finite(hour.intensity_kg_per_t)
         self.history.record(hour, rules.hour_valid_fraction)
+
+
+def _usable(co2: float | None, clinker: float | None, intensity: float | None) -> bool:
+    """:func:`analytics.validity.numbers_usable` of one hour's numbers, without arrays."""
+    if co2 is None or clinker is None or not (math.isfinite(co2) and math.isfinite(clinker)):
+        return False
+    return (intensity is not None and math.isfinite(intensity)) or clinker <= 0
 
 
 def _finite(x: float | None) -> float | None:
