@@ -44,9 +44,10 @@ check: venv
 bench: venv system-bench
 	$(PY) bench/run_all.py
 
-## make soak: the 20-minute memory soak (figure 8)
+## make soak: the 20-minute memory soak (figure 8), then the 30-minute fleet soak (200 kilns over MQTT)
 soak: venv system-bench
 	$(PY) bench/soak_memory.py
+	$(PY) bench/fleet_soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

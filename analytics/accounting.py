@@ -20,7 +20,9 @@ from .aggregates import HourAggregate, MinuteAggregate
 from .batch import ReadingBatch
 from .emissions import intensity_kg_per_t
 from .gridding import GridSamples, sample_on_grid
+from .hour_columns import gc_paused, measured_hours
 from .hours import HOUR_NS, hour_from_minutes
+from .minute_columns import MinuteColumns
 from .minutes import MINUTE_NS, close_minutes, minute_headline
 from .overrides import KilnOverrides
 from .periods import half_hours_from_minutes
@@ -29,7 +31,6 @@ from .running_minute import RunningMinute
 from .signals import KilnSpec, Quantity, SignalInfo
 from .stuck import RunState, detect_stuck
 from .substitution import SubstitutionHistory, apply_hour_rules, calculated_co2
-from .validity import numbers_usable
 
 #: ``substitution_method`` of an hour that operators marked stopped.
 NOT_OPERATING = "not_operating"
@@ -198,7 +199,59 @@ class KilnAccounting:
             apply_hour_rules(hour, self.history, rules, g.co2_density)
         else:
             not_operating(hour, rules)
-        if not numbers_usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
+        self._settle(hour, rules, operating)
+        return hour
+
+    def hours(self, columns: MinuteColumns, revisions: Sequence[int]) -> list[HourAggregate]:
+        """:meth:`hour` of every hour that has minutes in ``columns``, in time order, in one
+        vectorised pass (:mod:`analytics.hour_columns`); ``revisions`` one per such hour. Not for a
+        kiln with operators' overrides (:attr:`has_overrides`): those take :meth:`hour`."""
+        if self.has_overrides:
+            raise ValueError(f"kiln {self.kiln.id} has operators' overrides: hours go one by one")
+        with gc_paused():
+            return self._hours(columns, revisions)
+
+    def _hours(self, columns: MinuteColumns, revisions: Sequence[int]) -> list[HourAggregate]:
+        g, rules = self.grid, self.rules
+        got = measured_hours(
+            self.kiln.id,
+            self.kiln.plant,
+            columns,
+            revisions,
+            g.points_per_minute,
+            g.co2_density,
+            rules,
+            self.pollutants,
+        )
+        for hour in got.hours:
+            # The history takes measured means only, so every hour can go in first: a substitute
+            # looks only at the hours before its own, which then hold what they held hour by hour.
+            self.history.record(hour, rules.hour_valid_fraction)
+        for hour, needs_rules, calculated, usable in zip(
+            got.hours, got.needs_rules, got.calculated, got.usable, strict=True
+        ):
+            if needs_rules:
+                apply_hour_rules(hour, self.history, rules, g.co2_density)
+                self._settle(hour, rules)
+                continue
+            hour.calculated = calculated  # reported = measured: nothing else to apply
+            if not usable:
+                self._settle(hour, rules)
+        return got.hours
+
+    def hour_starts(self, columns: MinuteColumns) -> list[int]:
+        """The hours :meth:`hours` gives for ``columns`` [ns]."""
+        return np.unique(columns.start_ns // HOUR_NS * HOUR_NS).tolist()
+
+    @property
+    def has_overrides(self) -> bool:
+        """Operators marked stops or entered manual values: hours need the per-hour path."""
+        return bool(self.overrides.stopped) or bool(self.overrides.manual)
+
+    def _settle(self, hour: HourAggregate, rules: KilnRules, operating: bool = True) -> None:
+        """The last check of a reported hour, then (when operating) its place in the substitution
+        history."""
+        if not _usable(hour.co2_t, hour.clinker_t, hour.intensity_kg_per_t):
             # Overflowed means (absurd values within a too wide range): not valid, and not reported as
             # numbers, whichever rule produced them.
             hour.valid = False
@@ -206,7 +259,13 @@ class KilnAccounting:
             hour.intensity_kg_per_t = _finite(hour.intensity_kg_per_t)
         if operating:
             self.history.record(hour, rules.hour_valid_fraction)
-        return hour
+
+
+def _usable(co2: float | None, clinker: float | None, intensity: float | None) -> bool:
+    """:func:`analytics.validity.numbers_usable` of one hour's numbers, without arrays."""
+    if co2 is None or clinker is None or not (math.isfinite(co2) and math.isfinite(clinker)):
+        return False
+    return (intensity is not None and math.isfinite(intensity)) or clinker <= 0
 
 
 def not_operating(hour: HourAggregate, rules: KilnRules) -> HourAggregate:

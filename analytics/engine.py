@@ -36,6 +36,7 @@ from .aggregates import HourAggregate, MinuteAggregate
 from .batch import NS_PER_S, ReadingBatch
 from .engine_types import EngineOutput, EngineParams
 from .hours import HOUR_NS
+from .minute_columns import MinuteColumns
 from .minute_window import MinuteWindow
 from .minutes import MINUTE_NS
 from .overrides import KilnOverrides
@@ -344,22 +345,34 @@ class EmissionsEngine:
         rebuild took."""
         self.last_arrival[self.last_arrival == fed_s] = now_s
 
-    def rebuild_hours(self, kiln_id: str, minutes: Sequence[MinuteAggregate]) -> list[HourAggregate]:
+    def rebuild_hours(
+        self, kiln_id: str, minutes: Sequence[MinuteAggregate] | MinuteColumns
+    ) -> list[HourAggregate]:
         """Hours (with half-hours and substitution) from stored minute aggregates, in time order.
 
         For reprocessing a period under the current rules; the history of earlier hours in the
         reporting period should be loaded first (:meth:`load_history`). Revisions count on.
+        All hours in one vectorised pass over the minutes as columns (:class:`MinuteColumns`);
+        minutes that do not fit columns go hour by hour, with the same result.
         """
         state = self.kilns[kiln_id]
+        if isinstance(minutes, MinuteColumns):
+            columns: MinuteColumns | None = minutes
+        elif state.acct.has_overrides:  # stops and manual values apply hour by hour
+            columns = None
+        else:
+            columns = MinuteColumns.from_minutes(minutes)
+        if columns is not None:
+            revisions = [self._next_revision(state, h) for h in state.acct.hour_starts(columns)]
+            return state.acct.hours(columns, revisions)
+        assert not isinstance(minutes, MinuteColumns)
         by_hour: dict[int, list[MinuteAggregate]] = {}
         for m in minutes:
             by_hour.setdefault(m.start_ns // HOUR_NS * HOUR_NS, []).append(m)
         out = []
         for hour_start in sorted(by_hour):
-            revision = state.hour_revision.get(hour_start, -1) + 1
-            state.hour_revision[hour_start] = revision
             part = sorted(by_hour[hour_start], key=lambda m: m.start_ns)
-            out.append(state.acct.hour(hour_start, part, revision))
+            out.append(state.acct.hour(hour_start, part, self._next_revision(state, hour_start)))
         return out
 
     # -- operators' overrides -------------------------------------------------------------
@@ -385,6 +398,12 @@ class EmissionsEngine:
     def is_stopped(self, kiln_id: str, ts_ns: int) -> bool:
         """Whether operators marked the kiln stopped at ``ts_ns`` (a ``kiln_stopped`` annotation)."""
         return self.kilns[kiln_id].acct.overrides.stopped.contains(ts_ns)
+
+    @staticmethod
+    def _next_revision(state: _KilnState, hour_start: int) -> int:
+        revision = state.hour_revision.get(hour_start, -1) + 1
+        state.hour_revision[hour_start] = revision
+        return revision
 
     # -- late data ------------------------------------------------------------------------
 

@@ -12,13 +12,15 @@ the year starts come from :mod:`analytics.plant_time` as an int64 array (UTC yea
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from . import crosscheck as xc
 from . import kiln_params as kp
 from .aggregates import CalculatedCO2, HourAggregate, ParameterStats
-from .averaging import mean_plus_two_sigma
+from .averaging import SUBSTITUTION_DDOF, SUBSTITUTION_SIGMAS
 from .conventions import hour_mass
 from .emissions import intensity_kg_per_t
 from .rules import KilnRules
@@ -48,6 +50,8 @@ class SubstitutionHistory:
     def __init__(self, year_starts_ns: npt.NDArray[np.int64] | None = None) -> None:
         self._means: dict[str, dict[int, float]] = {p: {} for p in CONCENTRATIONS}
         self.year_starts_ns = year_starts_ns
+        # the means as arrays (dict order), built on demand and dropped when the means change
+        self._arrays: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
 
     def period_start(self, t_ns: int) -> int:
         """Start of the reporting period holding ``t_ns`` [ns]."""
@@ -62,25 +66,46 @@ class SubstitutionHistory:
                 and np.isfinite(s.mean)
                 and s.availability >= valid_fraction
             ):
-                means[hour.start_ns] = s.mean
-            else:
-                means.pop(hour.start_ns, None)
+                if means.get(hour.start_ns) != s.mean:
+                    means[hour.start_ns] = s.mean
+                    self._arrays.pop(name, None)
+            elif means.pop(hour.start_ns, None) is not None:
+                self._arrays.pop(name, None)
 
     def substitute(self, name: str, hour_start_ns: int) -> float | None:
         """C_mean + 2 sigma [unit of the concentration] of the valid hours before the hour, same period."""
         lo = self.period_start(hour_start_ns)
-        values = np.fromiter(
-            (v for t, v in self._means[name].items() if lo <= t < hour_start_ns), dtype=float
-        )
+        arrays = self._arrays.get(name)
+        if arrays is None:
+            means = self._means[name]
+            arrays = self._arrays[name] = (
+                np.fromiter(means.keys(), dtype=np.int64, count=len(means)),
+                np.fromiter(means.values(), dtype=float, count=len(means)),
+            )
+        ts, vs = arrays
+        values = vs[(ts >= lo) & (ts < hour_start_ns)]
         if len(values) < 2:
             return None
-        result = float(mean_plus_two_sigma(values, np.ones(len(values), dtype=bool)))
-        return result if np.isfinite(result) else None
+        result = _mean_plus_two_sigma(values)
+        return result if math.isfinite(result) else None
 
     def forget_before(self, t_ns: int) -> None:
+        self._arrays.clear()
         for means in self._means.values():
             for t in [t for t in means if t < t_ns]:
                 del means[t]
+
+
+def _mean_plus_two_sigma(x: npt.NDArray[np.float64]) -> float:
+    """:func:`analytics.averaging.mean_plus_two_sigma` of finite values, all valid, at least
+    ddof + 1 of them: the same operations in the same order (so the same number), without the
+    masks and axes of the general function (it runs once per substituted hour)."""
+    n = float(len(x))
+    shift = float(x.sum() / len(x))
+    d = x - shift
+    s1, s2 = float(d.sum()), float((d * d).sum())
+    var = (s2 - s1 * s1 / n) / (n - SUBSTITUTION_DDOF)
+    return s1 / n + shift + SUBSTITUTION_SIGMAS * math.sqrt(max(var, 0.0))
 
 
 def calculated_co2(params: dict[str, ParameterStats], rules: KilnRules) -> CalculatedCO2:

@@ -6,30 +6,42 @@ dropouts so that some hours need substitution), then repeated with shifted times
 (43 200 minutes per kiln). With ``--store`` they also go through the local store and back, as a
 reprocessing after a rules change would read them (that round trip is printed, not timed).
 
-Timed (median of 3, CPU time): ``EmissionsEngine.rebuild_hours`` for both kilns, i.e. hours with
-their ledger, half-hours, reporting convention and the C_mean + 2 sigma / mass-balance substitution
-in time order. Baseline: a plain numpy pass over the same minute arrays (valid-point sums and
-counts per parameter, reshaped to hours) that gives the hourly means, availabilities and CO2
-without any of the rest.
+Timed (median of 3, CPU time): ``EmissionsEngine.rebuild_hours`` for both kilns from the minutes
+held as columns (:class:`analytics.minute_columns.MinuteColumns`, one vectorised pass per kiln),
+i.e. hours with their ledger, half-hours, reporting convention and the C_mean + 2 sigma /
+mass-balance substitution in time order. Baseline: a plain numpy pass over the same minute arrays
+(valid-point sums and counts per parameter, reshaped to hours) that gives the hourly means,
+availabilities and CO2 without any of the rest.
+
+Also measured in the same run: the per-hour path (``KilnAccounting.hour`` per hour, as
+``rebuild_hours`` worked before; the hours must come out equal, field for field), the turning of
+the minute objects into columns, and the largest event-loop lag while the columnar rebuild runs on
+a worker thread (a 10 ms sleep loop on the event loop, as in backfill_loop_lag.py).
 
     RESULT recompute_month value=<s> unit=s baseline=<s> ratio=<value/baseline>
+    RESULT recompute_month_speedup value=<per-hour s / value> unit=x baseline=<per-hour s> ratio=<same>
+    RESULT recompute_month_loop_lag value=<max lag ms> unit=ms baseline=<max lag ms, idle> ratio=...
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from common import log, repeat_median, result_line
 
-from analytics.aggregates import MinuteAggregate
+from analytics.aggregates import HourAggregate, MinuteAggregate
 from analytics.batch import NS_PER_S, ReadingBatch
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
 from analytics.engine import EmissionsEngine
+from analytics.hours import HOUR_NS
+from analytics.minute_columns import MinuteColumns
 from collector.store.local import LocalStore
 from collector.store.reader import StoreReader
 from kilnwatch.config import parse_plant
@@ -150,13 +162,28 @@ def main() -> None:
     per_kiln = {k: month(v, args.hours) for k, v in simulated.items()}
     loaded = through_store(rt, per_kiln) if args.store else per_kiln
 
+    columns = {}
+    started = time.process_time()
+    for k in KILNS:
+        got = MinuteColumns.from_minutes(loaded[k])
+        assert got is not None, "the month's minutes do not fit columns"
+        columns[k] = got
+    log(f"minute objects to columns: {time.process_time() - started:.2f} s CPU (not timed below)")
+
     def rebuild() -> float:
         engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
         t = time.process_time()
-        hours = {k: engine.rebuild_hours(k, loaded[k]) for k in KILNS}
+        hours = {k: engine.rebuild_hours(k, columns[k]) for k in KILNS}
         spent = time.process_time() - t
         assert all(len(h) == DAYS * 24 for h in hours.values())
         return spent
+
+    def per_hour() -> float:
+        engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
+        t = time.process_time()
+        for k in KILNS:
+            per_hour_rebuild(engine, k, loaded[k])
+        return time.process_time() - t
 
     arrays = {k: minute_arrays(loaded[k]) for k in KILNS}
     expected = rt.engine_params.points_per_minute * 60
@@ -168,17 +195,75 @@ def main() -> None:
                 numpy_baseline(arrays[k], expected)
         return (time.process_time() - t) / 100
 
+    check_equal(rt, loaded, columns)
     value, runs = repeat_median(rebuild)
     base, _ = repeat_median(baseline)
+    old = per_hour()  # one run: it is the slow one (and the equality check warmed it up)
     engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
-    hours = engine.rebuild_hours("kiln1", loaded["kiln1"])
+    hours = engine.rebuild_hours("kiln1", columns["kiln1"])
     substituted = sum(h.co2_t_substituted for h in hours)
     log(
         f"rebuild runs {[round(r, 3) for r in runs]} s; {substituted} of {len(hours)} kiln1 hours substituted"
     )
+    log(f"per-hour path (as before): {old:.2f} s; speed-up {old / value:.1f}x")
     per_hour_ms = value / (2 * DAYS * 24) * 1e3
-    log(f"per hour: {per_hour_ms:.2f} ms; numpy pass over the same arrays: {base * 1e3:.2f} ms in all")
+    log(f"per hour: {per_hour_ms:.3f} ms; numpy pass over the same arrays: {base * 1e3:.2f} ms in all")
+    lag, idle_lag = asyncio.run(loop_lag_during(rt, columns))
+    log(f"largest event-loop lag: {lag:.1f} ms with the rebuild on a worker thread, {idle_lag:.1f} ms idle")
     result_line("recompute_month", value, "s", base, value / base)
+    result_line("recompute_month_speedup", old / value, "x", old, old / value)
+    result_line("recompute_month_loop_lag", lag, "ms", idle_lag, lag / idle_lag if idle_lag else 0.0)
+
+
+def per_hour_rebuild(
+    engine: EmissionsEngine, kiln: str, minutes: list[MinuteAggregate]
+) -> list[HourAggregate]:
+    """The hours one by one through ``KilnAccounting.hour``, as ``rebuild_hours`` did before."""
+    acct = engine.kilns[kiln].acct
+    by_hour: dict[int, list[MinuteAggregate]] = {}
+    for m in minutes:
+        by_hour.setdefault(m.start_ns // HOUR_NS * HOUR_NS, []).append(m)
+    return [acct.hour(h, sorted(by_hour[h], key=lambda m: m.start_ns), 0) for h in sorted(by_hour)]
+
+
+def check_equal(
+    rt: Runtime, loaded: dict[str, list[MinuteAggregate]], columns: dict[str, MinuteColumns]
+) -> None:
+    """The columnar hours are the per-hour path's, field for field (and key order)."""
+    old_engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
+    new_engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
+    for k in KILNS:
+        old = [h.to_dict() for h in per_hour_rebuild(old_engine, k, loaded[k])]
+        new = [h.to_dict() for h in new_engine.rebuild_hours(k, columns[k])]
+        if repr(old) != repr(new):
+            bad = sum(repr(a) != repr(b) for a, b in zip(old, new, strict=True))
+            raise SystemExit(f"{k}: {bad} of {len(old)} hours differ from the per-hour path")
+    log("columnar hours equal the per-hour path's (both kilns, every field)")
+
+
+async def loop_lag_during(rt: Runtime, columns: dict[str, MinuteColumns]) -> tuple[float, float]:
+    """Largest lag [ms] of a 10 ms sleep loop while the rebuild runs on a worker thread, and
+    over the same time with nothing else running."""
+    engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
+    loop = asyncio.get_running_loop()
+
+    async def probe(done: Callable[[], bool]) -> float:
+        worst = 0.0
+        while not done():
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - t - 0.01)
+        return worst * 1e3
+
+    started = loop.time()
+    job = asyncio.ensure_future(
+        asyncio.to_thread(lambda: [engine.rebuild_hours(k, columns[k]) for k in KILNS])
+    )
+    lag = await probe(job.done)
+    await job
+    idle_until = loop.time() + max(loop.time() - started, 0.2)
+    idle = await probe(lambda: loop.time() >= idle_until)
+    return lag, idle
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ FIGURES: list[tuple[int, str]] = [
     (16, "fleet_report.py"),  # issue 17 item 5: a year of 8 kilns vs the bare export; no goal
     (17, "hourly_year.py"),  # issue 16 item 2: a year of /hourly, JSON and CSV, against sqlite3 + orjson
     (18, "live_provisional_latency.py"),  # issue 16: p99 s to the running minute; goal < 1.5 s
+    (19, "recompute_month.py"),  # issue 16 item 3: columnar hours against the per-hour path
 ]
 
 Compare = Callable[[float, float], bool]
@@ -63,6 +64,7 @@ GOALS: dict[str, tuple[str, Compare, float]] = {
 VALUE_GOALS: dict[str, tuple[str, Compare, float]] = {
     "backfill_loop_lag": ("<", operator.lt, 100.0),
     "live_provisional_latency": ("<", operator.lt, 1.5),
+    "recompute_month_speedup": (">=", operator.ge, 10.0),  # issue 16 item 3: against the per-hour path
 }
 
 
