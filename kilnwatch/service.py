@@ -357,6 +357,13 @@ class Service:
             await asyncio.wait_for(asyncio.gather(*(s.quiesce() for s in self.sources)), timeout=5)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.pipeline.drain(), timeout=10)
+        # The sources disconnect before the other tasks end: those may hold what a source talks to
+        # (the demo's broker and simulators).
+        names = {s.name for s in self.sources}
+        sources = [t for t in tasks[1:] if t.get_name() in names]
+        for t in sources:
+            t.cancel()
+        await asyncio.gather(*sources, return_exceptions=True)
         for t in tasks[1:]:
             t.cancel()
         await asyncio.gather(*tasks[1:], return_exceptions=True)
