@@ -77,7 +77,7 @@ def test_results_over_mqtt_equal_live_and_hourly(start_service: Any, mosquitto: 
         }
     }
     backfill_h, hour = replay_last_hour(time.time_ns())
-    svc = start_service(speed=60.0, backfill_h=backfill_h, results=results)
+    svc = start_service(speed=120.0, backfill_h=backfill_h, results=results)
     listener = Listener(mosquitto, [f"{prefix}/#", f"spBv1.0/{group}/#"])
     try:
 

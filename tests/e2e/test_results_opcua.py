@@ -135,8 +135,8 @@ def test_results_server_matches_the_api_and_follows_validity(start_service) -> N
     fault = Scenario([Event(Kind.FAULT, "kiln2", int(t0) - 4 * HOUR_NS, 8 * 3600)])
     results = {"opcua": {"endpoint": url, "security_policies": ["None"], "allow_anonymous": True}}
     backfill_h, hour = replay_last_hour(time.time_ns())
-    # 60x: the replay takes 2-3 min (real-time minutes close once a minute after it)
-    svc = start_service(speed=60.0, backfill_h=backfill_h, scenario=fault, results=results)
+    # 120x: the replay takes 1-1.5 min (real-time minutes close once a minute after it)
+    svc = start_service(speed=120.0, backfill_h=backfill_h, scenario=fault, results=results)
     nodes = documented_nodes()
 
     def newest_hour(kiln: str) -> dict[str, Any] | None:
