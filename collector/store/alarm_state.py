@@ -15,7 +15,6 @@ worker threads while the pipeline writes readings on its own connection.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .connection import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarm_state (
@@ -76,10 +77,7 @@ class AlarmStateStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 

@@ -11,7 +11,6 @@ worker threads while the pipeline writes readings on its own connection (WAL mod
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .connection import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -51,9 +52,7 @@ class AuditTrail:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 

@@ -30,6 +30,7 @@ from collector.file_modes import private_file
 
 from . import hourly_forms
 from .conflicts import as_dead_letter, conflicts_of, insert_conflicts
+from .connection import connect
 from .dead_letters import DeadLetter
 from .dead_letters import insert as insert_dead_letters
 from .dead_letters import migrate as migrate_dead_letters
@@ -110,17 +111,6 @@ class Calibration:
 
 #: Turns a batch (or aggregates) into line-protocol bytes for the outbox; None: no InfluxDB.
 OutboxFormatter = Callable[[ReadingBatch], bytes]
-
-
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class LocalStore:

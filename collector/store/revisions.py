@@ -12,6 +12,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from .connection import connect
+
 
 def append_only(table: str) -> str:
     """Triggers that make ``table`` append-only."""
@@ -28,9 +30,7 @@ class RevisedTable:
 
     def __init__(self, path: Path | str, schema: str) -> None:
         self.path = Path(path)
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = connect(self.path)
         self._conn.executescript(schema)
         self.lock = threading.Lock()
 

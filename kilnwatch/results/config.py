@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from collector.secret_values import resolve_secret
+from collector.sources.mqtt.spec import check_connection_settings
 
 #: asyncua's ``ua.SecurityPolicyType`` names offered for the results server's endpoints.
 EndpointPolicy = Literal[
@@ -159,14 +160,7 @@ class ResultsMqtt(_Strict):
 
     @model_validator(mode="after")
     def _password_over_tls(self) -> ResultsMqtt:
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s is above reconnect_max_s")
-        self.password = resolve_secret("password", self.password, self.password_file, self.password_env)
-        if self.password is not None and not self.tls and not self.allow_plaintext_password:
-            raise ValueError(
-                "a password without tls would cross the network in plain text: set tls: true "
-                "(with ca_file), or allow_plaintext_password: true"
-            )
+        check_connection_settings(self)
         return self
 
 

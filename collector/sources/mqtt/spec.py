@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -89,16 +89,7 @@ class MqttBrokerSpec(BaseModel):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MqttBrokerSpec:
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError(
-                f"reconnect_min_s {self.reconnect_min_s} is above reconnect_max_s {self.reconnect_max_s}"
-            )
-        self.password = resolve_secret("password", self.password, self.password_file, self.password_env)
-        if self.password is not None and not self.tls and not self.allow_plaintext_password:
-            raise ValueError(
-                "a password without tls would cross the network in plain text: set tls: true "
-                "(with ca_file), or allow_plaintext_password: true"
-            )
+        check_connection_settings(self)
         return self
 
 
@@ -133,3 +124,28 @@ class MqttBinding(BaseModel):
             if "+" in level and level != "+":
                 raise ValueError("'+' must be a whole topic level")
         return v
+
+
+class _ConnectionSettings(Protocol):
+    reconnect_min_s: float
+    reconnect_max_s: float
+    password: SecretStr | None
+    password_file: str | None
+    password_env: str | None
+    tls: bool
+    allow_plaintext_password: bool
+
+
+def check_connection_settings(spec: _ConnectionSettings) -> None:
+    """Of a broker connection's settings (kilnwatch's sources and its results publisher): the backoff
+    in order, the password resolved from its file or variable, and no password in plain text."""
+    if spec.reconnect_min_s > spec.reconnect_max_s:
+        raise ValueError(
+            f"reconnect_min_s {spec.reconnect_min_s} is above reconnect_max_s {spec.reconnect_max_s}"
+        )
+    spec.password = resolve_secret("password", spec.password, spec.password_file, spec.password_env)
+    if spec.password is not None and not spec.tls and not spec.allow_plaintext_password:
+        raise ValueError(
+            "a password without tls would cross the network in plain text: set tls: true "
+            "(with ca_file), or allow_plaintext_password: true"
+        )
