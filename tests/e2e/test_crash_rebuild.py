@@ -111,7 +111,7 @@ def test_sigkill_mid_hour_of_a_replay_loses_no_stored_reading(mosquitto: Mosquit
     # it, takes longer than that (2.4 s at 50x) to connect: no hour of the replay is stored at the
     # crash, as when a replay or a gateway catching up is killed in its first hour.
     hour = time.time_ns() // HOUR_NS * HOUR_NS - 3 * HOUR_NS
-    with replay(opcua_port, hour - 2 * MINUTE_NS) as sims:
+    with replay(opcua_port, hour - 2 * MINUTE_NS) as sims, kw.stopped_at_end():
         kw.start()
         if sims.clock.now_ns() > hour + 20 * MINUTE_NS:
             # A slow start on a loaded machine: the crash would fall after the hour. The next hour
