@@ -204,6 +204,8 @@ _SUMS: Final = (
     "thermal_energy_gj", "energy_alternative_gj", "energy_biomass_gj", "clinker_fuels_t",
 )  # fmt: skip
 _I: Final = {name: i for i, name in enumerate(_SUMS)}
+#: The names of :func:`kiln_sums`' columns, in order.
+SUM_FIELDS: Final[tuple[str, ...]] = _SUMS
 
 
 def _num(x: float | None) -> float:
@@ -349,11 +351,27 @@ def kpi_report(
     or a plant-file rate), summed for companies and the fleet only when every plant of it has one;
     ``targets``: by (level, id); ``iso``: ns -> text for ``start``/``end`` (default: the ns).
     """
+    sums_by_kiln = {k: kiln_sums(rows_by_kiln[k], fuels.get(k, ()), period.bounds) for k in rows_by_kiln}
+    return report_from_sums(sums_by_kiln, grouping, period, level, cementitious_t, targets, iso)
+
+
+def report_from_sums(
+    sums_by_kiln: Mapping[str, FloatArray],
+    grouping: Grouping,
+    period: Periods,
+    level: Level = "kiln",
+    cementitious_t: Mapping[str, Sequence[float]] | None = None,
+    targets: Mapping[tuple[str, str], Trajectory] | None = None,
+    iso: Any = None,
+) -> list[dict[str, Any]]:
+    """:func:`kpi_report` from each kiln's :func:`kiln_sums` over ``period`` (the roll-up of every
+    level: the kilns' sums, added per entity). The sums may come from other processes (``kilnwatch
+    fleet --from-instances``): the result is the same as from the hours in one process."""
     n = len(period.labels)
     sums: dict[str, FloatArray] = {}
-    for kiln in sorted(rows_by_kiln):
+    for kiln in sorted(sums_by_kiln):
         key = grouping.entity(kiln, level)
-        part = kiln_sums(rows_by_kiln[kiln], fuels.get(kiln, ()), period.bounds)
+        part = np.asarray(sums_by_kiln[kiln], dtype=float)
         sums[key] = sums[key] + part if key in sums else part
     cem_by_plant = {p: np.asarray(v, dtype=float) for p, v in (cementitious_t or {}).items()}
     out: list[dict[str, Any]] = []

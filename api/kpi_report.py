@@ -93,6 +93,21 @@ def build(
     return {"method": method, "rows": rows}
 
 
+def sums_block(setup: kpi.KpiSetup, read: HourReader, period: kpi.Periods) -> dict[str, Any]:
+    """Each kiln's additive sums per period (analytics.kpi.kiln_sums): what ``kilnwatch fleet
+    --from-instances`` rolls up over many instances with analytics.kpi.report_from_sums."""
+    kilns = sorted(setup.grouping.plant_of)
+    hours = read_kilns(read, kilns, period.bounds)
+    return {
+        "fields": list(kpi.SUM_FIELDS),
+        "periods": [
+            {"period": label, "start_ns": int(a), "end_ns": int(b)}
+            for label, a, b in zip(period.labels, period.bounds[:-1], period.bounds[1:], strict=True)
+        ],
+        "kilns": {k: kpi.kiln_sums(hours[k], setup.fuels.get(k, ()), period.bounds).tolist() for k in kilns},
+    }
+
+
 def csv_of(report: dict[str, Any], dialect: str = "rfc4180") -> str:
     return csv_text(report["rows"], list(kpi.COLUMNS), dialect)
 

@@ -72,6 +72,9 @@ async def kpi_route(
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
     dialect: CsvDialect = "rfc4180",
     tz: Tz = None,
+    sums: Annotated[
+        bool, Query(description="JSON: add each kiln's additive sums per period (for kilnwatch fleet)")
+    ] = False,
 ) -> Any:
     """Clinker, CEMS and calculated CO2 with their deviation, gross and net CO2 per t clinker,
     calcination and fuel CO2, thermal energy, alternative fuel rate, biomass share, CO2 per t
@@ -106,5 +109,8 @@ async def kpi_route(
         headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         media = "text/csv; charset=utf-8"
         return Response(text.encode("utf-8"), media_type=media, headers=headers)
-    text = json.dumps({"method": report["method"], "rows": report["rows"], "next": None})
+    body = {"method": report["method"], "rows": report["rows"], "next": None}
+    if sums:
+        body["sums"] = await run_in_threadpool(kpi_report.sums_block, setup, read, periods)
+    text = json.dumps(body)
     return Response(text, media_type="application/json", headers=headers)

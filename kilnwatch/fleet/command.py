@@ -14,17 +14,21 @@ import argparse
 import json
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from analytics import kpi
 from analytics.hours import HOUR_NS
 from api.csv_dialect import DIALECTS, csv_text
+from api.kpi_report import workbook
 
 from ..config import ConfigError, load_plant_file
 from ..report import parse_range
 from .grouping import Grouping
+from .instances import TOKEN_ENV, fleet_kpi_report, merged_setup
 from .totals import CSV_FIELDS, fleet_totals
 from .victoria import read_hours
 
@@ -41,10 +45,30 @@ def add_fleet_parser(
         formatter_class=formatter_class,
     )
     p.add_argument("--config", type=Path, action="append", required=True, help="a plant file, repeatable")
-    p.add_argument("--historian", required=True, help="historian URL, e.g. http://127.0.0.1:8428")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--historian", help="historian URL, e.g. http://127.0.0.1:8428")
+    src.add_argument(
+        "--from-instances",
+        nargs="+",
+        metavar="URL",
+        help="the plants' kilnwatch URLs: the full KPI report (analytics.kpi) from their kiln sums; "
+        f"${TOKEN_ENV}, when set, is sent as a Bearer token",
+    )
     p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD (UTC midnight) or ISO 8601")
     p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (included) or ISO 8601 (excluded)")
-    p.add_argument("--format", choices=("json", "csv"), default="json", help="JSON (all) or CSV (rows)")
+    p.add_argument(
+        "--format",
+        choices=("json", "csv", "xlsx"),
+        default="json",
+        help="JSON (all) or CSV (rows); xlsx: --from-instances only",
+    )
+    p.add_argument(
+        "--period",
+        choices=("month", "year", "range"),
+        default="month",
+        help="--from-instances: KPI periods (local, of --tz)",
+    )
+    p.add_argument("--tz", help="--from-instances: time zone of the periods (default: the first plant's)")
     p.add_argument("--dialect", choices=DIALECTS, default="rfc4180", help="CSV dialect")
     p.add_argument("--output", type=Path, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_fleet)
@@ -69,6 +93,11 @@ def fleet_report(grouping: Grouping, historian_url: str, start_ns: int, end_ns: 
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    if args.from_instances:
+        return cmd_fleet_instances(args)
+    if args.format == "xlsx":
+        print("kilnwatch fleet: --format xlsx needs --from-instances", file=sys.stderr)
+        return 2
     try:
         grouping = Grouping.from_plant_files(load_plant_file(p) for p in args.config)
         start_ns, end_ns = parse_range(args.start, args.end)
@@ -91,4 +120,42 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     missing = sum(len(v) for v in report["missing_hours"].values())
     if missing:
         print(f"kilnwatch fleet: {missing} kiln hours missing in the historian", file=sys.stderr)
+    return 0
+
+
+def cmd_fleet_instances(args: argparse.Namespace) -> int:
+    """The KPI report from the instances; exit 1 only when none answered."""
+    try:
+        files = [load_plant_file(p) for p in args.config]
+        setup = merged_setup(files)
+        first, last = date.fromisoformat(args.start[:10]), date.fromisoformat(args.end[:10])
+        if last < first:
+            raise ValueError(f"--to {args.end} is before --from {args.start}")
+        tz = args.tz or next((p.timezone for pf in files for p in pf.plants), "UTC")
+    except (ConfigError, ValueError) as err:
+        print(f"kilnwatch fleet: {err}", file=sys.stderr)
+        return 2
+    report = fleet_kpi_report(setup, args.from_instances, args.period, first, last, tz)
+    failed = [i for i in report["instances"] if not i["ok"]]
+    for i in failed:
+        print(f"kilnwatch fleet: instance {i['url']} did not answer: {i['error']}", file=sys.stderr)
+    if report["missing_kilns"]:
+        print(f"kilnwatch fleet: kilns missing: {', '.join(report['missing_kilns'])}", file=sys.stderr)
+    for d in report["duplicated_kilns"]:
+        print(f"kilnwatch fleet: kiln reported by two instances: {d}", file=sys.stderr)
+    if len(failed) == len(report["instances"]):
+        print("kilnwatch fleet: no instance answered", file=sys.stderr)
+        return 1
+    by_level = report.pop("by_level")
+    data: bytes
+    if args.format == "xlsx":
+        data = workbook({lv: {"method": report["method"], "rows": rows} for lv, rows in by_level.items()})
+    elif args.format == "csv":
+        data = csv_text(report["rows"], list(kpi.COLUMNS), args.dialect).encode("utf-8")
+    else:
+        data = (json.dumps(report, indent=1) + "\n").encode("utf-8")
+    if args.output:
+        args.output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
     return 0

@@ -229,3 +229,37 @@ def test_columns_and_method_cover_every_kpi() -> None:
     hours = {h for h, _ in kpi.HOUR_FIELDS}
     assert all(k.hours in hours for k in kpi.KPI_FIELDS)
     assert [k["name"] for k in kpi.method()["kpis"]] == [k.name for k in kpi.KPI_FIELDS]
+
+
+@pytest.mark.parametrize("level", kpi.LEVELS)
+def test_kiln_sums_from_two_instances_roll_up_to_the_report_over_all_kilns(level: str) -> None:
+    """``kilnwatch fleet --from-instances``: one instance holds kilns A and B, another kiln C; their
+    kiln sums, pulled apart and rolled up, give the same rows as one process with every kiln."""
+    cem = {"P1": [1000.0, 900.0], "P2": [500.0, 400.0]}
+    targets = {
+        ("fleet", "F"): trajectory("gross_co2_kg_per_t_clinker", 2025, 900.0, [Milestone(2030, 700.0)]),
+        ("company", "C2"): trajectory("net_co2_kg_per_t_clinker", 2025, 800.0, [Milestone(2030, 600.0)]),
+    }
+    instances = ({"A": HOURS_A, "B": HOURS_B}, {"C": HOURS_C})
+    pulled = {
+        k: kpi.kiln_sums(hours, FUELS.get(k, ()), PERIODS.bounds).tolist()  # as JSON carries them
+        for instance in instances
+        for k, hours in instance.items()
+    }
+    got = kpi.report_from_sums(pulled, GROUPING, PERIODS, level, cem, targets)  # type: ignore[arg-type]
+    want = kpi.kpi_report(ROWS, GROUPING, FUELS, PERIODS, level, cem, targets)  # type: ignore[arg-type]
+    assert got == want
+    assert len(got) == {"kiln": 6, "plant": 4, "company": 4, "fleet": 2}[level]
+    fleet_jan = kpi.report_from_sums(pulled, GROUPING, PERIODS, "fleet")[0]
+    assert fleet_jan["co2_cems_t"] == pytest.approx(330.0 + 50.0)  # A and B in January; C in February
+    assert fleet_jan["target_kpi"] is None
+
+
+def test_kiln_sums_of_an_instance_that_did_not_answer_count_as_expected_hours_only() -> None:
+    """A kiln whose instance is down: its hours are expected, none reported (completeness drops)."""
+    pulled = {k: kpi.kiln_sums(ROWS[k], FUELS.get(k, ()), PERIODS.bounds) for k in ("A", "B")}
+    pulled["C"] = kpi.kiln_sums([], (), PERIODS.bounds)
+    feb = kpi.report_from_sums(pulled, GROUPING, PERIODS, "fleet")[1]
+    assert feb["n_hours_expected"] == 3 * 28 * 24
+    assert feb["n_hours"] == 0
+    assert feb["data_completeness_pct"] == 0.0
