@@ -120,8 +120,7 @@ def fleet_kpi_report(
         }
     cem = setup.cementitious_t(period)
     rows = {
-        lv: kpi.report_from_sums(sums, setup.grouping, period, lv, cem, targets, iso)
-        for lv in kpi.LEVELS
+        lv: kpi.report_from_sums(sums, setup.grouping, period, lv, cem, targets, iso) for lv in kpi.LEVELS
     }
     method = {
         **kpi.method(),
