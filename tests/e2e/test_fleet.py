@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from analytics.kpi import HOUR_FIELDS, KPI_FIELDS
 from kilnwatch.demo import demo_plant
 from kilnwatch.fleet.victoria import read_hours
 from simulators.clock import SimClock
@@ -128,6 +129,35 @@ def kilnwatch_fleet(tmp_path: Path, configs: list[Path], vm: Victoria, lo: int, 
     done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()
     return out.read_text(encoding="utf-8")
+
+
+def kilnwatch_fleet_from(
+    tmp_path: Path, configs: list[Path], urls: list[str], day: tuple[str, str]
+) -> tuple[dict[str, Any], str]:
+    """``kilnwatch fleet --from-instances`` over the whole UTC days: its JSON and its stderr."""
+    out = tmp_path / "fleet-kpi.json"
+    cmd = [
+        sys.executable, "-m", "kilnwatch", "fleet", "--from-instances", *urls, "--from", day[0],
+        "--to", day[1], "--period", "range", "--tz", "UTC", "--output", str(out),
+        *[a for c in configs for a in ("--config", str(c))],
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(out.read_text(encoding="utf-8")), done.stderr.decode()
+
+
+def plants_kpi(plants: dict[str, Plant], day: tuple[str, str]) -> dict[str, dict[str, Any]]:
+    """Each plant's own ``/api/v1/kpi?level=plant`` row over the whole UTC days."""
+    out = {}
+    for p, kw in plants.items():
+        r = httpx.get(
+            f"http://127.0.0.1:{kw.port}/api/v1/kpi",
+            params={"level": "plant", "period": "range", "start": day[0], "end": day[1], "tz": "UTC"},
+            timeout=60,
+        )
+        r.raise_for_status()
+        (out[p],) = r.json()["rows"]
+    return out
 
 
 def vm_rows_inserted(vm: Victoria) -> float:
@@ -253,6 +283,28 @@ def test_fleet_report_equals_the_plants_reports_through_a_stop_and_restart(
             if every_hour_closed() == reports:
                 break
 
+        # The full KPI report from the running instances' kiln sums (not from the historian).
+        t0 = time.monotonic()
+        urls = [f"http://127.0.0.1:{kw.port}" for kw in plants.values()]
+        day = (iso(first_hour)[:10], iso(now_hour - H)[:10])
+        for _ in range(3):  # again if late data revised an hour between the two pulls
+            plant_kpis = plants_kpi(plants, day)
+            by_instances, warned = kilnwatch_fleet_from(tmp_path, configs, urls, day)
+            if plants_kpi(plants, day) == plant_kpis:
+                break
+        # Hours closed after the historian report (the hour the replay ends in, if it has ended since)
+        # are in the KPI report's whole days: add them from the plants' own hourly rows.
+        day_end = ns(f"{day[1]}T00:00:00Z") + 24 * H
+        later = [
+            r
+            for p, (_, ks) in PLANTS.items()
+            for k in ks
+            for r in plants[p].hourly(k, now_hour, day_end).values()
+        ]
+        one_wrong = [*urls[:-1], f"http://127.0.0.1:{free_port()}"]
+        with_one_down, warned_down = kilnwatch_fleet_from(tmp_path, configs, one_wrong, day)
+        from_instances_s = time.monotonic() - t0
+
     # The fleet report: each level the sum of the plants' own hourly reports.
     def rows_of(p: str, k: str) -> list[dict[str, Any]]:
         return list(reports[p][k].values())
@@ -298,6 +350,33 @@ def test_fleet_report_equals_the_plants_reports_through_a_stop_and_restart(
     assert csv_text.splitlines()[0].startswith("level,company,plant,kiln,period,co2_t,clinker_t")
     assert len(csv_text.splitlines()) == len(report["rows"]) + 1
 
+    # --from-instances: the fleet KPI equals the historian's fleet report and the plants' own KPIs.
+    fleet_kpi = [r for r in by_instances["rows"] if r["level"] == "fleet"]
+    assert len(fleet_kpi) == 1 and not warned, warned
+    fk, hist = fleet_kpi[0], got[("fleet", "", "", "")]
+    co2_hist = hist["co2_t"] + total(later, "co2_t")
+    clinker_hist = hist["clinker_t"] + total(later, "clinker_t")
+    assert fk["co2_cems_t"] == pytest.approx(co2_hist, rel=1e-9)
+    assert fk["clinker_t"] == pytest.approx(clinker_hist, rel=1e-9)
+    assert fk["n_hours"] == hist["hours_reported"] + len(later)
+    assert fk["co2_cems_t"] / fk["clinker_t"] == pytest.approx(co2_hist / clinker_hist, rel=1e-9)
+    for name in ("co2_cems_t", "clinker_t", "gross_co2_t", "net_co2_t", "thermal_energy_gj", "n_hours"):
+        assert fk[name] == pytest.approx(math.fsum(r[name] for r in plant_kpis.values()), rel=1e-9), name
+    assert fk["gross_co2_kg_per_t_clinker"] is not None
+    for r in by_instances["rows"]:  # every KPI and hour count of a plant as the plant reports it
+        if r["level"] == "plant":
+            own = plant_kpis[r["id"]]
+            for name in [k.name for k in KPI_FIELDS] + [h for h, _ in HOUR_FIELDS]:
+                assert r[name] == pytest.approx(own[name], rel=1e-9, nan_ok=True), (r["id"], name)
+    # One instance's URL wrong: its kilns are named missing, the rest computed; exit 0 with a warning.
+    down = list(PLANTS)[-1]
+    assert with_one_down["missing_kilns"] == list(PLANTS[down][1])
+    assert "did not answer" in warned_down and "k7, k8" in warned_down
+    fleet_down = next(r for r in with_one_down["rows"] if r["level"] == "fleet")
+    up = [r for p, r in plant_kpis.items() if p != down]
+    assert fleet_down["co2_cems_t"] == pytest.approx(math.fsum(r["co2_cems_t"] for r in up), rel=1e-9)
+    assert fleet_down["n_hours_expected"] == fk["n_hours_expected"]  # its kilns' hours still expected
+
     points_per_s = (rows_caught_up - rows_release) / (t_caught_up - t_release)
     gap = sum(
         1 for k in PLANTS[STOPPED][1] for t in down_missing.get(f"{STOPPED}/{k}", []) if ns(t) >= gap_hour
@@ -306,5 +385,6 @@ def test_fleet_report_equals_the_plants_reports_through_a_stop_and_restart(
         f"fleet e2e: 4 instances, 8 kilns, {len(read.hours)} kiln hours; into victoria-metrics "
         f"{points_per_s:.0f} points/s during the {SPEED:.0f}x replay; kilnwatch fleet (JSON, process "
         f"included) {report_s:.2f} s, reading {read.samples} samples; {read.revised} revised kiln hours; "
-        f"{gap} kiln hours missing while {STOPPED} was down, all filled"
+        f"{gap} kiln hours missing while {STOPPED} was down, all filled; kilnwatch fleet --from-instances "
+        f"(twice, and the plants' own KPIs) {from_instances_s:.2f} s"
     )
