@@ -143,6 +143,11 @@ def cmd_fleet_instances(args: argparse.Namespace) -> int:
         print(f"kilnwatch fleet: kilns missing: {', '.join(report['missing_kilns'])}", file=sys.stderr)
     for d in report["duplicated_kilns"]:
         print(f"kilnwatch fleet: kiln reported by two instances: {d}", file=sys.stderr)
+    if report["unknown_kilns"]:
+        print(
+            f"kilnwatch fleet: kilns not in the plant files, left out: {report['unknown_kilns']}",
+            file=sys.stderr,
+        )
     if len(failed) == len(report["instances"]):
         print("kilnwatch fleet: no instance answered", file=sys.stderr)
         return 1

@@ -93,10 +93,12 @@ def fleet_kpi_report(
     sums: dict[str, np.ndarray[Any, Any]] = {}
     source: dict[str, str] = {}
     duplicated: list[str] = []
+    unknown: list[str] = []
     for p in pulled:
         for k, s in p.sums.items():
             if k not in setup.grouping.plant_of:
-                continue  # not in the plant files: not in the fleet
+                unknown.append(f"{k} ({p.url})")  # not in the plant files: not in the fleet
+                continue
             if k in sums:
                 duplicated.append(f"{k} ({source[k]} and {p.url}; the first counts)")
                 continue
@@ -140,4 +142,5 @@ def fleet_kpi_report(
         ],
         "missing_kilns": missing,
         "duplicated_kilns": duplicated,
+        "unknown_kilns": unknown,
     }
