@@ -41,7 +41,7 @@ from tests.e2e.test_mqtt_crash import Kilnwatch, poll
 from tests.fixtures.loop_thread import LoopThread
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.ports import free_port
-from tests.fixtures.service import Simulators, start_publisher
+from tests.fixtures.service import HeldWall, Simulators, start_publisher
 from tests.fixtures.victoria import Victoria
 
 pytestmark = pytest.mark.integration
@@ -58,21 +58,6 @@ PLANTS = {
 }
 STOPPED = "p3"
 KILNS = tuple(k for _, kilns in PLANTS.values() for k in kilns)
-
-
-class HeldWall:
-    """A wall clock for the simulators that stands still until ``release()``: the replay starts when
-    every kilnwatch is connected, however long they took to start on a loaded machine."""
-
-    def __init__(self) -> None:
-        self.t0 = time.time_ns()
-        self.offset: int | None = None
-
-    def __call__(self) -> int:
-        return self.t0 if self.offset is None else time.time_ns() - self.offset
-
-    def release(self) -> None:
-        self.offset = time.time_ns() - self.t0
 
 
 @contextmanager
