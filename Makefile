@@ -29,8 +29,8 @@ run: venv system-run
 	$(VENV)/bin/kilnwatch run $(ARGS)
 
 ## make test: the whole test suite (unit, integration with real servers, browser), a test file per
-## worker on two workers (most tests wait on servers, so two overlap well even on two cores)
-PYTEST_ARGS ?= -n 2 --dist loadfile
+## worker on three workers (most tests wait on servers and clocks: the load stays near the 2 cores)
+PYTEST_ARGS ?= -n 3 --dist loadfile
 test: venv system-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
