@@ -21,8 +21,10 @@ class Broadcaster:
                 queue.get_nowait()
             queue.put_nowait(event)
 
-    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
-        """Events until :meth:`close` (the service is stopping)."""
+    async def subscribe(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Events until :meth:`close` (the service is stopping), in order, as many at a time as have
+        come since the last: a subscriber that fell behind catches up in one step of the loop, not
+        one step per event (a minute's close of hundreds of kilns comes as one burst)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.maxsize)
         self._subscribers.add(queue)
         closed = asyncio.ensure_future(self._closed.wait())
@@ -33,7 +35,10 @@ class Broadcaster:
                 if not get.done():
                     get.cancel()
                     break
-                yield get.result()
+                batch = [get.result()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                yield batch
         finally:
             closed.cancel()
             self._subscribers.discard(queue)

@@ -247,6 +247,7 @@ class AlarmWatch:
         self.book = AlarmBook(ctx.alarms, now)
         self._hours: dict[str, HourSeen | None] = {}
         self._hours_read = -float("inf")
+        self._hours_reading: asyncio.Future[dict[str, HourSeen | None]] | None = None
         self._evaluated = -float("inf")
         if ctx.alarm_store is None:
             from collector.store.alarm_state import AlarmStateStore  # no store: in memory only
@@ -313,6 +314,31 @@ class AlarmWatch:
         else:
             self.notifier.wake()
 
+    async def _read_hours(self) -> None:
+        """Start reading each kiln's newest closed hour on a worker thread; only the first
+        evaluation waits for it, later ones go on with the hours read before."""
+        if self._hours_reading is not None:
+            return
+        first = self._hours_read == -float("inf")
+        self._hours_read = time.monotonic()
+        newest = {k.id: m.start_ns for k in self.ctx.kilns if (m := self.ctx.live.newest_minute(k.id))}
+        reading = asyncio.ensure_future(run_in_threadpool(self._newest_hours, newest))
+        self._hours_reading = reading
+        reading.add_done_callback(self._hours_came)
+        if first:
+            self._hours = await asyncio.shield(reading)
+
+    def _hours_came(self, reading: asyncio.Future[dict[str, HourSeen | None]]) -> None:
+        """The newest hours read in the background: used from the next evaluation on (a store read
+        of hundreds of kilns must not hold up the caller, e.g. a stream sending minutes)."""
+        self._hours_reading = None
+        if reading.cancelled():
+            return
+        if reading.exception() is not None:
+            log.error("reading the newest hours for the alarms failed", exc_info=reading.exception())
+            return
+        self._hours = reading.result()
+
     def _newest_hours(self, newest_minutes: dict[str, int]) -> dict[str, HourSeen | None]:
         """Newest closed hour before each kiln's newest minute [start ns]; runs on a worker thread."""
         out: dict[str, HourSeen | None] = {}
@@ -325,9 +351,7 @@ class AlarmWatch:
         if time.monotonic() - self._evaluated < _MIN_EVALUATION_GAP_S:
             return self.book
         if time.monotonic() - self._hours_read >= self.ctx.alarms.hours_every_s:
-            self._hours_read = time.monotonic()
-            newest = {k.id: m.start_ns for k in self.ctx.kilns if (m := self.ctx.live.newest_minute(k.id))}
-            self._hours = await run_in_threadpool(self._newest_hours, newest)
+            await self._read_hours()
         self._evaluated = time.monotonic()
         now = time.time_ns()
         self.book.update(observe(self.ctx, now, self._hours))

@@ -12,7 +12,7 @@ running minute, then as things happen:
   recomputed;
 - ``running_minute``: ``tables.RUNNING_MINUTE`` (``provisional: true``), about once a second per kiln:
   the minute still open from the points received so far; never stored, the ``minute`` event of
-  that minute replaces it;
+  that minute replaces it (a client that fell behind gets each kiln's newest only);
 - ``alarms``: the body of ``/api/v1/alarms`` whenever an alarm or a kiln status changes;
 - ``ping``: ``{"time"}`` every ``ping_s``, so that proxies keep the connection open and a client
   can tell a half-open connection from a quiet one.
@@ -43,8 +43,17 @@ router = APIRouter(prefix="/api/v1")
 _ALARM_LOOK_S = 1.0
 
 
-async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+async def _next(events: AsyncIterator[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return await anext(events)
+
+
+def _revised(ctx: ApiContext, event: dict[str, Any]) -> bool:
+    """A minute event of a recomputed minute older than the kiln's newest (not merely overtaken in
+    a burst)."""
+    if event.get("revision", 0) == 0:
+        return False
+    newest = ctx.live.newest_minute(event["kiln"])
+    return newest is not None and event["start_ns"] < newest.start_ns
 
 
 def _minute(ctx: ApiContext, kiln: KilnSpec) -> ServerSentEvent:
@@ -91,25 +100,25 @@ async def _events(
             )
             if done:
                 try:
-                    event = pending.result()
+                    batch = pending.result()
                 except StopAsyncIteration:
                     return
                 pending = asyncio.create_task(_next(subscription))
-                newest = ctx.live.newest_minute(event["kiln"]) if event.get("kiln") in by_id else None
-                if event.get("type") == "running_minute":
-                    if event.get("kiln") in by_id:
-                        yield _running(event["row"])
-                elif (
-                    event.get("type") == "minute"
-                    and event.get("revision", 0) > 0  # recomputed, not merely overtaken in a burst
-                    and newest is not None
-                    and event["start_ns"] < newest.start_ns
-                ):
-                    yield ServerSentEvent(json.dumps(tables.REVISED_EVENT.row(event)), event="revised")
-                elif event.get("kiln") in by_id and event.get("type") == "minute":
-                    dirty.add(event["kiln"])
-                elif event.get("kiln") in by_id and event.get("type") == "hour":
-                    yield ServerSentEvent(json.dumps(tables.HOUR_EVENT.row(event)), event="hour")
+                running: dict[str, dict[str, Any]] = {}  # newest per kiln: a late one is superseded
+                for event in batch:
+                    kind, kiln_id = event.get("type"), event.get("kiln")
+                    if kiln_id not in by_id:
+                        continue
+                    if kind == "running_minute":
+                        running[kiln_id] = event["row"]
+                    elif kind == "minute" and _revised(ctx, event):
+                        yield ServerSentEvent(json.dumps(tables.REVISED_EVENT.row(event)), event="revised")
+                    elif kind == "minute":
+                        dirty.add(kiln_id)
+                    elif kind == "hour":
+                        yield ServerSentEvent(json.dumps(tables.HOUR_EVENT.row(event)), event="hour")
+                for row in running.values():
+                    yield _running(row)
             if dirty and time.monotonic() - flushed >= ctx.stream.min_interval_s:
                 for kiln_id in sorted(dirty):
                     yield _minute(ctx, by_id[kiln_id])

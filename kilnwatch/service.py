@@ -102,7 +102,8 @@ class Service:
         self._stop = asyncio.Event()
         self._aggregate_writes: set[asyncio.Task[None]] = set()
         self._started = asyncio.Event()
-        self.events = Broadcaster()
+        # room for a minute's burst of every kiln (minute, running minute and hour events) on top
+        self.events = Broadcaster(maxsize=max(256, 8 * len(self.runtime.kilns)))
         self.listeners.append(self._publish_events)
         self.running_minutes = RunningMinutes(self.engine, self.events)  # provisional, never stored
         self.extra_tasks.append(self.running_minutes.run)

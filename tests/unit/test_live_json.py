@@ -29,7 +29,12 @@ from collector.store.reader import StoreReader
 
 from .engine_helpers import T0, engine, series
 
-METHOD = {"valid_fraction": 0.8, "kilns": {"k": {"stuck_signals": ["k.co2"], "elv": None}}}
+#: The plant's method: another kiln's rules too, which a live payload of ``k`` leaves out.
+METHOD = {
+    "valid_fraction": 0.8,
+    "kilns": {"k": {"stuck_signals": ["k.co2"], "elv": None}, "k2": {"stuck_signals": [], "elv": 30.0}},
+}
+KILN_METHOD = {"valid_fraction": 0.8, "kilns": {"k": {"stuck_signals": ["k.co2"], "elv": None}}}
 
 
 def _context(eng: EmissionsEngine, table: SignalTable, tmp_path: Path) -> ApiContext:
@@ -69,7 +74,7 @@ def test_live_json_is_the_models_json(tmp_path: Path, closed_minutes: bool) -> N
     assert data["signals"]["k.flow"]["value"] is None
     assert data["signals"]["k.co2"]["time"].endswith(".500000Z")
     assert data["signals"]["k.clinker"] == {"value": None, "unit": "t/h", "quality": None, "time": None}
-    assert data["method"] == METHOD
+    assert data["method"] == KILN_METHOD
 
 
 def _a_closed_minute(tmp_path: Path) -> tuple[ApiContext, EmissionsEngine, SignalTable]:
@@ -98,7 +103,7 @@ def test_a_body_is_reused_until_the_engine_changes_and_its_age_stays_current(tmp
     after = json.loads(live_json(ctx, kiln))
     assert after["signals"]["k.co2"]["value"] == 23.5
     assert first["signals"]["k.co2"]["value"] == 22.0
-    assert after["method"] == METHOD
+    assert after["method"] == KILN_METHOD
     body = live_json(ctx, kiln)
     assert body.decode() == _as_model_writes_it(body)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineParams
 from analytics.minutes import MINUTE_NS
 from analytics.rules import KilnRules
+from analytics.running_minute import RunningMinute
 from analytics.signals import SignalTable
 from api.context import ApiContext
 from api.events import Broadcaster
@@ -186,3 +188,38 @@ def test_running_minutes_are_computed_once_per_new_second_and_shown_in_live(tmp_
     # every signal went quiet: no running minute any more
     running.update(100.0)
     assert json.loads(live_json(ctx, ctx.kilns[0]))["running_minute"] is None
+
+
+class _Fleet:
+    """Three kilns that each have the one engine kiln's running minute (the scheduling alone is
+    under test)."""
+
+    def __init__(self, eng: EmissionsEngine) -> None:
+        self.eng = eng
+
+    def complete_through(self, now_s: float | None = None) -> dict[str, int | None]:
+        through = self.eng.complete_through(now_s)["k"]
+        return {"a": through, "b": through, "c": through}
+
+    def running_minute(self, kiln_id: str, now_s: float | None = None) -> RunningMinute | None:
+        running = self.eng.running_minute("k", now_s)
+        return None if running is None else dataclasses.replace(running, kiln=kiln_id)
+
+
+def test_a_pass_stops_at_its_budget_and_the_longest_waiting_kilns_go_first() -> None:
+    eng, table = engine()
+    events = Broadcaster()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    events._subscribers.add(queue)
+    running = RunningMinutes(_Fleet(eng), events, min_interval_s=0.0, budget_s=0.0)  # type: ignore[arg-type]
+    data = readings(table, 0, 40)
+    order = []
+    for second in range(20, 26):  # a new second each pass; a budget of nothing: one kiln per pass
+        eng.ingest(data.take(data.ts < T0 + second * S), now_s=float(second))
+        assert running.update(float(second)) == 1
+        order.append(queue.get_nowait()["kiln"])
+    assert order == ["a", "b", "c", "a", "b", "c"]  # none is left behind by the others
+    assert running.row("c") is not None
+
+    unbounded = RunningMinutes(_Fleet(eng), events, min_interval_s=0.0)  # type: ignore[arg-type]
+    assert unbounded.update(26.0) == 3  # three small kilns fit in the default budget
