@@ -249,6 +249,8 @@ class AlarmWatch:
         self._hours_read = -float("inf")
         self._hours_reading: asyncio.Future[dict[str, HourSeen | None]] | None = None
         self._evaluated = -float("inf")
+        #: True while :meth:`run` evaluates every ``evaluate_every_s``: readers then need not.
+        self.running = False
         if ctx.alarm_store is None:
             from collector.store.alarm_state import AlarmStateStore  # no store: in memory only
 
@@ -360,6 +362,7 @@ class AlarmWatch:
 
     async def run(self) -> None:
         notifier = asyncio.create_task(self.notifier.run(), name="alarm-notifier")
+        self.running = True
         try:
             while True:
                 try:
@@ -368,6 +371,7 @@ class AlarmWatch:
                     log.exception("evaluating the alarms failed")
                 await asyncio.sleep(self.ctx.alarms.evaluate_every_s)
         finally:
+            self.running = False
             notifier.cancel()
             await asyncio.gather(notifier, return_exceptions=True)
             # the last changes reach the store before the wiring closes it

@@ -11,9 +11,9 @@ stored: the closed minute replaces it.
 One kiln's running minute costs about a millisecond of small numpy steps, on the event loop (it
 reads the engine's buffers, which only the loop changes). A pass computes the kilns that are due,
 the longest-waiting first, until it has spent ``budget_s``; the rest are first in the next pass.
-A few kilns are all computed every second; a fleet of hundreds refreshes each kiln a little less
-often instead of holding up the loop (the stream, the API, closing minutes) for a third of every
-second.
+A few kilns are all computed every second; a fleet of hundreds refreshes each kiln less often
+(200 kilns: every 2-3 s) instead of holding up the loop (the stream, the API, closing minutes) for
+a third of every second.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ CHECK_S = 0.1
 #: Shortest time between two computations of one kiln's running minute [s] (while history
 #: is replayed, every check would find new seconds).
 MIN_INTERVAL_S = 0.5
-#: Longest time one pass may compute running minutes before it yields the loop [s] (a fifth of
-#: :data:`CHECK_S`: at most a fifth of the loop).
-BUDGET_S = 0.02
+#: Longest time one pass may compute running minutes before it yields the loop [s] (a tenth of
+#: :data:`CHECK_S`: at most about a tenth of the loop; 200 kilns refresh every 2-3 s).
+BUDGET_S = 0.01
 #: The Broadcaster event of a new running minute (the stream sends its ``row``).
 EVENT = "running_minute"
 

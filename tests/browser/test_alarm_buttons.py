@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -39,6 +40,20 @@ def until(page: Page, check: Callable[[], Any], what: str) -> Any:
     return WebDriverWait(page.driver, WAIT_S, poll_frequency=0.1).until(lambda _: check(), what)
 
 
+def click(page: Page, selector: str, what: str) -> None:
+    """Click the element, found again if the list was drawn anew (an alarms event) between finding
+    it and clicking it."""
+
+    def once() -> bool:
+        try:
+            page.driver.find_element(By.CSS_SELECTOR, selector).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    until(page, once, what)
+
+
 def item_state(page: Page) -> dict[str, Any] | None:
     result: dict[str, Any] | None = page.driver.execute_script(
         f"""const li = document.querySelector("{ITEM}");
@@ -61,13 +76,13 @@ def test_an_operator_acknowledges_and_shelves_on_the_page(page: Page, tmp_path: 
         assert s["buttons"] == ["ack", "shelve"]
         page.screenshot(tmp_path, "page-alarm-unacknowledged.png")
 
-        page.driver.find_element(By.CSS_SELECTOR, f"{ITEM} button.ack").click()
+        click(page, f"{ITEM} button.ack", "the acknowledge button")
         s = until(page, lambda: (x := item_state(page)) and x["state"] == "active_acknowledged" and x, "ack")
         assert not s["unacked"] and s["animation"] == "none" and s["buttons"] == ["shelve"]
         [row] = api.get("/api/v1/audit", Role.ADMIN, action="alarm.acknowledge").json()
         assert row["actor"] == "operator-user"
 
-        page.driver.find_element(By.CSS_SELECTOR, f"{ITEM} button.shelve").click()
+        click(page, f"{ITEM} button.shelve", "the shelve button")
         dialog = page.driver.find_element(By.ID, "shelve-dialog")
         until(page, dialog.is_displayed, "the shelve dialog")
         page.driver.find_element(By.ID, "shelve-reason").send_keys("network switch replaced")
@@ -75,7 +90,7 @@ def test_an_operator_acknowledges_and_shelves_on_the_page(page: Page, tmp_path: 
         page.driver.find_element(By.ID, "shelve-ok").click()
         s = until(page, lambda: (x := item_state(page)) and x["state"] == "shelved" and x, "shelved")
         assert s["buttons"] == ["unshelve"]
-        text = page.driver.find_element(By.CSS_SELECTOR, ITEM).text
+        text = page.driver.execute_script("return document.querySelector(arguments[0]).innerText", ITEM)
         assert "network switch replaced" in text and EN["state.shelved"].upper() in text.upper()
         assert page.console_errors() == []
 
