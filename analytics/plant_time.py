@@ -24,6 +24,7 @@ import numpy.typing as npt
 NS_PER_S = 1_000_000_000
 HOUR_NS = 3600 * NS_PER_S
 DEFAULT_ZONE = "UTC"
+Seconds = npt.NDArray[np.int64]
 #: Years whose starts are tabulated for the substitution's reporting period.
 FIRST_YEAR, LAST_YEAR = 1970, 2200
 #: How a period boundary is placed; reported in the method block.
@@ -124,27 +125,85 @@ def period_bounds(clock: PlantClock, start_ns: int, end_ns: int) -> dict[str, st
 
 
 def local_isos(starts: list[int], clock: PlantClock) -> list[str]:
-    """:meth:`PlantClock.local_iso` of many times [ns] at once: the offset is looked up at both ends
-    of each UTC day they fall in, and per time only in a day where it changes (a zone never changes
-    its offset twice within one day)."""
-    if not starts:
-        return []
-    secs = np.asarray(starts, dtype=np.int64) // NS_PER_S
-    days = secs // 86_400
-    uniq = np.unique(days)
-    first = np.array([_offset_s(int(d) * 86_400, clock.tz) for d in uniq.tolist()], dtype=np.int64)
-    last = np.array([_offset_s(int(d) * 86_400 + 86_399, clock.tz) for d in uniq.tolist()], dtype=np.int64)
-    at = np.searchsorted(uniq, days)
-    offsets = first[at]
-    for i in np.flatnonzero(first[at] != last[at]).tolist():
-        offsets[i] = _offset_s(int(secs[i]), clock.tz)
-    text = np.datetime_as_string((secs + offsets).astype("datetime64[s]"), unit="s").tolist()
+    """:meth:`PlantClock.local_iso` of many times [ns] at once."""
+    secs, offsets = _local_offsets(starts, clock)
+    text = _iso_array(secs, offsets)
+    if text is not None:
+        return text.astype(np.str_).tolist()
+    local = np.datetime_as_string((secs + offsets).astype("datetime64[s]"), unit="s").tolist()
     suffix = {int(o): _suffix(int(o)) for o in np.unique(offsets).tolist()}
-    return [t + suffix[o] for t, o in zip(text, offsets.tolist(), strict=True)]
+    return [t + suffix[o] for t, o in zip(local, offsets.tolist(), strict=True)]
+
+
+def local_iso_json(starts: list[int], clock: PlantClock) -> list[bytes]:
+    """:func:`local_isos` as JSON strings (quoted: an ISO time holds nothing to escape)."""
+    secs, offsets = _local_offsets(starts, clock)
+    text = _iso_array(secs, offsets, quote=True)
+    if text is not None:
+        return text.tolist()
+    return [b'"%b"' % t.encode() for t in local_isos(starts, clock)]
+
+
+def _local_offsets(starts: list[int], clock: PlantClock) -> tuple[Seconds, Seconds]:
+    """UTC seconds of ``starts`` and the zone's offset at each [s]: looked up at the start of each UTC
+    day they fall in and of the day after, and per time only in a day where the two differ (a zone
+    never changes its offset twice within one day)."""
+    secs = np.asarray(starts, dtype=np.int64) // NS_PER_S
+    if not len(secs):
+        return secs, secs.copy()
+    days = secs // 86_400
+    edges = np.union1d(days, days + 1)
+    at_edge = np.array([_offset_s(int(d) * 86_400, clock.tz) for d in edges.tolist()], dtype=np.int64)
+    at = np.searchsorted(edges, days)
+    offsets = at_edge[at]
+    for i in np.flatnonzero(offsets != at_edge[at + 1]).tolist():
+        offsets[i] = _offset_s(int(secs[i]), clock.tz)
+    return secs, offsets
+
+
+def _iso_array(
+    secs: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], quote: bool = False
+) -> npt.NDArray[np.bytes_] | None:
+    """``YYYY-MM-DDTHH:MM:SS+HH:MM`` of UTC ``secs`` at ``offsets``, written digit by digit as
+    columns of a byte matrix (no per-time Python); None where this form does not hold (a year
+    outside 1000-9999, an offset in seconds as old local mean times had): the caller formats
+    those one by one."""
+    local = secs + offsets
+    days = local // 86_400
+    tod = local - days * 86_400
+    day = days.astype("datetime64[D]")
+    month_start = day.astype("datetime64[M]")
+    year = month_start.astype("datetime64[Y]").astype(np.int64) + 1970
+    if len(secs) and (
+        year.min() < 1000 or year.max() > 9999 or (offsets % 60).any() or (np.abs(offsets) >= 86_400).any()
+    ):
+        return None
+    q = int(quote)
+    out = np.empty((len(secs), 25 + 2 * q), dtype=np.uint8)
+    if q:
+        out[:, 0] = out[:, -1] = ord('"')
+    off_min = np.abs(offsets) // 60
+    numbers = (
+        (0, year, 4),
+        (5, (month_start.astype(np.int64) % 12) + 1, 2),
+        (8, (day - month_start).astype(np.int64) + 1, 2),
+        (11, tod // 3600, 2),
+        (14, tod // 60 % 60, 2),
+        (17, tod % 60, 2),
+        (20, off_min // 60, 2),
+        (23, off_min % 60, 2),
+    )
+    for at, value, width in numbers:
+        for k in range(width):
+            out[:, q + at + k] = value // 10 ** (width - 1 - k) % 10 + ord("0")
+    for at, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (22, ":")):
+        out[:, q + at] = ord(char)
+    out[:, q + 19] = np.where(offsets < 0, ord("-"), ord("+"))
+    return out.view(f"S{out.shape[1]}").ravel()
 
 
 def _offset_s(s: int, tz: ZoneInfo) -> int:
-    offset = datetime.fromtimestamp(s, tz=UTC).astimezone(tz).utcoffset()
+    offset = datetime.fromtimestamp(s, tz=tz).utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from . import tables
 from .aggregates import HourAggregate
-from .plant_time import PlantClock
+from .plant_time import PlantClock, local_iso_json, local_isos
 from .schema import Local
 
 #: Raise when a getter of the hourly schema changes what it writes (field changes are seen anyway).
@@ -66,6 +66,13 @@ def _values(get: Local, starts: list[int], clock: PlantClock) -> list[Any]:
     return [get.read(HourStart(t), clock) for t in starts]
 
 
+def _json_values(get: Local, starts: list[int], clock: PlantClock) -> list[bytes]:
+    if get.of_starts is local_isos:
+        return local_iso_json(starts, clock)  # written by numpy, quoted
+    # a copy of exactly its size: orjson leaves each small result in a buffer of 4 KiB
+    return [b"%b" % orjson.dumps(v) for v in _values(get, starts, clock)]
+
+
 def json_array(texts: list[bytes], starts: list[int], clock: PlantClock) -> bytearray:
     """Stored ``report`` rows of the hours starting at ``starts``, completed for ``clock``, as one JSON
     array. ``texts`` is used up: each row is freed once copied, so the array is the one copy. Per
@@ -73,8 +80,7 @@ def json_array(texts: list[bytes], starts: list[int], clock: PlantClock) -> byte
     instead of Python work per row."""
     if not texts:
         return bytearray(b"[]")
-    # a copy of exactly its size: orjson leaves each small result in a buffer of 4 KiB
-    per_field = [[b"%b" % orjson.dumps(v) for v in _values(get, starts, clock)] for _, get in _local_fields()]
+    per_field = [_json_values(get, starts, clock) for _, get in _local_fields()]
     values = per_field[0] if len(per_field) == 1 else [v for row in zip(*per_field, strict=True) for v in row]
     k, marker = len(per_field), orjson.dumps(MARKER)
     out = bytearray(b"[")

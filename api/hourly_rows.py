@@ -10,20 +10,21 @@ The JSON is byte for byte what :func:`analytics.tables.hourly_row` dumped with o
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import orjson
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from analytics import stored_rows, tables
 from analytics.plant_time import PlantClock
 from analytics.stored_rows import fill_cells
 
-from . import paging
 from .context import ChangeSource, StoredHourRows
 from .csv_dialect import BOM, writer
+
+#: Hours read and sent at a time as CSV: about 0.4 MiB, one query and one worker-thread step.
+CSV_PIECE_ROWS = 2048
 
 
 def json_array(rows: StoredHourRows, clock: PlantClock) -> memoryview:
@@ -68,22 +69,23 @@ def csv_stream(
     headers: dict[str, str],
     filename: str,
 ) -> StreamingResponse:
-    """Every hour of [start, end) (changed after ``changed_since``) as CSV, read a chunk at a time."""
+    """Every hour of [start, end) (changed after ``changed_since``) as CSV, read ``CSV_PIECE_ROWS`` at
+    a time; each piece is read and written in one worker-thread step and sent while the next is made."""
 
-    async def body() -> AsyncIterator[str | bytes]:
+    def body() -> Iterator[str | bytes]:  # each step in a worker thread
         buf = io.StringIO()
         if dialect == "excel-comma":
             buf.write(BOM)
         writer(buf, dialect).writerow(tables.HOURLY.csv_header)
         yield buf.getvalue()
+        form: Literal["line", "flat"] = "line" if dialect == "rfc4180" else "flat"
         t = start_ns
         while t < end_ns:
-            hi = min(end_ns, t + paging.CHUNK_NS)  # the hours of 14 days at a time, as the other reports
-            form: Literal["line", "flat"] = "line" if dialect == "rfc4180" else "flat"
-            rows = await run_in_threadpool(history.hourly_rows, kiln, t, hi, changed_since, -1, form)
-            if rows.ts:
-                yield await run_in_threadpool(csv_chunk, rows, clock, dialect)
-            t = hi
+            rows = history.hourly_rows(kiln, t, end_ns, changed_since, CSV_PIECE_ROWS, form)
+            if not rows.ts:
+                break
+            yield csv_chunk(rows, clock, dialect)
+            t = rows.ts[-1] + 1
 
     out: dict[str, Any] = {"Content-Disposition": f'attachment; filename="{filename}"', **headers}
     return StreamingResponse(body(), media_type="text/csv", headers=out)

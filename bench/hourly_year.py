@@ -3,8 +3,10 @@
 The store holds 8 760 hours (2025) of one demo kiln: hours the engine computed from the simulator's
 model, repeated with shifted times (``tests/unit/report_store.py``). The API runs in its own process
 under uvicorn on 127.0.0.1 (the service's settings: uvloop, httptools, no access log); the client is
-httpx in this process, reading the whole body. A warm-up, then JSON, CSV and the ceiling in turn
-5 times; medians.
+the standard library's ``http.client`` in this process, reading the whole body over one kept-alive
+connection (httpx, which the tests use, adds 20-40 ms of its own per 10 MB body: the client's cost,
+not the service's; curl measures the same as ``http.client``). A warm-up, then JSON, CSV and the
+ceiling in turn 9 times; medians.
 
 Ceiling, in this process: a plain sqlite3 read of the same hours' stored report rows and one orjson
 dump of them as a JSON array (no HTTP, no framework): what the store and the JSON writer take.
@@ -29,11 +31,12 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import uvicorn
 from common import HOST, accepting, free_port, log, process, python, result_line
@@ -42,7 +45,7 @@ START_NS = 1_735_689_600 * 10**9  # 2025-01-01T00:00Z
 N_HOURS = 8760
 QUERY = {"start": "2025-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}
 PATH = "/api/v1/kilns/kiln1/hourly"
-RUNS = 5
+RUNS = 9
 UVICORN = {"loop": "uvloop", "http": "httptools", "lifespan": "off", "access_log": False}
 TRACE_HEADER = "x-bench-trace"
 Scope = MutableMapping[str, Any]
@@ -125,20 +128,30 @@ def vm(pid: int, key: str) -> int:
     return 0
 
 
-def api_ms(http: httpx.Client, fmt: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
+def api_ms(http: HTTPConnection, fmt: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
     """One year's request [ms] and its rows."""
+    target = f"{PATH}?{urllib.parse.urlencode({**QUERY, 'format': fmt})}"
     t = time.perf_counter()
-    r = http.get(PATH, params={**QUERY, "format": fmt}, headers=headers)
+    http.request("GET", target, headers=headers or {})
+    r = http.getresponse()
+    body = r.read()
     elapsed = (time.perf_counter() - t) * 1e3
-    r.raise_for_status()
-    return elapsed, len(r.json()) if fmt == "json" else r.text.count("\n") - 1
+    if r.status != 200:
+        raise RuntimeError(f"{fmt}: HTTP {r.status}: {body[:200]!r}")
+    return elapsed, len(orjson.loads(body)) if fmt == "json" else body.count(b"\n") - 1
 
 
-def measure(base: str, ceiling: Ceiling) -> dict[str, Any]:
+def server_peak(http: HTTPConnection) -> int:
+    http.request("GET", "/_bench/peak")
+    return int(http.getresponse().read())
+
+
+def measure(port: int, ceiling: Ceiling) -> dict[str, Any]:
     """JSON, CSV and the ceiling in turn, ``RUNS`` times after a warm-up: medians [ms]; then a traced
     request of each format: peaks [bytes]."""
     runs: dict[str, list[float]] = {"json": [], "csv": [], "ceiling": []}
-    with httpx.Client(base_url=base, timeout=120) as http:
+    http = HTTPConnection(HOST, port, timeout=120)
+    try:
         for fmt in ("json", "csv"):
             _, rows = api_ms(http, fmt)
             if rows != N_HOURS:
@@ -151,7 +164,9 @@ def measure(base: str, ceiling: Ceiling) -> dict[str, Any]:
         peaks = {}
         for fmt in ("json", "csv"):
             api_ms(http, fmt, {TRACE_HEADER: "1"})
-            peaks[fmt] = int(http.get("/_bench/peak").text)
+            peaks[fmt] = server_peak(http)
+    finally:
+        http.close()
     for name, values in runs.items():
         log(f"{name}: runs {', '.join(f'{x:.0f}' for x in values)} ms")
     return {**{k: statistics.median(v) for k, v in runs.items()}, "peaks": peaks}
@@ -178,7 +193,7 @@ def main() -> None:
         ceiling = Ceiling(store)
         with process(cmd, Path(tmp) / "server.log", lambda: accepting(port), "API server") as proc:
             rss0 = vm(proc.pid, "VmRSS")
-            got = measure(f"http://{HOST}:{port}", ceiling)
+            got = measure(port, ceiling)
             hwm = vm(proc.pid, "VmHWM")
         ceiling_peak = ceiling.peak()
     mib = 2**20

@@ -288,8 +288,10 @@ def drain(url: str, selector: str, expected: int, pid: int, poll_s: float, timeo
     first = next((s for s in samples if s[1] > 0), samples[-1])
     lo = next((s for s in samples if s[1] >= 0.1 * total), samples[-1])
     hi = next((s for s in samples if s[1] >= 0.9 * total), samples[-1])
-    if hi[0] <= lo[0] or total == 0:
+    if total == 0:
         return Drain(0.0, readings, 0.0, 0.0)
+    if hi[0] <= lo[0]:  # the middle of the drain fell between two polls: the whole drain instead
+        lo, hi = samples[0], samples[-1]
     per_row = readings / total
     rate = (hi[1] - lo[1]) / (hi[0] - lo[0]) * per_row
     cpu = (hi[2] - lo[2]) / max((hi[1] - lo[1]) * per_row, 1) * 1e6
@@ -350,7 +352,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--messages", type=int, default=20_000, help="queued per run (2 kilns, 7 channels)")
+    parser.add_argument(
+        "--messages", type=int, default=100_000, help="queued per run (2 kilns, 7 channels; 15-25 s a drain)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between counts in victoria-metrics")
     parser.add_argument(

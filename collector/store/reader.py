@@ -24,6 +24,10 @@ from .dead_letters import DeadLetter
 from .dead_letters import read as read_dead_letters
 from .local import AuditRow, Calibration, connect
 
+#: How much of the store file a report connection maps (address space; the pages are the kernel's
+#: file cache, shared with every other reader of the file).
+REPORT_MMAP_BYTES = 256 << 20
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -54,6 +58,15 @@ class StoreReader:
             self._local.conn = conn
         return conn
 
+    def _report_conn(self) -> sqlite3.Connection:
+        """For the report rows: the file mapped into memory, so a year of rows is read in 25 ms
+        instead of 32 (decision 0036); apart from ``_conn`` so that only report pages are mapped."""
+        conn = getattr(self._local, "report_conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True, mmap_bytes=REPORT_MMAP_BYTES)
+            self._local.report_conn = conn
+        return conn
+
     def hours(self, kiln: str, start_ns: int, end_ns: int) -> list[HourAggregate]:
         rows = self._conn().execute(
             "SELECT data FROM hourly WHERE kiln = ? AND ts >= ? AND ts < ? ORDER BY ts",
@@ -73,7 +86,7 @@ class StoreReader:
         """The report rows of one kiln's hours in [start, end), oldest first; with ``changed_since``
         only the hours written or revised after that number. At most ``limit`` rows (-1: all). One
         read transaction: ``newest_seq`` covers every row returned."""
-        conn = self._conn()
+        conn = self._report_conn()
         if not self._has_forms(conn):
             return self._hourly_rows_computed(kiln, start_ns, end_ns, limit, form)
         column = {"report": "report", "flat": "flat", "line": "line"}[form]

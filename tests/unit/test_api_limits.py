@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.aggregates import HourAggregate
-from api import paging
+from api import hourly_rows, paging
 from api.app import create_app
 from api.context import ApiContext
 from api.limits import ApiLimits
@@ -148,6 +148,7 @@ def test_csv_is_streamed_in_bounded_memory(
     store: tuple[Runtime, Any, Path], monkeypatch: pytest.MonkeyPatch, path: str, key: str, per_hour: int
 ) -> None:
     monkeypatch.setattr(paging, "CHUNK_NS", 2 * 24 * HOUR_NS)  # 2 days per read: 15 reads for 30 days
+    monkeypatch.setattr(hourly_rows, "CSV_PIECE_ROWS", 48)  # the same for the stored hourly rows
     client = app_client(store, max_rows=100)  # CSV is not paged: every row, whatever max_rows
     short_peak, short = csv_peak(client, path, {"start": START, "end": "2026-01-05T00:00:00Z"})
     long_peak, long = csv_peak(client, path, {"start": START, "end": "2026-01-31T00:00:00Z"})

@@ -214,16 +214,52 @@ def test_stored_cells_parse_as_the_csv_header(store: tuple[Runtime, Any, Path]) 
 
 
 @pytest.mark.parametrize(
-    "tz", ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Baku", "UTC"]
+    "tz",
+    ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Baku", "UTC", "Asia/Kathmandu"],
 )
 def test_local_times_of_many_hours_are_those_of_one(tz: str) -> None:
-    """A year and a half of hours (both DST changes, Lord Howe's half-hour one), and odd times."""
-    from analytics.plant_time import local_isos
+    """A year and a half of hours (both DST changes, Lord Howe's half-hour one), and odd times; as
+    text and as the JSON strings the stored rows are completed with."""
+    from analytics.plant_time import local_iso_json, local_isos
 
     clock = PlantClock(tz)
     starts = [T0 - 200 * 24 * HOUR_NS + i * HOUR_NS for i in range(13_000)]
-    starts += [T0 + 1_800 * 10**9 + 7, 0, 2_000_000_000 * 10**9]
-    assert local_isos(starts, clock) == [clock.local_iso(t) for t in starts]
+    starts += [T0 + 1_800 * 10**9 + 7, 0, 2_000_000_000 * 10**9, 9_200_000_000 * 10**9]  # 2261
+    expected = [clock.local_iso(t) for t in starts]
+    assert local_isos(starts, clock) == expected
+    assert local_iso_json(starts, clock) == [orjson.dumps(t) for t in expected]
+
+
+def test_local_times_in_seconds_of_old_local_mean_time_are_written_too() -> None:
+    from analytics.plant_time import local_iso_json, local_isos
+
+    amsterdam = PlantClock("Europe/Amsterdam")  # +00:19:32 until 1937
+    starts = [-1_300_000_000 * 10**9 + i * HOUR_NS for i in range(48)]
+    expected = [amsterdam.local_iso(t) for t in starts]
+    assert expected[0].endswith("+00:19:32")
+    assert local_isos(starts, amsterdam) == expected
+    assert local_iso_json(starts, amsterdam) == [orjson.dumps(t) for t in expected]
+
+
+@pytest.mark.parametrize("dialect", ["rfc4180", "excel-comma"])
+def test_csv_read_in_pieces_has_every_hour_once(
+    store: tuple[Runtime, Any, Path], dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces of 5 hours: the stretch of 72 ends inside a piece; with ``changed_since`` too."""
+    import api.hourly_rows
+
+    rt, _, path = store
+    whole = client(store).get(HOURLY, params={**SPAN, "format": "csv", "dialect": dialect}).text
+    monkeypatch.setattr(api.hourly_rows, "CSV_PIECE_ROWS", 5)
+    c = client(store)
+    assert c.get(HOURLY, params={**SPAN, "format": "csv", "dialect": dialect}).text == whole
+    seq = int(c.get(HOURLY, params=SPAN).headers[CHANGE_SEQ_HEADER])
+    for i in (3, 4, 5, 11, 70):
+        revise(path, rt, T0 + i * HOUR_NS, float(i))
+    text = c.get(HOURLY, params={**SPAN, "format": "csv", "dialect": dialect, "changed_since": str(seq)}).text
+    assert [line[:20] for line in text.splitlines()[1:]] == [
+        f"2026-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z" for i in (3, 4, 5, 11, 70)
+    ]
 
 
 def test_rows_made_for_another_schema_are_made_again_with_new_numbers(

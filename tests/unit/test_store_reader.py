@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analytics.aggregates import MinuteAggregate, ParameterStats
 from analytics.batch import ReadingBatch
 from collector.store.local import LocalStore
 from collector.store.reader import StoreReader
@@ -52,4 +53,35 @@ def test_many_signals_are_looked_up_without_a_quadratic_cost(tmp_path: Path) -> 
     elapsed = time.perf_counter() - started
     assert [got_names[i] for i in batch.signal] == [f"s{int(v)}" for v in batch.value]
     assert elapsed < 5.0  # the former list lookups took over a minute for 20 000 names
+    store.close()
+
+
+def test_a_closed_minute_comes_back_as_it_was_written_numpy_numbers_and_nested_stats_included(
+    tmp_path: Path,
+) -> None:
+    stats = ParameterStats(
+        mean=np.float64(12.5),
+        n_valid=58,
+        n_expected=60,
+        min=1.0,
+        max=np.float64(20.0),
+        reasons={"missing": 2},
+    )
+    minute = MinuteAggregate(
+        kiln="k1",
+        plant="p",
+        start_ns=int(np.int64(T0)),
+        co2_t_per_h=np.float64(101.25),
+        clinker_t_per_h=None,
+        intensity_kg_per_t=None,
+        valid=False,
+        params={"co2": stats, "flow": ParameterStats(mean=None, n_valid=0, n_expected=60)},
+        revision=2,
+        n_running=np.int64(60),  # type: ignore[arg-type]
+    )
+    store = LocalStore(tmp_path / "kw.sqlite3", ("a",))
+    store.write_aggregates(minutes=[minute])
+    (back,) = StoreReader(store.path).minutes("k1", T0, T0 + 1)
+    assert back == minute and back.params["co2"].reasons == {"missing": 2}
+    assert type(back.co2_t_per_h) is float and type(back.n_running) is int
     store.close()
