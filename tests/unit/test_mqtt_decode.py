@@ -164,6 +164,28 @@ def test_missing_status_field_is_ok_and_unknown_status_is_uncertain_but_kept() -
     assert out.rejections == []
 
 
+def test_status_words_keep_their_quality_across_messages_and_unknown_ones_are_reported_each_time() -> None:
+    rack = tuple(decoder(d.signal, d.name, **_binding_of(d)) for d in RACK)  # a fresh cache
+    for _ in range(3):
+        out = decode(
+            rack_payload(co2={"value": 1.0, "status": " cal "}, o2={"value": 2.0, "status": "WARMUP"}), rack
+        )
+        assert out.batch.quality.tolist() == [q.STATUS_QUALITY["calibration"], q.UNCERTAIN, q.GOOD]
+        assert [(r.signals, r.kind) for r in out.unknown_status] == [(("o2",), md.UNKNOWN_STATUS)]
+    assert rack[0].status_codes == {" cal ": q.STATUS_QUALITY["calibration"]}
+    assert rack[1].status_codes == {}  # WARMUP is in no map: reported every time
+    assert rack[2].status_codes == {"OK": q.GOOD}
+    words = [f"ok{' ' * n}" for n in range(md._STATUS_WORDS_KEPT + 10)]  # a sender padding its words
+    for w in words:
+        assert decode(rack_payload(co2={"value": 1.0, "status": w}), rack).batch.quality[0] == q.GOOD
+    assert len(rack[0].status_codes) == md._STATUS_WORDS_KEPT
+
+
+def _binding_of(d: md.FieldDecoder) -> dict[str, Any]:
+    value, ts, status = d.paths
+    return {"value_path": value, "timestamp_path": ts, "status_path": status}
+
+
 @pytest.mark.parametrize(
     ("raw", "word"), [(0, "ok"), (3, "calibration"), (3.0, "calibration"), ("3", "calibration")]
 )

@@ -51,6 +51,8 @@ _UNIT_NS: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _AUTO_BOUNDS: Final[tuple[tuple[float, TimestampUnit], ...]] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 _INT64_MAX: Final = 2**63 - 1
 MISSING: Final = object()
+GOOD: Final = q.GOOD
+_STATUS_WORDS_KEPT: Final = 256
 
 FieldPath = tuple[tuple[str, int | None], ...]
 Problem = tuple[str, str]  # (kind, detail)
@@ -177,6 +179,9 @@ class FieldDecoder:
     status_quality: Mapping[str, int]
     #: The paths as configured, for messages.
     paths: tuple[str, str | None, str | None] = ("value", "ts", "status")
+    #: Status words as they came -> quality code, filled as they are seen (at most
+    #: ``_STATUS_WORDS_KEPT``; words not in the map are not kept, they are reported each time).
+    status_codes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_binding(cls, signal: int, name: str, b: MqttBinding, broker: MqttBrokerSpec) -> FieldDecoder:
@@ -222,9 +227,16 @@ Message = tuple[Sequence[FieldDecoder], bytes, int]
 
 
 def decode_batch(messages: Sequence[Message], now_ns: int, max_future_ns: int) -> Decoded:
-    """Decode every message; the value and future-time checks run on the whole batch at once."""
+    """Decode every message; the value and future-time checks run on the whole batch at once.
+
+    The common case (a JSON object holding a float at the value path, a status word seen before)
+    is written out inline: this loop runs for every channel of every message."""
     out = Decoded(ReadingBatch.empty())
-    rows: list[tuple[int, FieldDecoder, int, float, int]] = []  # message, decoder, ts, value, quality
+    signal: list[int] = []
+    ts: list[int] = []
+    value: list[float] = []
+    quality: list[int] = []
+    origin: list[tuple[int, FieldDecoder]] = []  # (message, decoder) of each row
     for i, (decoders, payload, received_ns) in enumerate(messages):
         if not decoders:
             out.rejections.append(Rejection(i, (), NO_SIGNAL, "topic matches no signal"))
@@ -237,20 +249,30 @@ def decode_batch(messages: Sequence[Message], now_ns: int, max_future_ns: int) -
         for d in decoders:
             if d.format == "number":
                 n = to_float(payload)
-                got = (VALUE_NOT_NUMERIC, _shown("payload", payload)) if n is None else (received_ns, n)
+                if n is None:
+                    out.rejections.append(
+                        Rejection(i, (d.name,), VALUE_NOT_NUMERIC, _shown("payload", payload))
+                    )
+                    continue
+                t, v = received_ns, n
             elif doc is MISSING:
                 continue
             else:
                 got = _json_field(d, doc, received_ns, times)
-            if isinstance(got[0], str):
-                out.rejections.append(Rejection(i, (d.name,), got[0], str(got[1])))
-            else:
-                rows.append((i, d, got[0], float(got[1]), _quality(doc, d, i, out)))
-    columns = zip(*[(d.signal, t, v, qc) for _, d, t, v, qc in rows], strict=True) if rows else [()] * 4
-    batch = ReadingBatch.from_columns(*columns)
+                if isinstance(got[0], str):
+                    out.rejections.append(Rejection(i, (d.name,), got[0], str(got[1])))
+                    continue
+                t, v = got
+            signal.append(d.signal)
+            ts.append(t)
+            value.append(v)
+            quality.append(GOOD if d.status_path is None else _quality(doc, d, i, out))
+            origin.append((i, d))
+    batch = ReadingBatch.from_columns(signal, ts, value, quality)
     bad = ~np.isfinite(batch.value) | (batch.ts > now_ns + max_future_ns)
     for j in np.flatnonzero(bad).tolist():
-        i, d, t, v, _ = rows[j]
+        i, d = origin[j]
+        t, v = ts[j], value[j]
         if math.isfinite(v):
             detail = f"{d.paths[1]} is {(t - now_ns) / 1e9:.0f} s ahead"
             out.rejections.append(Rejection(i, (d.name,), TIMESTAMP_FUTURE, detail))
@@ -265,10 +287,10 @@ def _json_field(
 ) -> tuple[int, float] | Problem:
     """(ts [ns], value), or the problem; ``times`` caches the timestamps of this message."""
     raw = lookup(doc, d.value_path)
-    if raw is MISSING:
-        return VALUE_MISSING, f"no {d.paths[0] or 'value'}"
-    number = to_float(raw)
+    number = raw if type(raw) is float else to_float(raw)
     if number is None:
+        if raw is MISSING:
+            return VALUE_MISSING, f"no {d.paths[0] or 'value'}"
         return VALUE_NOT_NUMERIC, _shown(d.paths[0], raw)
     if d.timestamp_path is None:
         return received_ns, number
@@ -289,12 +311,18 @@ def _timestamp(doc: Any, path: FieldPath, d: FieldDecoder) -> int | Problem:
 
 def _quality(doc: Any, d: FieldDecoder, index: int, out: Decoded) -> int:
     """Quality from the status field; absent or null: ok; not in the map: uncertain."""
-    if d.status_path is None:
-        return q.GOOD
+    assert d.status_path is not None
     raw = lookup(doc, d.status_path)
     if raw is MISSING or raw is None:
         return q.GOOD
-    code = d.status_quality.get(status_key(raw) or "")
+    if type(raw) is str:  # a status word: its code is looked up once per word (casefold is slow)
+        code = d.status_codes.get(raw)
+        if code is None:
+            code = d.status_quality.get(status_key(raw) or "")
+            if code is not None and len(d.status_codes) < _STATUS_WORDS_KEPT:
+                d.status_codes[raw] = code
+    else:
+        code = d.status_quality.get(status_key(raw) or "")
     if code is None:
         out.unknown_status.append(Rejection(index, (d.name,), UNKNOWN_STATUS, _shown(d.paths[2], raw)))
         return q.UNCERTAIN
