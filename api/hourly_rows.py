@@ -1,6 +1,7 @@
 """``/hourly`` from the report rows the store keeps (decision 0031): JSON spliced from the stored row
-texts, CSV streamed from the stored cells, a bounded number of hours at a time. No hour record is
-decoded and no row object built; only ``hour_local`` (the report's time zone) is made per row.
+texts, CSV streamed from the stored cells ``CSV_PIECE_ROWS`` hours at a time (decision 0036). No hour
+record is decoded and no row object built; only ``hour_local`` (the report's time zone) is made per
+row.
 
 The JSON is byte for byte what :func:`analytics.tables.hourly_row` dumped with orjson would give
 (``ledger`` null: the ledger takes the general path); the stored rows are
