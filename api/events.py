@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
 class Broadcaster:
-    """Each subscriber gets its own bounded queue; a slow one loses its oldest events, never blocks others."""
+    """Each subscriber gets its own bounded queue; a slow one loses its oldest events, never blocks
+    others. ``on_drop(type)`` is called for each event a subscriber lost that way (a metric)."""
 
-    def __init__(self, maxsize: int = 256) -> None:
+    def __init__(self, maxsize: int = 256, on_drop: Callable[[str], None] | None = None) -> None:
         self.maxsize = maxsize
+        self.on_drop = on_drop
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._closed = asyncio.Event()
 
     def publish(self, event: dict[str, Any]) -> None:
         for queue in self._subscribers:
             if queue.full():
-                queue.get_nowait()
+                lost = queue.get_nowait()
+                if self.on_drop is not None:
+                    self.on_drop(str(lost.get("type", "")))
             queue.put_nowait(event)
 
     async def subscribe(self) -> AsyncIterator[list[dict[str, Any]]]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import uvicorn
+from prometheus_client import Counter
 
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine, EngineOutput
@@ -103,7 +104,13 @@ class Service:
         self._aggregate_writes: set[asyncio.Task[None]] = set()
         self._started = asyncio.Event()
         # room for a minute's burst of every kiln (minute, running minute and hour events) on top
-        self.events = Broadcaster(maxsize=max(256, 8 * len(self.runtime.kilns)))
+        dropped = Counter(
+            "kilnwatch_stream_events_dropped_total",
+            "Events a slow /api/v1/stream client lost (its queue was full), by event type",
+            ["type"],
+            registry=self.metrics.registry,
+        )
+        self.events = Broadcaster(max(256, 8 * len(self.runtime.kilns)), lambda t: dropped.labels(t).inc())
         self.listeners.append(self._publish_events)
         self.running_minutes = RunningMinutes(self.engine, self.events)  # provisional, never stored
         self.extra_tasks.append(self.running_minutes.run)
