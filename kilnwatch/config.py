@@ -16,6 +16,7 @@ from analytics import pollutants as pol
 from analytics import rules as kr
 from analytics.corrections import O2_REFERENCE_CEMENT_PCT
 from analytics.emissions import CO2_DENSITY_KG_PER_NM3
+from analytics.minute_window import MIN_FULL_MINUTES
 from analytics.signals import SINGLE_ROLE_QUANTITIES, Quantity
 from analytics.units import conversion
 from api.page_config import AlarmSettings, PageSettings
@@ -336,6 +337,13 @@ class EngineConfig(_Strict):
     )
     hour_valid_fraction: float = Field(default=0.8, gt=0, le=1, description="MRR Art. 44(2): 80 %")
     co2_density_kg_per_nm3: float = Field(default=CO2_DENSITY_KG_PER_NM3, gt=0)
+    trend_minutes: int = Field(
+        default=360,
+        ge=MIN_FULL_MINUTES,
+        le=7 * 1440,
+        description="closed minutes each kiln keeps in memory (the trend and /minutes; the newest 60 "
+        "with every parameter's statistics, ~7.6 KiB each, the older ones ~0.5 KiB)",
+    )
 
 
 class PlausibilityConfig(_Strict):

@@ -176,6 +176,7 @@ def build_runtime(plant: PlantFile) -> Runtime:
         silent_grace_s=e.silent_grace_s,
         valid_fraction=e.hour_valid_fraction,
         co2_density_kg_per_nm3=e.co2_density_kg_per_nm3,
+        keep_minutes=e.trend_minutes,
         rules=rules,
     )
     conditioner = Conditioner(scale, offset, table.valid_min, table.valid_max, value_corrections(configs))

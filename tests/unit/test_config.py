@@ -30,6 +30,21 @@ def test_demo_plant_is_valid_and_builds(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(runtime.table) == 26
 
 
+def test_the_trend_window_is_a_setting_of_at_least_an_hour(tmp_path: Path) -> None:
+    from analytics.engine import EmissionsEngine
+
+    assert build_runtime(load_plant_file(write(tmp_path, demo_plant()))).engine_params.keep_minutes == 360
+    plant = demo_plant()
+    plant["engine"] = {"trend_minutes": 90}
+    rt = build_runtime(load_plant_file(write(tmp_path, plant)))
+    assert rt.engine_params.keep_minutes == 90
+    engine = EmissionsEngine(rt.table, rt.kilns, rt.engine_params)
+    assert engine.params.keep_minutes == 90
+    plant["engine"] = {"trend_minutes": 59}
+    with pytest.raises(ConfigError, match="trend_minutes"):
+        load_plant_file(write(tmp_path, plant))
+
+
 @pytest.mark.parametrize(
     ("mutate", "path_in_error", "words"),
     [
