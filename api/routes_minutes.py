@@ -24,8 +24,8 @@ async def minutes(
     span: Last2h,
 ) -> Response:
     """Closed minutes starting in [start, end), oldest first; only the recent ones the engine keeps
-    in memory (``engine.trend_minutes`` of the plant file; older periods: the hourly endpoint). At most ``max_rows`` per
-    answer; the next page is in the ``Link: <url>; rel="next"`` header."""
+    in memory (``engine.trend_minutes`` of the plant file; older periods: the hourly endpoint). At
+    most ``max_rows`` per answer; the next page is in the ``Link: <url>; rel="next"`` header."""
     start_ns, end_ns = span.start_ns, span.end_ns
     kept = [m for m in ctx.live.recent_minutes(kiln.id, start_ns) if m.start_ns < end_ns]
     limit = ctx.limits.max_rows
