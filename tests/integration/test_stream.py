@@ -111,8 +111,11 @@ def test_closed_hours_are_announced(
     start_service: Callable[..., Any], page_settings: Callable[..., None]
 ) -> None:
     page_settings(stream=StreamSettings(ping_s=2))  # a quiet moment is no read timeout
-    svc = start_service(speed=300, backfill_h=1.5)
-    seen = collect(svc.base_url + "/api/v1/stream", lambda s: s[-1].event == "hour", timeout=60)
+    # Hours closed before the stream is opened are not announced to it: three hours of replay
+    # (36 s at 300x, a boundary every 12 s) leave hours to close after it opens, also when the
+    # machine is busy and the service starts slowly or replays slowly.
+    svc = start_service(speed=300, backfill_h=3)
+    seen = collect(svc.base_url + "/api/v1/stream", lambda s: s[-1].event == "hour", timeout=120)
     hour = seen[-1].data
     assert set(hour) == {"kiln", "hour", "revision"}
     rows = svc.wait_for(
