@@ -161,9 +161,7 @@ def _local_offsets(starts: list[int], clock: PlantClock) -> tuple[Seconds, Secon
     return secs, offsets
 
 
-def _iso_array(
-    secs: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], quote: bool = False
-) -> npt.NDArray[np.bytes_] | None:
+def _iso_array(secs: Seconds, offsets: Seconds, quote: bool = False) -> npt.NDArray[np.bytes_] | None:
     """``YYYY-MM-DDTHH:MM:SS+HH:MM`` of UTC ``secs`` at ``offsets``, written digit by digit as
     columns of a byte matrix (no per-time Python); None where this form does not hold (a year
     outside 1000-9999, an offset in seconds as old local mean times had): the caller formats

@@ -51,7 +51,6 @@ _UNIT_NS: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _AUTO_BOUNDS: Final[tuple[tuple[float, TimestampUnit], ...]] = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 _INT64_MAX: Final = 2**63 - 1
 MISSING: Final = object()
-GOOD: Final = q.GOOD
 _STATUS_WORDS_KEPT: Final = 256
 
 FieldPath = tuple[tuple[str, int | None], ...]
@@ -266,7 +265,7 @@ def decode_batch(messages: Sequence[Message], now_ns: int, max_future_ns: int) -
             signal.append(d.signal)
             ts.append(t)
             value.append(v)
-            quality.append(GOOD if d.status_path is None else _quality(doc, d, i, out))
+            quality.append(q.GOOD if d.status_path is None else _quality(doc, d, i, out))
             origin.append((i, d))
     batch = ReadingBatch.from_columns(signal, ts, value, quality)
     bad = ~np.isfinite(batch.value) | (batch.ts > now_ns + max_future_ns)
