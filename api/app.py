@@ -20,6 +20,7 @@ from . import (
     routes_reports,
     routes_stream,
 )
+from .alarm_watch import AlarmWatch
 from .context import ApiContext
 from .limits import Gates
 from .routes_annotations import router as annotations_router
@@ -58,7 +59,7 @@ def create_app(context: ApiContext) -> FastAPI:
         openapi_url=None,
     )
     app.state.context = context
-    app.state.alarm_watch = routes_alarms.AlarmWatch(context)
+    app.state.alarm_watch = AlarmWatch(context)
     app.state.gates = Gates(context.limits, context.registry)
     # Every /api/v1 route needs a viewer token at least (tests/integration/test_api_auth.py walks them all).
     for data in (routes_kilns, routes_reports, routes_minutes, routes_alarms, routes_stream):

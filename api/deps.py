@@ -18,6 +18,7 @@ from analytics.hours import HOUR_NS
 from analytics.signals import KilnSpec
 
 from . import limits
+from .alarm_watch import AlarmWatch
 from .context import ApiContext
 from .csv_dialect import Dialect
 from .timeparse import time_range
@@ -96,3 +97,11 @@ def _time_range(default_span_ns: int, default_span: str) -> Any:
 Last24h = Annotated[TimeRange, _time_range(24 * HOUR_NS, "24 h")]
 #: ``?start=&end=``, by default the 2 hours up to now.
 Last2h = Annotated[TimeRange, _time_range(2 * HOUR_NS, "2 h")]
+
+
+def _watch(request: Request) -> AlarmWatch:
+    watch: AlarmWatch = request.app.state.alarm_watch
+    return watch
+
+
+Watch = Annotated[AlarmWatch, Depends(_watch)]

@@ -32,10 +32,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from analytics import tables
 from analytics.signals import KilnSpec
 
+from .alarm_watch import AlarmWatch
 from .context import ApiContext
-from .deps import Context, StreamSlot
+from .deps import Context, StreamSlot, Watch
 from .live import live_json, running_row
-from .routes_alarms import AlarmWatch, Watch
 from .timeparse import iso
 
 router = APIRouter(prefix="/api/v1")

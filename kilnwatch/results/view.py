@@ -16,11 +16,11 @@ from typing import Any
 from analytics import tables
 from analytics.aggregates import HourAggregate
 from analytics.engine import EngineOutput
+from api.alarm_watch import AlarmWatch
 from api.alarms import Alarm
 from api.context import ApiContext
 from api.live import live_body
 from api.report_time import report_clock
-from api.routes_alarms import AlarmWatch
 from api.routes_kilns import signal_feeds
 
 log = logging.getLogger("kilnwatch.results")

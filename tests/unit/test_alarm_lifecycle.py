@@ -11,9 +11,9 @@ from api.alarm_kpi import Raised, alarm_kpis
 from api.alarm_lifecycle import AlarmLifecycle, LifecycleError
 from api.alarm_notify import retry_delay_s
 from api.alarm_settings import LifecycleSettings, NotifySettings
+from api.alarm_watch import engine_stopped
 from api.alarms import Alarm
 from api.context import ApiContext
-from api.routes_alarms import engine_stopped
 from collector.health import HealthRegistry
 from collector.metrics import Metrics
 from tests.unit.engine_helpers import T0, engine, series

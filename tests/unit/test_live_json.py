@@ -17,10 +17,10 @@ import api.live
 from analytics.batch import ReadingBatch
 from analytics.engine import EmissionsEngine
 from analytics.signals import SignalTable
+from api.alarm_watch import AlarmWatch
 from api.app import create_app
 from api.context import ApiContext
 from api.models import LiveResponse
-from api.routes_alarms import AlarmWatch
 from api.routes_kilns import live_json
 from api.routes_stream import _events
 from collector.health import HealthRegistry

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from api.alarm_models import alarm_out
 from api.alarms import ALARM_CODES, AlarmBook, HourSeen, KilnObservation, MinuteSeen, Observation, SourceSeen
 from api.app import STATIC_DIR, create_app
 from api.context import ApiContext
 from api.page_config import AlarmSettings, KilnThresholds, PageSettings
-from api.routes_alarms import alarm_out
 from kilnwatch.config import ConfigError, parse_plant
 from kilnwatch.demo import demo_plant
 

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from analytics import tables
 from analytics.schema import Nested
 from api import models
+from api.alarm_watch import AlarmWatch
 from api.app import create_app
-from api.routes_alarms import AlarmWatch
 from api.routes_stream import _events
 from kilnwatch import report
 
