@@ -5,7 +5,8 @@ from __future__ import annotations
 from analytics.kpi import Grouping, KpiFuel, KpiSetup
 from analytics.targets import Milestone, TargetSpec
 
-from .config import PlantFile, TargetConfig
+from .config import PlantFile
+from .config_targets import TargetConfig
 
 
 def kpi_setup(plant: PlantFile) -> KpiSetup:

@@ -20,7 +20,8 @@ from collector.plausibility import TimeWindow
 from collector.sources.mqtt.spec import MqttBinding
 from collector.sources.opcua.spec import OpcUaBinding
 
-from .config import KilnConfig, PlantFile, PlausibilityConfig, SignalConfig
+from .config import PlantFile, PlausibilityConfig
+from .config_kiln import KilnConfig, SignalConfig
 
 #: Rules that rest on a design choice, not on a source; every API response names them.
 ASSUMPTIONS = {

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from collector.secret_values import resolve_secret
 from collector.sources.mqtt.spec import check_connection_settings
+
+from ..config_base import Strict
 
 #: asyncua's ``ua.SecurityPolicyType`` names offered for the results server's endpoints.
 EndpointPolicy = Literal[
@@ -38,11 +40,7 @@ EndpointPolicy = Literal[
 _RESERVED = frozenset("+#")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ResultsUser(_Strict):
+class ResultsUser(Strict):
     """A user of the results server (read only): a password, its file or its environment variable."""
 
     password: SecretStr | None = None
@@ -57,7 +55,7 @@ class ResultsUser(_Strict):
         return self
 
 
-class ResultsOpcUa(_Strict):
+class ResultsOpcUa(Strict):
     """kilnwatch's results as an OPC UA server (namespace ``urn:kilnwatch:results``), read only."""
 
     endpoint: str = Field(default="opc.tcp://127.0.0.1:4841/kilnwatch", pattern=r"^opc\.tcp://")
@@ -109,7 +107,7 @@ class ResultsOpcUa(_Strict):
         return None if secret is None else secret.get_secret_value().encode()
 
 
-class SparkplugOut(_Strict):
+class SparkplugOut(Strict):
     """Publish the results as a Sparkplug B edge node (NBIRTH/NDATA/NDEATH) besides the JSON topics."""
 
     group: str = "kilnwatch"
@@ -123,7 +121,7 @@ class SparkplugOut(_Strict):
         return v
 
 
-class ResultsMqtt(_Strict):
+class ResultsMqtt(Strict):
     """kilnwatch's results published to a broker: JSON (``<prefix>/<kiln>/live`` retained, ``.../hourly``)
     and, with ``sparkplug``, Sparkplug B metrics. Connection settings as the MQTT source's."""
 
@@ -164,6 +162,6 @@ class ResultsMqtt(_Strict):
         return self
 
 
-class ResultsConfig(_Strict):
+class ResultsConfig(Strict):
     opcua: ResultsOpcUa | None = None
     mqtt: ResultsMqtt | None = None

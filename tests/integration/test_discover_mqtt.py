@@ -11,7 +11,8 @@ import pytest
 
 from collector.sources.mqtt.decode import FieldDecoder, decode_batch
 from kilnwatch.cli import main
-from kilnwatch.config import PlantFile, SignalConfig, load_plant_file, parse_plant
+from kilnwatch.config import PlantFile, load_plant_file, parse_plant
+from kilnwatch.config_kiln import SignalConfig
 from kilnwatch.demo import demo_plant
 from kilnwatch.discover.mqtt import sample
 from simulators.clock import SimClock
