@@ -83,12 +83,21 @@ def connect_properties() -> Properties:
     return props
 
 
+def paho_client(client_id: str, protocol: str = "5") -> paho.Client:
+    """A paho client of ``protocol`` ("5" or "3.1.1", a persistent session)."""
+    if protocol == "5":
+        return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    return paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=False
+    )
+
+
 class BareSubscriber:
     """paho at QoS 1 on a persistent session, counting messages on its network thread."""
 
-    def __init__(self, broker: Broker, client_id: str) -> None:
-        self.broker, self.count = broker, 0
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    def __init__(self, broker: Broker, client_id: str, protocol: str = "5") -> None:
+        self.broker, self.count, self.v5 = broker, 0, protocol == "5"
+        self.client = paho_client(client_id, protocol)
         self.client.on_connect = lambda c, *_: c.subscribe(TOPICS, qos=1)
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: self.subscribed.set()
@@ -98,11 +107,16 @@ class BareSubscriber:
         self.count += 1
 
     def connect(self, clean: bool = False) -> None:
-        props = connect_properties()
-        if clean:
-            props.SessionExpiryInterval = 0
         self.subscribed.clear()
-        self.client.connect(self.broker.host, self.broker.port, clean_start=clean, properties=props)
+        if self.v5:
+            props = connect_properties()
+            if clean:
+                props.SessionExpiryInterval = 0
+            self.client.connect(self.broker.host, self.broker.port, clean_start=clean, properties=props)
+        elif clean:
+            raise ValueError("an MQTT 3.1.1 subscriber here resumes its persistent session only")
+        else:
+            self.client.connect(self.broker.host, self.broker.port)
         self.client.loop_start()
         if not self.subscribed.wait(10):
             raise TimeoutError("the bare subscriber was not subscribed within 10 s")

@@ -11,16 +11,22 @@ victoria-metrics through InfluxDB's v2 write API:
   (batches of ``--batch-messages`` messages, 1 s at most) -> ``function`` (one point per channel)
   -> ``influxdb batch`` (v2 API). MQTT.js acknowledges on receipt; nothing is stored locally.
 
-Per run, both persistent sessions (MQTT 5, QoS 1) are created offline, paho publishers queue
+Each MQTT version of ``--protocols`` is measured in turn at every end (kilnwatch's ``protocol``
+setting, Node-RED's broker node, the sessions): 5, kilnwatch's default, then 3.1.1, Node-RED's.
+Per run, the persistent sessions (QoS 1) are created offline, paho publishers queue
 ``--messages`` simulator messages (``simulators.cems_payload``: two kilns, 7 channels each, hours
-old) for both, then each consumer is started in turn (order alternating) and drains its queue.
+old) for each, then each consumer is started in turn (order alternating) and drains its queue.
+A third session is drained last by paho alone in this process (acknowledging on receipt, nothing
+decoded or stored): what the Python MQTT client kilnwatch's worker uses costs by itself, logged
+per run and as a median beside the two consumers; it is not part of the RESULT line.
 Points arriving are counted in victoria-metrics (``count_over_time`` of ``reading_quality``, the
 peer's points carry ``writer="node-red"``) every ``--poll`` s; the rate is taken between 10 % and
 90 % of the expected points, so start-up and the last flush are left out. A run checks that every
-point arrived. Prints the medians of ``--repeats`` runs:
+point arrived. Prints the medians of ``--repeats`` runs per version:
 
     RESULT peer_mqtt_to_historian value=<readings/s> unit=readings/s baseline=<Node-RED readings/s>
         ratio=<value/baseline>
+    RESULT peer_mqtt_to_historian_mqtt311 ...   (the same with MQTT 3.1.1)
 
 When Node-RED cannot be installed (no Node.js or npm, no registry), the script stops and says why.
 """
@@ -44,7 +50,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import paho.mqtt.client as paho
 import yaml
 from common import (
     Broker,
@@ -58,8 +63,7 @@ from common import (
     result_line,
     victoria_metrics,
 )
-from mqtt_ingest import connect_properties, fill
-from paho.mqtt.enums import CallbackAPIVersion
+from mqtt_ingest import TOPICS, BareSubscriber, connect_properties, fill, paho_client
 
 from kilnwatch.demo import DEMO_KILNS, demo_plant
 from simulators.cems_payload import build_messages
@@ -78,6 +82,8 @@ NS = 1_000_000_000
 #: Points of a consumer in victoria-metrics: kilnwatch's readings have no ``writer`` tag.
 SELECTORS = {"kilnwatch": 'reading_quality{writer=""}', "node-red": 'reading_quality{writer="node-red"}'}
 STALL_S = 20.0
+#: MQTT version at every end -> its RESULT line: kilnwatch's default first, then Node-RED's.
+RESULT_NAMES = {"5": "peer_mqtt_to_historian", "3.1.1": "peer_mqtt_to_historian_mqtt311"}
 INFLUX_ROWS = b'vm_rows_inserted_total{type="influx"}'
 
 Message = tuple[str, bytes]
@@ -107,13 +113,17 @@ def node_red_script() -> Path:
 
 @contextlib.contextmanager
 def node_red(
-    workdir: Path, red: Path, broker: Broker, influx_url: str, client_id: str, batch: int
+    workdir: Path, red: Path, broker: Broker, influx_url: str, client_id: str, batch: int, protocol: str
 ) -> Iterator[int]:
-    """Node-RED running ``bench/peer/flow.json``; yields its pid."""
+    """Node-RED running ``bench/peer/flow.json`` (its broker speaking ``protocol``); yields its pid."""
     user_dir = workdir / "node-red"
     user_dir.mkdir(parents=True, exist_ok=True)
     flow = user_dir / "flow.json"
-    shutil.copyfile(FLOW_DIR / "flow.json", flow)
+    nodes = json.loads((FLOW_DIR / "flow.json").read_text(encoding="utf-8"))
+    for node in nodes:
+        if node["type"] == "mqtt-broker":
+            node["protocolVersion"] = "5" if protocol == "5" else "4"
+    flow.write_text(json.dumps(nodes, indent=1), encoding="utf-8")
     # credentialSecret false: Node-RED reads the influx node's token from this plain file
     (user_dir / "flow_cred.json").write_text(json.dumps({"kw-influx": {"token": "bench"}}), encoding="utf-8")
     port = free_port()
@@ -153,19 +163,20 @@ def _env(values: dict[str, str]) -> Iterator[None]:
 # -- kilnwatch ----------------------------------------------------------------------------
 
 
-def kilnwatch_plant(workdir: Path, broker: Broker, client_id: str) -> Path:
+def kilnwatch_plant(workdir: Path, broker: Broker, client_id: str, protocol: str) -> Path:
     plant = demo_plant(opcua_port=free_port(), mqtt_port=broker.port)
     plant["sources"]["mqtt"]["cems"]["client_id"] = client_id
+    plant["sources"]["mqtt"]["cems"]["protocol"] = protocol
     path = workdir / "plant.yaml"
     path.write_text(yaml.safe_dump(plant, sort_keys=False), encoding="utf-8")
     return path
 
 
 @contextlib.contextmanager
-def kilnwatch(workdir: Path, broker: Broker, influx_url: str, client_id: str) -> Iterator[int]:
+def kilnwatch(workdir: Path, broker: Broker, influx_url: str, client_id: str, protocol: str) -> Iterator[int]:
     """``kilnwatch run`` writing to ``influx_url``; yields its pid."""
     workdir.mkdir(parents=True, exist_ok=True)
-    plant = kilnwatch_plant(workdir, broker, client_id)
+    plant = kilnwatch_plant(workdir, broker, client_id, protocol)
     env = {
         "KILNWATCH_INFLUX_URL": influx_url,
         "KILNWATCH_INFLUX_TOKEN": "bench",
@@ -204,13 +215,16 @@ def expected_points(messages: list[Message]) -> int:
     return total
 
 
-def create_session(broker: Broker, client_id: str, topics: list[str]) -> None:
-    """A persistent MQTT 5 session subscribed at QoS 1, left offline: the broker queues for it."""
+def create_session(broker: Broker, client_id: str, topics: list[str], protocol: str) -> None:
+    """A persistent session subscribed at QoS 1, left offline: the broker queues for it."""
     subscribed = threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client = paho_client(client_id, protocol)
     client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
     client.on_subscribe = lambda *_: subscribed.set()
-    client.connect(broker.host, broker.port, clean_start=False, properties=connect_properties())
+    if protocol == "5":
+        client.connect(broker.host, broker.port, clean_start=False, properties=connect_properties())
+    else:
+        client.connect(broker.host, broker.port)
     client.loop_start()
     try:
         if not subscribed.wait(10):
@@ -284,18 +298,42 @@ def drain(url: str, selector: str, expected: int, pid: int, poll_s: float, timeo
             log(f"  stopped waiting: {readings:,} of {expected:,} readings after {now - started:.0f} s")
             break
         time.sleep(poll_s)
+    return middle_of(samples, readings / samples[-1][1] if samples[-1][1] else 0.0, readings)
+
+
+def middle_of(samples: list[tuple[float, int, float]], per_count: float, arrived: int) -> Drain:
+    """The rate and CPU per reading between 10 % and 90 % of a drain's ``samples`` (time, count,
+    CPU s); a count is worth ``per_count`` readings."""
     total = samples[-1][1]
+    if total == 0:
+        return Drain(0.0, arrived, 0.0, 0.0)
     first = next((s for s in samples if s[1] > 0), samples[-1])
     lo = next((s for s in samples if s[1] >= 0.1 * total), samples[-1])
     hi = next((s for s in samples if s[1] >= 0.9 * total), samples[-1])
-    if total == 0:
-        return Drain(0.0, readings, 0.0, 0.0)
     if hi[0] <= lo[0]:  # the middle of the drain fell between two polls: the whole drain instead
         lo, hi = samples[0], samples[-1]
-    per_row = readings / total
-    rate = (hi[1] - lo[1]) / (hi[0] - lo[0]) * per_row
-    cpu = (hi[2] - lo[2]) / max((hi[1] - lo[1]) * per_row, 1) * 1e6
-    return Drain(rate, readings, cpu, samples[-1][0] - first[0])
+    rate = (hi[1] - lo[1]) / (hi[0] - lo[0]) * per_count
+    cpu = (hi[2] - lo[2]) / max((hi[1] - lo[1]) * per_count, 1) * 1e6
+    return Drain(rate, arrived, cpu, samples[-1][0] - first[0])
+
+
+def bare_drain(
+    broker: Broker, client_id: str, protocol: str, messages: int, expected: int, poll_s: float
+) -> Drain:
+    """paho alone, in this process, draining its queue: the session kilnwatch's MQTT worker uses
+    (QoS 1, receive maximum 1000 under MQTT 5), acknowledging on receipt, nothing decoded or stored.
+    What the Python MQTT client costs before kilnwatch does anything with a message."""
+    sub = BareSubscriber(broker, client_id, protocol)
+    samples: list[tuple[float, int, float]] = [(time.perf_counter(), 0, time.process_time())]
+    sub.connect()
+    try:
+        started = time.monotonic()
+        while sub.count < messages and time.monotonic() - started < 300:
+            time.sleep(poll_s)
+            samples.append((time.perf_counter(), sub.count, time.process_time()))
+    finally:
+        sub.disconnect()
+    return middle_of(samples, expected / messages, sub.count * expected // messages)
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -307,45 +345,57 @@ def one_run(
     end_s = time.time_ns() // NS - 3600 - run * (args.messages // len(DEMO_KILNS) + 60)
     messages = analyser_messages(args.messages, end_s)
     expected = expected_points(messages)
-    kw_id, nr_id = f"bench-kilnwatch-{run}", f"bench-node-red-{run}"
-    create_session(broker, kw_id, kilnwatch_topics())
-    create_session(broker, nr_id, ["kilnwatch/sim/+/cems"])
+    kw_id, nr_id, paho_id = f"bench-kilnwatch-{run}", f"bench-node-red-{run}", f"bench-paho-{run}"
+    create_session(broker, kw_id, kilnwatch_topics(), args.protocol)
+    create_session(broker, nr_id, [TOPICS], args.protocol)
+    create_session(broker, paho_id, [TOPICS], args.protocol)
     filled = fill(broker, messages)
     log(f"run {run}: {len(messages):,} messages ({expected:,} readings) queued at {filled:,.0f} messages/s")
 
     def ours() -> Drain:
-        with kilnwatch(workdir / f"kilnwatch{run}", broker, url, kw_id) as pid:
+        with kilnwatch(workdir / f"kilnwatch{run}", broker, url, kw_id, args.protocol) as pid:
             return drain(url, SELECTORS["kilnwatch"], expected, pid, args.poll, 300)
 
     def peer() -> Drain:
-        with node_red(workdir / f"node-red{run}", red, broker, url, nr_id, args.batch_messages) as pid:
+        with node_red(
+            workdir / f"node-red{run}", red, broker, url, nr_id, args.batch_messages, args.protocol
+        ) as pid:
             return drain(url, SELECTORS["node-red"], expected, pid, args.poll, 300)
 
     if run % 2:
         kw, nr = ours(), peer()
     else:
         nr, kw = peer(), ours()
-    for name, d in (("kilnwatch", kw), ("node-red", nr)):
+    bare = bare_drain(broker, paho_id, args.protocol, len(messages), expected, args.poll)
+    for name, d in (("kilnwatch", kw), ("node-red", nr), ("paho", bare)):
         log(
             f"  {name:9}: {d.readings_per_s:9,.0f} readings/s, {d.arrived:,}/{expected:,} arrived "
             f"in {d.seconds:.1f} s, CPU {d.cpu_us_per_reading:.1f} µs per reading"
         )
         if d.arrived < expected:
             log(f"  {name}: {expected - d.arrived:,} readings did not arrive")
-    return kw, nr
+    return kw, nr, bare
 
 
 def measure(workdir: Path, args: argparse.Namespace) -> None:
     red = node_red_script()
-    kw_rates: list[float] = []
-    nr_rates: list[float] = []
     with mosquitto(workdir) as broker, victoria_metrics(workdir, "-search.disableCache") as url:
-        for run in range(1, args.repeats + 1):
-            kw, nr = one_run(run, workdir, broker, url, red, args)
-            kw_rates.append(kw.readings_per_s)
-            nr_rates.append(nr.readings_per_s)
-    v, b = statistics.median(kw_rates), statistics.median(nr_rates)
-    result_line("peer_mqtt_to_historian", v, "readings/s", b, v / b if b else 0.0)
+        for i, protocol in enumerate(args.protocols):
+            log(f"MQTT {protocol} at every end")
+            runs = range(i * args.repeats + 1, (i + 1) * args.repeats + 1)
+            as_run = argparse.Namespace(**{**vars(args), "protocol": protocol})
+            drains = [one_run(run, workdir, broker, url, red, as_run) for run in runs]
+            report(protocol, drains)
+
+
+def report(protocol: str, drains: list[tuple[Drain, Drain, Drain]]) -> None:
+    v, b, p = (statistics.median(d[i].readings_per_s for d in drains) for i in range(3))
+    cpu = [statistics.median(d[i].cpu_us_per_reading for d in drains) for i in range(3)]
+    log(
+        f"MQTT {protocol}, medians: kilnwatch {v:,.0f}, Node-RED {b:,.0f}, paho alone {p:,.0f} readings/s "
+        f"({p / b if b else 0:.2f} of Node-RED); CPU per reading {cpu[0]:.1f}, {cpu[1]:.1f}, {cpu[2]:.1f} µs"
+    )
+    result_line(RESULT_NAMES[protocol], v, "readings/s", b, v / b if b else 0.0)
 
 
 def main() -> None:
@@ -356,6 +406,13 @@ def main() -> None:
         "--messages", type=int, default=100_000, help="queued per run (2 kilns, 7 channels; 15-25 s a drain)"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=list(RESULT_NAMES),
+        default=list(RESULT_NAMES),
+        help="MQTT versions to measure, each at every end (kilnwatch's `protocol`, Node-RED's broker node)",
+    )
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between counts in victoria-metrics")
     parser.add_argument(
         "--batch-messages", type=int, default=700, help="Node-RED: messages per write (7 points each)"

@@ -59,6 +59,7 @@ GOALS: dict[str, tuple[str, Compare, float]] = {
     "soak_memory": ("<", operator.lt, 1.05),
     # issue 16: kilnwatch against a Node-RED flow doing the same plumbing
     "peer_mqtt_to_historian": (">=", operator.ge, 1.0),
+    "peer_mqtt_to_historian_mqtt311": (">=", operator.ge, 1.0),  # both ends on MQTT 3.1.1
 }
 #: RESULT name -> goal on the value itself (its baseline is a reference, not a ceiling)
 VALUE_GOALS: dict[str, tuple[str, Compare, float]] = {
