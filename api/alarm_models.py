@@ -82,43 +82,30 @@ class AlarmEventOut(BaseModel):
     detail: dict[str, Any]
 
 
+def _common(x: Alarm | Occurrence) -> dict[str, Any]:
+    """What an alarm and a stored occurrence of it both say."""
+    return {
+        "id": x.key,
+        "kind": x.kind,
+        "severity": x.severity,
+        "kiln": x.kiln,
+        "message": x.message,
+        "code": x.code,
+        "params": x.params,
+        "start": iso(x.start_ns),
+        "end": None if x.end_ns is None else iso(x.end_ns),
+        "active": x.active,
+    }
+
+
 def alarm_out(a: Alarm) -> AlarmOut:
-    return AlarmOut(
-        id=a.key,
-        kind=a.kind,
-        severity=a.severity,
-        kiln=a.kiln,
-        message=a.message,
-        code=a.code,
-        params=a.params,
-        start=iso(a.start_ns),
-        end=None if a.end_ns is None else iso(a.end_ns),
-        active=a.active,
-        data_time=None if a.data_time_ns is None else iso(a.data_time_ns),
-        subjects=list(a.subjects),
-    )
+    data_time = None if a.data_time_ns is None else iso(a.data_time_ns)
+    return AlarmOut(**_common(a), data_time=data_time, subjects=list(a.subjects))
 
 
 def occurrence_out(occ: Occurrence, alarm: Alarm | None, now_ns: int) -> AlarmOut:
     """The alarm as the book has it (or, restored after a restart, as stored) with its lifecycle state."""
-    base = (
-        alarm_out(alarm)
-        if alarm is not None
-        else AlarmOut(
-            id=occ.key,
-            kind=occ.kind,
-            severity=occ.severity,
-            kiln=occ.kiln,
-            message=occ.message,
-            code=occ.code,
-            params=occ.params,
-            start=iso(occ.start_ns),
-            end=None if occ.end_ns is None else iso(occ.end_ns),
-            active=occ.active,
-            data_time=None,
-            subjects=[],
-        )
-    )
+    base = alarm_out(alarm) if alarm is not None else AlarmOut(**_common(occ), data_time=None, subjects=[])
     state = occ.state(now_ns)
     shelved = state == SHELVED  # an expired shelve the watch has not yet ended is over
     return base.model_copy(
