@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,11 +123,23 @@ def bench_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def process(args: Sequence[str], log_path: Path, ready: Callable[[], bool], what: str) -> Iterator[Any]:
-    """A child process whose output goes to ``log_path``; stopped (TERM, then KILL) on exit."""
+def process(
+    args: Sequence[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    what: str,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """A child process whose output goes to ``log_path``, with ``env`` added to :func:`bench_env`;
+    stopped (TERM, then KILL) on exit."""
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
-            list(args), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=bench_env(), cwd=ROOT
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env={**bench_env(), **(env or {})},
+            cwd=ROOT,
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -249,8 +261,10 @@ def plant_file(
 
 
 @contextlib.contextmanager
-def kilnwatch_service(workdir: Path, plant: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``kilnwatch run --config`` in its own process, ready when its API answers."""
+def kilnwatch_service(
+    workdir: Path, plant: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``kilnwatch run --config`` in its own process (``env`` added), ready when its API answers."""
     args = [
         python(),
         "-m",
@@ -263,7 +277,7 @@ def kilnwatch_service(workdir: Path, plant: Path, port: int) -> Iterator[subproc
         "--data-dir",
         str(workdir / "data"),
     ]
-    with process(args, workdir / "kilnwatch.log", lambda: accepting(port), "kilnwatch") as proc:
+    with process(args, workdir / "kilnwatch.log", lambda: accepting(port), "kilnwatch", env) as proc:
         yield proc
 
 

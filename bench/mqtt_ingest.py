@@ -32,7 +32,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,22 +83,21 @@ def connect_properties() -> Properties:
     return props
 
 
-def paho_client(client_id: str, protocol: str = "5") -> paho.Client:
-    """A paho client of ``protocol`` ("5" or "3.1.1", a persistent session)."""
-    if protocol == "5":
-        return paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    return paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=False
-    )
-
-
 class BareSubscriber:
-    """paho at QoS 1 on a persistent session, counting messages on its network thread."""
+    """paho at QoS 1 on a persistent session of ``protocol`` ("5" or "3.1.1") subscribed to
+    ``topics``, counting messages on its network thread."""
 
-    def __init__(self, broker: Broker, client_id: str, protocol: str = "5") -> None:
+    def __init__(
+        self, broker: Broker, client_id: str, protocol: str = "5", topics: Sequence[str] = (TOPICS,)
+    ) -> None:
         self.broker, self.count, self.v5 = broker, 0, protocol == "5"
-        self.client = paho_client(client_id, protocol)
-        self.client.on_connect = lambda c, *_: c.subscribe(TOPICS, qos=1)
+        if self.v5:
+            self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        else:
+            self.client = paho.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311, clean_session=False
+            )
+        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message

@@ -36,12 +36,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -53,30 +49,22 @@ import numpy as np
 import yaml
 from common import (
     Broker,
-    accepting,
     cpu_seconds,
     free_port,
     kilnwatch_service,
     log,
     mosquitto,
-    process,
     result_line,
     victoria_metrics,
 )
-from mqtt_ingest import TOPICS, BareSubscriber, connect_properties, fill, paho_client
+from mqtt_ingest import TOPICS, BareSubscriber, fill
+from peer_node_red import node_red, node_red_script
 
 from kilnwatch.demo import DEMO_KILNS, demo_plant
 from simulators.cems_payload import build_messages
 from simulators.model import ANALYSER_CHANNELS, build_models
 from simulators.scenarios import Scenario
 
-HERE = Path(__file__).resolve().parent
-PEER_DIR = HERE / ".peer"
-FLOW_DIR = HERE / "peer"
-#: The peer's packages, pinned so that runs compare like with like.
-NODE_RED = "node-red@4.1.15"
-INFLUX_NODES = "node-red-contrib-influxdb@0.7.0"
-NPM_TIMEOUT_S = 600.0
 CHANNELS = len(ANALYSER_CHANNELS)
 NS = 1_000_000_000
 #: Points of a consumer in victoria-metrics: kilnwatch's readings have no ``writer`` tag.
@@ -87,77 +75,6 @@ RESULT_NAMES = {"5": "peer_mqtt_to_historian", "3.1.1": "peer_mqtt_to_historian_
 INFLUX_ROWS = b'vm_rows_inserted_total{type="influx"}'
 
 Message = tuple[str, bytes]
-
-
-# -- the peer -----------------------------------------------------------------------------
-
-
-def node_red_script() -> Path:
-    """``red.js`` of the cached Node-RED, installed from npm on first use."""
-    red = PEER_DIR / "node_modules" / "node-red" / "red.js"
-    if red.exists() and (PEER_DIR / "node_modules" / "node-red-contrib-influxdb").is_dir():
-        return red
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        raise RuntimeError("Node.js and npm are not installed (Debian: apt-get install nodejs npm)")
-    PEER_DIR.mkdir(parents=True, exist_ok=True)
-    log(f"peer: npm install {NODE_RED} {INFLUX_NODES} into {PEER_DIR}")
-    args = [npm, "install", "--prefix", str(PEER_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
-    done = subprocess.run(
-        [*args, NODE_RED, INFLUX_NODES], capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=False
-    )
-    if done.returncode != 0 or not red.exists():
-        raise RuntimeError(f"npm install failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
-    return red
-
-
-@contextlib.contextmanager
-def node_red(
-    workdir: Path, red: Path, broker: Broker, influx_url: str, client_id: str, batch: int, protocol: str
-) -> Iterator[int]:
-    """Node-RED running ``bench/peer/flow.json`` (its broker speaking ``protocol``); yields its pid."""
-    user_dir = workdir / "node-red"
-    user_dir.mkdir(parents=True, exist_ok=True)
-    flow = user_dir / "flow.json"
-    nodes = json.loads((FLOW_DIR / "flow.json").read_text(encoding="utf-8"))
-    for node in nodes:
-        if node["type"] == "mqtt-broker":
-            node["protocolVersion"] = "5" if protocol == "5" else "4"
-    flow.write_text(json.dumps(nodes, indent=1), encoding="utf-8")
-    # credentialSecret false: Node-RED reads the influx node's token from this plain file
-    (user_dir / "flow_cred.json").write_text(json.dumps({"kw-influx": {"token": "bench"}}), encoding="utf-8")
-    port = free_port()
-    env = {
-        "KW_NR_PORT": str(port),
-        "KW_NR_USER_DIR": str(user_dir),
-        "KW_NR_FLOW_FILE": str(flow),
-        "KW_NR_NODES_DIR": str(PEER_DIR / "node_modules" / "node-red-contrib-influxdb"),
-        "KW_NR_MQTT_PORT": str(broker.port),
-        "KW_NR_CLIENT_ID": client_id,
-        "KW_NR_INFLUX_URL": influx_url,
-        "KW_NR_BATCH_MESSAGES": str(batch),
-    }
-    node = shutil.which("node") or shutil.which("nodejs")
-    if node is None:
-        raise RuntimeError("Node.js is not installed (Debian: apt-get install nodejs npm)")
-    args = [node, str(red), "--settings", str(FLOW_DIR / "settings.js")]
-    with _env(env), process(args, workdir / "node-red.log", lambda: accepting(port), "node-red") as proc:
-        yield proc.pid
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the child processes started inside (``common.bench_env``)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # -- kilnwatch ----------------------------------------------------------------------------
@@ -183,7 +100,7 @@ def kilnwatch(workdir: Path, broker: Broker, influx_url: str, client_id: str, pr
         "KILNWATCH_INFLUX_ORG": "bench",
         "KILNWATCH_INFLUX_BUCKET": "bench",
     }
-    with _env(env), kilnwatch_service(workdir, plant, free_port()) as proc:
+    with kilnwatch_service(workdir, plant, free_port(), env) as proc:
         yield proc.pid
 
 
@@ -217,21 +134,11 @@ def expected_points(messages: list[Message]) -> int:
 
 def create_session(broker: Broker, client_id: str, topics: list[str], protocol: str) -> None:
     """A persistent session subscribed at QoS 1, left offline: the broker queues for it."""
-    subscribed = threading.Event()
-    client = paho_client(client_id, protocol)
-    client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-    client.on_subscribe = lambda *_: subscribed.set()
-    if protocol == "5":
-        client.connect(broker.host, broker.port, clean_start=False, properties=connect_properties())
-    else:
-        client.connect(broker.host, broker.port)
-    client.loop_start()
+    session = BareSubscriber(broker, client_id, protocol, topics)
     try:
-        if not subscribed.wait(10):
-            raise TimeoutError(f"session {client_id}: not subscribed within 10 s")
+        session.connect()
     finally:
-        client.disconnect()
-        client.loop_stop()
+        session.disconnect()
 
 
 # -- counting in victoria-metrics ---------------------------------------------------------
@@ -341,7 +248,7 @@ def bare_drain(
 
 def one_run(
     run: int, workdir: Path, broker: Broker, url: str, red: Path, args: argparse.Namespace
-) -> tuple[Drain, Drain]:
+) -> tuple[Drain, Drain, Drain]:
     end_s = time.time_ns() // NS - 3600 - run * (args.messages // len(DEMO_KILNS) + 60)
     messages = analyser_messages(args.messages, end_s)
     expected = expected_points(messages)
